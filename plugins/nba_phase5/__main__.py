@@ -1,0 +1,5 @@
+import sys
+
+from nba_phase5.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""Small helpers over google-cloud-bigquery: parameterised queries and DML inserts.
+
+Every value reaches BigQuery as a typed query parameter, never through string formatting. Rows are
+inserted with DML (``INSERT … FROM UNNEST(@rows)``) rather than streaming, so they can be deleted or
+merged at once on real BigQuery too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from nba_phase5 import config
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+INSERT_CHUNK_ROWS = 1000
+
+
+def _scalar_type(value: object) -> str:
+    # bool before int: True is an int.
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, datetime):
+        return "TIMESTAMP"
+    if isinstance(value, date):
+        return "DATE"
+    return "STRING"
+
+
+def query_parameter(name: str | None, value: object, type_: str | None = None) -> Any:
+    from google.cloud import bigquery
+
+    if isinstance(value, (list, tuple)):
+        item_type = type_ or (_scalar_type(value[0]) if value else "STRING")
+        return bigquery.ArrayQueryParameter(name, item_type, list(value))
+    return bigquery.ScalarQueryParameter(name, type_ or _scalar_type(value), value)  # type: ignore[arg-type]
+
+
+def run_query(client: bigquery.Client, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
+    """Run ``sql`` with named parameters and return the rows as dicts."""
+    from google.cloud import bigquery
+
+    job_config = bigquery.QueryJobConfig(
+        query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
+        use_legacy_sql=False,
+    )
+    return [dict(row.items()) for row in client.query(sql, job_config=job_config).result()]
+
+
+def table_schema(table_name: str) -> list[dict[str, Any]]:
+    spec = json.loads((config.include_dir() / "schemas" / f"{table_name}.json").read_text())
+    fields: list[dict[str, Any]] = spec["schema"]
+    return fields
+
+
+def insert_rows(client: bigquery.Client, table_name: str, rows: Sequence[Mapping[str, object]]) -> int:
+    """Insert ``rows`` into ``dataset.table`` with DML; columns and types come from its schema file."""
+    from google.cloud import bigquery
+
+    columns = [(f["name"], f["type"]) for f in table_schema(table_name)]
+    names = [name for name, _ in columns]
+    unknown = {key for row in rows for key in row} - set(names)
+    if unknown:
+        raise ValueError(f"{table_name} has no columns {sorted(unknown)}")
+    column_list = ", ".join(names)
+    sql = (
+        f"INSERT INTO `{client.project}.{table_name}` ({column_list}) "  # noqa: S608 - names from schema files
+        f"SELECT {', '.join('r.' + n for n in names)} FROM UNNEST(@rows) AS r"
+    )
+    inserted = 0
+    for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+        chunk = rows[start : start + INSERT_CHUNK_ROWS]
+        structs = [
+            bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in columns))
+            for row in chunk
+        ]
+        job = client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(
+                query_parameters=[bigquery.ArrayQueryParameter("rows", "STRUCT", structs)],
+                use_legacy_sql=False,
+            ),
+        )
+        job.result()
+        inserted += job.num_dml_affected_rows or 0
+    return inserted
+
+
+def delete_date(client: bigquery.Client, table_name: str, column: str, day: date, **equals: str) -> int:
+    """Delete one date's rows (optionally narrowed by string columns); returns the count."""
+    from google.cloud import bigquery
+
+    where = [f"{column} = @day"] + [f"{k} = @{k}" for k in equals]
+    sql = f"DELETE FROM `{client.project}.{table_name}` WHERE " + " AND ".join(where)  # noqa: S608
+    params = [query_parameter("day", day)] + [query_parameter(k, v) for k, v in equals.items()]
+    job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
+    job.result()
+    return job.num_dml_affected_rows or 0

@@ -1,0 +1,123 @@
+"""``python -m nba_phase5 <command>``: provisioning, seeding and Phase 4's event, from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from nba_phase5 import config
+from nba_phase5.contract import InvalidEventError, parse_game_date
+
+
+def _game_date(value: str) -> date:
+    try:
+        return parse_game_date(value)
+    except InvalidEventError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def _percent(value: str) -> float:
+    pct = float(value)
+    if not 0 <= pct <= 100:
+        raise argparse.ArgumentTypeError("must be between 0 and 100")
+    return pct
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from nba_phase5.provisioning import provision
+
+    report = provision(config.project_id(args.project))
+    print(report.summary())
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from nba_phase5.clients import bigquery_client
+    from nba_phase5.seeding import seed_day
+
+    client = bigquery_client(config.project_id(args.project))
+    report = seed_day(
+        client,
+        args.date,
+        players=args.players,
+        ready_pct=args.ready_pct,
+        games=not args.no_games,
+        phase4_run=not args.no_phase4_run,
+    )
+    print(report.summary())
+    return 0
+
+
+def cmd_publish_phase4(args: argparse.Namespace) -> int:
+    from nba_phase5.clients import bigquery_client, publisher_client
+    from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+
+    project = config.project_id(args.project)
+    if (args.players_ready is None) != (args.players_total is None):
+        print("error: give both --players-ready and --players-total, or neither", file=sys.stderr)
+        return 2
+    if args.players_ready is None:
+        ready, total = count_production_ready(bigquery_client(project), args.date)
+        if total == 0:
+            print(f"error: the feature store has no players for {args.date}; seed it first", file=sys.stderr)
+            return 1
+    else:
+        ready, total = args.players_ready, args.players_total
+    try:
+        event = build_event(args.date, ready, total, correlation_id=args.correlation_id)
+    except InvalidEventError as exc:
+        print(f"error: not published: {exc.reason}", file=sys.stderr)
+        return 2
+    message_id = publish_completion_event(publisher_client(), project, event)
+    print(f"Published {event.to_json().decode()} as message {message_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nba_phase5",
+        description="NBA Phase 4 → Phase 5 hand-off: provisioning, seeding and operations.",
+    )
+    parser.add_argument("--project", help="GCP project (default: $GCP_PROJECT)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    p = sub.add_parser("provision", help="create every topic, subscription, dataset and table (idempotent)")
+    p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("seed", help="write a realistic game day to BigQuery (replaces that date only)")
+    p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
+    p.add_argument("--players", type=_positive, default=450, help="players on the slate (default 450)")
+    p.add_argument("--ready-pct", type=_percent, default=93.0, help="percent production-ready (default 93)")
+    p.add_argument("--no-games", action="store_true", help="seed an off day: no games, no players")
+    p.add_argument("--no-phase4-run", action="store_true", help="leave out Phase 4's run-history row")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("publish-phase4", help="publish Phase 4's completion event, as Phase 4 does")
+    p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
+    p.add_argument("--players-ready", type=_count, help="default: counted in the feature store")
+    p.add_argument("--players-total", type=_count, help="default: counted in the feature store")
+    p.add_argument("--correlation-id", help="optional id carried through to the DAG's logs")
+    p.set_defaults(func=cmd_publish_phase4)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

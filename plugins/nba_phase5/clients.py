@@ -1,0 +1,47 @@
+"""Google Cloud clients for code that runs outside Airflow hooks (CLI, Phase 4 publisher, worker).
+
+With ``BIGQUERY_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST`` set, the client libraries talk to the local
+emulators and need no credentials; without them they use Application Default Credentials, so the
+same commands provision and seed real GCP.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+
+def using_emulators() -> bool:
+    return bool(os.environ.get("BIGQUERY_EMULATOR_HOST") or os.environ.get("PUBSUB_EMULATOR_HOST"))
+
+
+def bigquery_client(project: str) -> bigquery.Client:
+    from google.cloud import bigquery
+
+    host = os.environ.get("BIGQUERY_EMULATOR_HOST")
+    if host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=host),
+        )
+    return bigquery.Client(project=project)
+
+
+def publisher_client(**kwargs: object) -> PublisherClient:
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    return PublisherClient(**kwargs)  # type: ignore[arg-type]
+
+
+def subscriber_client() -> SubscriberClient:
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    return SubscriberClient()

@@ -1,0 +1,109 @@
+"""The Phase 4 event contract: what is accepted, and every way a payload is refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from nba_phase5.contract import MAX_EVENT_BYTES, InvalidEventError, Phase4CompletionEvent
+
+TODAY = date(2025, 11, 28)
+VALID = {"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 420, "players_total": 450}
+
+
+def parse(payload: object) -> Phase4CompletionEvent:
+    body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    return Phase4CompletionEvent.from_json(body, today=TODAY)
+
+
+def test_valid_event_round_trips() -> None:
+    event = parse(VALID)
+    assert event == Phase4CompletionEvent(date(2025, 11, 28), 420, 450)
+    assert event.ready_pct == pytest.approx(93.333, abs=0.001)
+    assert parse(event.to_json()) == event
+
+
+def test_optional_fields_are_kept() -> None:
+    event = parse(
+        {
+            **VALID,
+            "processor": "ml_feature_store_v2",
+            "completed_at": "2025-11-28T07:12:00Z",
+            "correlation_id": "abc-123",
+        }
+    )
+    assert event.processor == "ml_feature_store_v2"
+    assert event.completed_at == datetime(2025, 11, 28, 7, 12, tzinfo=UTC)
+    assert event.correlation_id == "abc-123"
+    assert json.loads(event.to_json())["completed_at"] == "2025-11-28T07:12:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "JSON object"),
+        (b"null", "JSON object"),
+        (b'"phase4_complete"', "JSON object"),
+        (b"x" * (MAX_EVENT_BYTES + 1), "limit"),
+    ],
+)
+def test_unreadable_bodies_are_refused(body: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason):
+        parse(body)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"game_date": None}, "must be a string"),
+        ({"game_date": 20251128}, "must be a string"),
+        ({"game_date": "2025-02-30"}, "not a calendar date"),
+        ({"game_date": "2025-13-01"}, "not a calendar date"),
+        ({"game_date": "28/11/2025"}, "YYYY-MM-DD"),
+        ({"game_date": "2025-11-28T00:00:00"}, "YYYY-MM-DD"),
+        ({"game_date": "2025-11-28'; DROP TABLE x; --"}, "YYYY-MM-DD"),
+        ({"game_date": "2099-01-01"}, "days ahead"),
+        ({"game_date": "1900-01-01"}, "before the NBA"),
+        ({"event_type": "phase3_complete"}, "event_type"),
+        ({"event_type": None}, "event_type"),
+        ({"players_ready": "420"}, "must be an integer"),
+        ({"players_ready": 420.0}, "must be an integer"),
+        ({"players_ready": True}, "must be an integer"),
+        ({"players_ready": -1}, "between 0"),
+        ({"players_total": 10**9}, "between 0"),
+        ({"players_ready": 451}, "exceeds players_total"),
+        ({"processor": ""}, "non-empty string"),
+        ({"processor": 7}, "non-empty string"),
+        ({"correlation_id": "x" * 500}, "at most"),
+        ({"completed_at": "yesterday"}, "ISO 8601"),
+        ({"completed_at": "2025-11-28T07:12:00"}, "UTC offset"),
+        ({"extra": 1}, "unknown fields: extra"),
+    ],
+)
+def test_bad_fields_are_refused_with_reason(change: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason) as info:
+        parse({**VALID, **change})
+    assert reason.split(":")[0] in info.value.reason
+
+
+@pytest.mark.parametrize("missing", ["event_type", "game_date", "players_ready", "players_total"])
+def test_missing_required_field_is_named(missing: str) -> None:
+    payload = {k: v for k, v in VALID.items() if k != missing}
+    with pytest.raises(InvalidEventError, match=f"missing {missing}"):
+        parse(payload)
+
+
+def test_constructor_validates_too() -> None:
+    with pytest.raises(InvalidEventError, match="exceeds"):
+        Phase4CompletionEvent(date(2025, 11, 28), 10, 5)
+    with pytest.raises(InvalidEventError, match="UTC offset"):
+        Phase4CompletionEvent(date(2025, 11, 28), 1, 5, completed_at=datetime(2025, 11, 28))
+
+
+def test_zero_total_is_valid_and_reports_zero_pct() -> None:
+    assert parse({**VALID, "players_ready": 0, "players_total": 0}).ready_pct == 0.0

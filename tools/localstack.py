@@ -1,0 +1,304 @@
+"""Start and stop the local GCP stack: the official Pub/Sub emulator and bqemulator.
+
+Standard library only, so the Makefile and the test suite share it. Each server runs in its own
+process group (the gcloud wrapper forks a java child); stop ends the whole group.
+
+    python tools/localstack.py up [--pubsub-port 8085] [--bq-port 9050] [--bq-grpc-port 9060]
+    python tools/localstack.py down
+    python tools/localstack.py status
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / ".local"
+STATE_FILE = LOCAL / "stack.json"
+ENV_FILE = LOCAL / "stack.env"
+BQEMU_PYTHON = LOCAL / "bqemu-venv" / "bin" / "python"
+DEFAULT_PROJECT = "local-nba-props"
+START_TIMEOUT_S = 90.0
+
+# The emulator runs `INSTALL spatial` at start, which needs the internet; importing the extension from
+# the duckdb-extension-spatial wheel first makes that INSTALL a no-op offline.
+BQEMU_LAUNCHER = (
+    "import sys\n"
+    "from duckdb_extensions import import_extension\n"
+    "import_extension('spatial')\n"
+    "from bqemulator.cli import main\n"
+    "sys.argv[0] = 'bqemulator'\n"
+    "main()\n"
+)
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Server:
+    name: str
+    pid: int
+    port: int
+    log: str
+
+    def alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+@dataclass
+class Stack:
+    project: str
+    pubsub: Server
+    bigquery: Server
+    bigquery_grpc_port: int
+
+    def env(self) -> dict[str, str]:
+        """What a shell or a test needs to use this stack (Airflow included)."""
+        airflow_home = LOCAL / "airflow"
+        return {
+            "GCP_PROJECT": self.project,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub.port}",
+            "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bigquery.port}",
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+                {"conn_type": "google_cloud_platform", "extra": {"project": self.project, "is_anonymous": True}}
+            ),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _spawn(name: str, argv: list[str], log: Path, port: int, timeout: float) -> Server:
+    if port_open(port):
+        raise StackError(f"{name}: port {port} is already in use; stop what holds it or pick another port")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(LOCAL)
+        )
+    server = Server(name, proc.pid, port, str(log))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return server
+        if proc.poll() is not None:
+            stop_server(server)
+            raise StackError(f"{name} exited with code {proc.returncode} before listening on {port}:\n{_tail(log)}")
+        time.sleep(0.2)
+    stop_server(server)
+    raise StackError(f"{name} did not listen on port {port} within {timeout:.0f}s:\n{_tail(log)}")
+
+
+def pubsub_argv(port: int, project: str) -> list[str]:
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        raise StackError(
+            "gcloud is not installed. Install the Google Cloud CLI and its Pub/Sub emulator, e.g. "
+            "`apt-get install google-cloud-cli google-cloud-cli-pubsub-emulator` "
+            "or `gcloud components install beta pubsub-emulator`."
+        )
+    sdk_root = Path(os.path.realpath(gcloud)).parents[1]
+    if not (sdk_root / "platform" / "pubsub-emulator").is_dir():
+        raise StackError(
+            f"The Pub/Sub emulator component is missing from {sdk_root}. Install it with "
+            "`apt-get install google-cloud-cli-pubsub-emulator` or `gcloud components install pubsub-emulator`."
+        )
+    return [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}", f"--project={project}"]
+
+
+def bigquery_argv(port: int, grpc_port: int, project: str) -> list[str]:
+    if not BQEMU_PYTHON.exists():
+        raise StackError(f"{BQEMU_PYTHON} is missing: run `make venv` to create the emulator's virtualenv")
+    return [
+        str(BQEMU_PYTHON),
+        "-c",
+        BQEMU_LAUNCHER,
+        "start",
+        "--project",
+        project,
+        "--rest-port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--ephemeral",
+        "--log-level",
+        "warning",
+    ]
+
+
+def stop_server(server: Server, grace: float = 10.0) -> None:
+    """End ``server``'s whole process group: TERM, then KILL after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(server.pid, os.WNOHANG)
+            if not server.alive():
+                return
+            time.sleep(0.1)
+
+
+def start_stack(
+    project: str = DEFAULT_PROJECT,
+    *,
+    pubsub_port: int = 8085,
+    bq_port: int = 9050,
+    bq_grpc_port: int = 9060,
+    log_dir: Path | None = None,
+    timeout: float = START_TIMEOUT_S,
+) -> Stack:
+    log_dir = log_dir or LOCAL / "logs"
+    pubsub = _spawn("pubsub-emulator", pubsub_argv(pubsub_port, project), log_dir / "pubsub.log", pubsub_port, timeout)
+    try:
+        bigquery = _spawn(
+            "bigquery-emulator",
+            bigquery_argv(bq_port, bq_grpc_port, project),
+            log_dir / "bigquery.log",
+            bq_port,
+            timeout,
+        )
+    except BaseException:
+        stop_server(pubsub)
+        raise
+    return Stack(project, pubsub, bigquery, bq_grpc_port)
+
+
+def stop_stack(stack: Stack) -> None:
+    stop_server(stack.bigquery)
+    stop_server(stack.pubsub)
+
+
+def write_state(stack: Stack) -> None:
+    LOCAL.mkdir(exist_ok=True)
+    STATE_FILE.write_text(json.dumps(asdict(stack), indent=2))
+    ENV_FILE.write_text(
+        "# Written by `make stack-up`; `source` it to use the local stack.\n"
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in stack.env().items())
+    )
+
+
+def read_state() -> Stack | None:
+    if not STATE_FILE.exists():
+        return None
+    raw = json.loads(STATE_FILE.read_text())
+    return Stack(raw["project"], Server(**raw["pubsub"]), Server(**raw["bigquery"]), raw["bigquery_grpc_port"])
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    current = read_state()
+    if current and current.pubsub.alive() and current.bigquery.alive():
+        print(f"Stack already up: Pub/Sub :{current.pubsub.port}, BigQuery :{current.bigquery.port}")
+        write_state(current)
+        return 0
+    if current:
+        stop_stack(current)
+    stack = start_stack(
+        args.project, pubsub_port=args.pubsub_port, bq_port=args.bq_port, bq_grpc_port=args.bq_grpc_port
+    )
+    write_state(stack)
+    print(f"Pub/Sub emulator on 127.0.0.1:{stack.pubsub.port} (pgid {stack.pubsub.pid})")
+    print(
+        f"BigQuery emulator on 127.0.0.1:{stack.bigquery.port}, gRPC {stack.bigquery_grpc_port} "
+        f"(pgid {stack.bigquery.pid})"
+    )
+    print(f"Project {stack.project}. Use it from a shell with: source {ENV_FILE.relative_to(ROOT)}")
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    stack = read_state()
+    if stack is None:
+        print("Stack is not up.")
+        return 0
+    stop_stack(stack)
+    STATE_FILE.unlink(missing_ok=True)
+    ENV_FILE.unlink(missing_ok=True)
+    busy = [p for p in (stack.pubsub.port, stack.bigquery.port, stack.bigquery_grpc_port) if port_open(p)]
+    if busy:
+        print(f"Stack stopped, but ports {busy} still answer: something else holds them.", file=sys.stderr)
+        return 1
+    print("Stack stopped; ports freed.")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    stack = read_state()
+    if stack is None:
+        print("Stack is not up.")
+        return 1
+    for server in (stack.pubsub, stack.bigquery):
+        state = "up" if server.alive() and port_open(server.port) else "DOWN"
+        print(f"{server.name}: {state} on :{server.port} (log {server.log})")
+    return 0 if stack.pubsub.alive() and stack.bigquery.alive() else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Local GCP stack for nba_phase5")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start both emulators and write .local/stack.env")
+    up.add_argument("--project", default=os.environ.get("GCP_PROJECT", DEFAULT_PROJECT))
+    up.add_argument("--pubsub-port", type=int, default=int(os.environ.get("PUBSUB_PORT", 8085)))
+    up.add_argument("--bq-port", type=int, default=int(os.environ.get("BQ_PORT", 9050)))
+    up.add_argument("--bq-grpc-port", type=int, default=int(os.environ.get("BQ_GRPC_PORT", 9060)))
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop both emulators and everything they forked").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="are they up?").set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
