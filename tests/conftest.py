@@ -86,3 +86,27 @@ def drain():  # type: ignore[no-untyped-def]
         return received
 
     return _drain
+
+
+@pytest.fixture(scope="session")
+def airflow_db(stack: localstack.Stack) -> Path:
+    """A migrated Airflow metadata DB in the session's throwaway home, with the fan-out pool."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins")}
+    for argv in (["db", "migrate"], ["pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", *argv], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def phase5_dag(airflow_db: Path):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["nba_phase5_predictions"]

@@ -112,9 +112,12 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def _spawn(name: str, argv: list[str], log: Path, port: int, timeout: float) -> Server:
-    if port_open(port):
-        raise StackError(f"{name}: port {port} is already in use; stop what holds it or pick another port")
+def _spawn(
+    name: str, argv: list[str], log: Path, port: int, timeout: float, also_wait_for: tuple[int, ...] = ()
+) -> Server:
+    for wanted in (port, *also_wait_for):
+        if port_open(wanted):
+            raise StackError(f"{name}: port {wanted} is already in use; stop what holds it or pick another port")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -123,7 +126,7 @@ def _spawn(name: str, argv: list[str], log: Path, port: int, timeout: float) -> 
     server = Server(name, proc.pid, port, str(log))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if port_open(port):
+        if all(port_open(p) for p in (port, *also_wait_for)):
             return server
         if proc.poll() is not None:
             stop_server(server)
@@ -204,6 +207,7 @@ def start_stack(
             log_dir / "bigquery.log",
             bq_port,
             timeout,
+            also_wait_for=(bq_grpc_port,),
         )
     except BaseException:
         stop_server(pubsub)

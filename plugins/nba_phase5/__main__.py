@@ -2,4 +2,6 @@ import sys
 
 from nba_phase5.cli import main
 
-sys.exit(main())
+# Airflow's plugin manager imports every module under plugins/: only run when executed.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,6 +89,33 @@ def cmd_publish_phase4(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return rate
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from nba_phase5.worker import PredictionWorker, WorkerOptions
+
+    options = WorkerOptions(
+        project=config.project_id(args.project),
+        drop_rate=args.drop_rate,
+        seed=args.seed,
+        delay_ms=args.delay_ms,
+        crash_after=args.crash_after,
+        max_messages=args.max_messages,
+        idle_exit=args.idle_exit,
+    )
+    stats = PredictionWorker(options).run()
+    print(
+        f"Worker: {stats.received} requests received, {stats.written} predictions written, "
+        f"{stats.duplicates} duplicates skipped, {stats.dropped} dropped, {stats.invalid} invalid."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nba_phase5",
@@ -114,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--players-total", type=_count, help="default: counted in the feature store")
     p.add_argument("--correlation-id", help="optional id carried through to the DAG's logs")
     p.set_defaults(func=cmd_publish_phase4)
+
+    p = sub.add_parser("worker", help="run the local prediction worker (stand-in for Phase 5 workers)")
+    p.add_argument("--drop-rate", type=_rate, default=0.0, help="fraction of requests acked without a prediction")
+    p.add_argument("--seed", type=int, default=0, help="makes the dropped set reproducible")
+    p.add_argument("--delay-ms", type=_count, default=0, help="pause before each batch")
+    p.add_argument("--crash-after", type=_count, help="exit hard after this many requests, mid-batch")
+    p.add_argument("--max-messages", type=_positive, help="stop after this many requests")
+    p.add_argument("--idle-exit", type=float, help="stop after this many seconds without a request")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -1,0 +1,68 @@
+"""Which NBA game date a DAG run is for, and when its Phase 4 event is due.
+
+NBA dates are Eastern. A run belongs to the game date whose Phase 4 precompute it waits for; that
+precompute runs overnight, after the previous evening's games. So the game day "rolls over" at 18:00
+Eastern: any run time from 18:00 on D-1 up to 17:59 on D means game date D. This makes the three ways
+a user starts a run agree:
+
+* the scheduled run (cron 04:00 Eastern on D) → D;
+* ``airflow dags test nba_phase5_predictions D`` (logical date D 00:00 UTC, i.e. 19:00 or 20:00
+  Eastern on D-1) → D;
+* a backfill over D (one run per schedule tick, 04:00 Eastern on D) → D.
+
+Asset-triggered runs have no logical date: their ``run_after`` is used instead.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from nba_phase5.config import DAG_TIMEZONE
+from nba_phase5.contract import InvalidEventError, parse_game_date
+
+ROLLOVER_HOUR = 18
+DEFAULT_EVENT_DEADLINE = "06:00"
+
+
+def game_date_for_run(
+    run_time: datetime,
+    requested: str | None = None,
+    *,
+    tz: str = DAG_TIMEZONE,
+    today: date | None = None,
+) -> date:
+    """The game date for a run at ``run_time`` (aware), unless the user asked for one explicitly."""
+    if requested:
+        try:
+            return parse_game_date(requested, today=today)
+        except InvalidEventError as exc:
+            raise ValueError(f"params.game_date: {exc.reason}") from None
+    if run_time.tzinfo is None:
+        raise ValueError("run_time must be timezone-aware")
+    local = run_time.astimezone(ZoneInfo(tz))
+    return (local + timedelta(hours=24 - ROLLOVER_HOUR)).date()
+
+
+def parse_clock(value: str) -> time:
+    """``HH:MM`` → time, with a clear error."""
+    try:
+        hours, minutes = (int(part) for part in value.split(":"))
+        return time(hours, minutes)
+    except (ValueError, TypeError):
+        raise ValueError(f"expected a time of day HH:MM, got {value!r}") from None
+
+
+def event_deadline(
+    game_date: date,
+    clock: str = DEFAULT_EVENT_DEADLINE,
+    *,
+    now: datetime,
+    max_wait_seconds: float | None = None,
+    tz: str = DAG_TIMEZONE,
+) -> datetime:
+    """When the event wait gives up: ``clock`` on the game date in ``tz``, optionally capped at now + max wait."""
+    deadline = datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz))
+    if max_wait_seconds is not None:
+        deadline = min(deadline, now + timedelta(seconds=float(max_wait_seconds)))
+    return deadline

@@ -1,0 +1,28 @@
+"""BigQuery access for this package's operators: parameterised queries through the provider's hook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+from nba_phase5.bq import insert_rows, run_query
+
+
+class Phase5BigQueryHook(BigQueryHook):
+    """``BigQueryHook`` whose queries always use standard SQL and typed query parameters.
+
+    Connection, credentials and project come from the Airflow connection like any provider hook; the
+    client honours ``BIGQUERY_EMULATOR_HOST``, so the same code runs on the local emulator.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("use_legacy_sql", False)
+        super().__init__(**kwargs)
+
+    def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
+        return run_query(self.get_client(project_id=self.project_id), sql, params)
+
+    def insert(self, table_name: str, rows: list[dict[str, Any]]) -> int:
+        return insert_rows(self.get_client(project_id=self.project_id), table_name, rows)

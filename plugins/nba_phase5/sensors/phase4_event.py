@@ -1,0 +1,124 @@
+"""Deferrable wait for Phase 4's completion event, with the DAG's schedule as the backup path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from nba_phase5 import config
+from nba_phase5.game_day import DEFAULT_EVENT_DEADLINE, event_deadline
+
+PUBSUB = "pubsub"
+SCHEDULER_BACKUP = "scheduler_backup"
+MANUAL = "manual"
+BACKFILL = "backfill"
+
+
+class Phase4EventSensor(BaseOperator):
+    """Waits in the triggerer for a valid Phase 4 completion event for this run's game date.
+
+    Completes on the event (``triggered_by='pubsub'``) or, at the event deadline, goes on without it
+    (``'scheduler_backup'``): the readiness gates downstream decide whether Phase 4 really finished.
+    Backfill runs (``'backfill'``) and ``skip_event_wait`` (``'manual'``) do not wait at all.
+    Returns a dict with ``triggered_by`` and, on the event path, the event and when it arrived.
+
+    :param game_date: ISO game date to wait for (templated).
+    :param deadline_clock: time of day ``HH:MM`` in ``timezone`` on the game date when the wait ends (templated).
+    :param max_wait_seconds: optional cap on the wait from now, for manual runs and tests (templated).
+    :param skip_wait: when true the event is not waited for (templated).
+    :param subscription: Pub/Sub subscription carrying Phase 4's events.
+    :param project_id: project of the subscription; default from the connection.
+    :param poke_interval: seconds between empty pulls.
+    :param timezone: the DAG's timezone, in which ``deadline_clock`` is read.
+    :param gcp_conn_id: Airflow connection to Google Cloud.
+    """
+
+    template_fields: Sequence[str] = ("game_date", "deadline_clock", "max_wait_seconds", "skip_wait", "project_id")
+    ui_color = "#e8f4fc"
+
+    def __init__(
+        self,
+        *,
+        game_date: str,
+        deadline_clock: str = DEFAULT_EVENT_DEADLINE,
+        max_wait_seconds: str | int | None = None,
+        skip_wait: str | bool = False,
+        subscription: str = config.PHASE5_TRIGGER_SUBSCRIPTION,
+        project_id: str | None = None,
+        poke_interval: float = 5.0,
+        timezone: str = config.DAG_TIMEZONE,
+        gcp_conn_id: str = config.GCP_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.game_date = game_date
+        self.deadline_clock = deadline_clock
+        self.max_wait_seconds = max_wait_seconds
+        self.skip_wait = skip_wait
+        self.subscription = subscription
+        self.project_id = project_id
+        self.poke_interval = poke_interval
+        self.timezone = timezone
+        self.gcp_conn_id = gcp_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+
+        from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+
+        if context["dag_run"].run_type == "backfill":
+            self.log.info("Backfill run: not waiting for a Phase 4 event")
+            return {"triggered_by": BACKFILL}
+        if str(self.skip_wait).lower() in ("true", "1"):
+            self.log.info("skip_event_wait is set: going straight to the readiness gates")
+            return {"triggered_by": MANUAL}
+        max_wait = None if self.max_wait_seconds in (None, "", "None") else float(self.max_wait_seconds)  # type: ignore[arg-type]
+        deadline = event_deadline(
+            date.fromisoformat(self.game_date),
+            self.deadline_clock,
+            now=datetime.now(UTC),
+            max_wait_seconds=max_wait,
+            tz=self.timezone,
+        )
+        project_id = self.project_id or GoogleBaseHook(gcp_conn_id=self.gcp_conn_id).project_id
+        self.log.info(
+            "Waiting for Phase 4's event for %s on %s until %s", self.game_date, self.subscription, deadline.isoformat()
+        )
+        self.defer(
+            trigger=Phase4EventTrigger(
+                project_id=project_id,
+                subscription=self.subscription,
+                game_date=self.game_date,
+                deadline=deadline.isoformat(),
+                poke_interval=self.poke_interval,
+                gcp_conn_id=self.gcp_conn_id,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") == "event":
+            payload = event["event"]
+            self.log.info(
+                "Phase 4 event %s: %s/%s players ready",
+                event["message_id"],
+                payload["players_ready"],
+                payload["players_total"],
+            )
+            return {
+                "triggered_by": PUBSUB,
+                "event": payload,
+                "message_id": event["message_id"],
+                "event_received_at": event["received_at"],
+            }
+        if event.get("status") == "deadline":
+            self.log.warning(
+                "No Phase 4 event by %s after %s pulls: going on to the readiness gates (scheduled backup path)",
+                event["deadline"],
+                event.get("pulls"),
+            )
+            return {"triggered_by": SCHEDULER_BACKUP}
+        raise RuntimeError(f"Unexpected trigger event: {event!r}")

@@ -1,0 +1,109 @@
+"""Every DAG file parses cleanly, offline, and the daily DAG has the shape outside tests rely on."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+EXPECTED_EDGES = {
+    "resolve_game_day": ["wait_for_phase4_event"],
+    "wait_for_phase4_event": ["phase4_readiness.wait_for_phase4_ready"],
+    "phase4_readiness.wait_for_phase4_ready": ["phase4_readiness.check_phase4_ready"],
+    "phase4_readiness.check_phase4_ready": ["check_batch_status"],
+    "check_batch_status": ["fan_out_requests", "skip_already_complete"],
+    "fan_out_requests": ["retry_stragglers.wait_for_predictions_1"],
+    "retry_stragglers.wait_for_predictions_1": ["retry_stragglers.republish_round_1"],
+    "retry_stragglers.republish_round_1": ["retry_stragglers.wait_for_predictions_2"],
+    "retry_stragglers.wait_for_predictions_2": ["retry_stragglers.republish_round_2"],
+    "retry_stragglers.republish_round_2": ["retry_stragglers.wait_for_predictions_3"],
+    "retry_stragglers.wait_for_predictions_3": ["retry_stragglers.verify_completion"],
+    "retry_stragglers.verify_completion": ["batch_done", "record_batch_run"],
+    "skip_already_complete": ["batch_done", "record_batch_run"],
+    "batch_done": [],
+    "record_batch_run": [],
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag(monkeypatch_module):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseHook
+
+    def no_connections(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"connection looked up while parsing: {args} {kwargs}")
+
+    def no_network(self, address):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network access while parsing: {address}")
+
+    monkeypatch_module.setattr(BaseHook, "get_connection", classmethod(no_connections))
+    monkeypatch_module.setattr(socket.socket, "connect", no_network)
+    bag = DagBag(dag_folder=str(DAGS))
+    monkeypatch_module.undo()
+    return bag
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():  # type: ignore[no-untyped-def]
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_every_dag_file_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert len(dagbag.dags) == len(list(DAGS.glob("*.py")))
+
+
+def test_every_dag_has_owner_tags_retries_and_no_catchup(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, dag_id
+        assert dag.catchup is False, dag_id
+        assert dag.doc_md, dag_id
+        assert dag.default_args["owner"] not in ("", "airflow"), dag_id
+        assert dag.default_args["retries"] >= 2, dag_id
+
+
+def test_task_graph_matches_the_design(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["nba_phase5_predictions"]
+    edges = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
+    assert edges == EXPECTED_EDGES
+
+
+def test_branch_join_and_recorder_trigger_rules(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["nba_phase5_predictions"]
+    assert dag.get_task("batch_done").trigger_rule == "none_failed_min_one_success"
+    assert dag.get_task("record_batch_run").trigger_rule == "all_done"
+    assert dag.get_task("fan_out_requests").pool == "prediction_fanout"
+    gate = dag.get_task("phase4_readiness.check_phase4_ready")
+    assert gate.deferrable is True
+    assert gate.use_legacy_sql is False
+
+
+def test_params_validate_in_the_trigger_form(dagbag) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.dags["nba_phase5_predictions"]
+    assert {"game_date", "force", "skip_event_wait", "prop_types", "event_deadline"} <= set(dag.params)
+
+    def validated(conf: dict) -> dict:  # type: ignore[type-arg]
+        params = copy.deepcopy(dag.params)
+        params.update(conf)
+        return params.validate()  # type: ignore[no-any-return]
+
+    good = validated({"game_date": "2025-11-28", "prop_types": ["points", "rebounds"]})
+    assert good["game_date"] == "2025-11-28"
+    assert good["force"] is False
+    for bad in ({"game_date": "28/11/2025"}, {"prop_types": ["dunks"]}, {"event_deadline": "25:00"}, {"force": "yes"}):
+        with pytest.raises(ParamValidationError):
+            validated(bad)
+
+
+def test_tasks_a_user_may_clear_are_documented(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["nba_phase5_predictions"]
+    for task in dag.tasks:
+        assert task.doc_md or task.doc, task.task_id

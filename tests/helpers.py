@@ -1,0 +1,132 @@
+"""Test helpers: an Airflow context for calling one task's code, and what a worker would write."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+from nba_phase5 import config
+from nba_phase5.bq import insert_rows, run_query
+from nba_phase5.prediction_requests import request_id
+
+
+class XComTI:
+    """The slice of a task instance our code uses: XCom push/pull, keyed like Airflow's."""
+
+    def __init__(self, task_id: str, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
+        self.task_id = task_id
+        self.xcoms = xcoms if xcoms is not None else {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.xcoms.get((task_ids, key))
+
+
+def task_context(dag: Any, task_id: str, game_date: date | None = None, **params: Any) -> dict[str, Any]:
+    """A context for ``task_id`` of the real DAG, with its default params overridden by ``params``."""
+    merged = copy.deepcopy(dag.params)
+    merged.update(params)
+    xcoms: dict[tuple[str, str], Any] = {}
+    if game_date is not None:
+        xcoms[("resolve_game_day", "game_date")] = game_date.isoformat()
+    ti = XComTI(task_id, xcoms)
+
+    class Run:
+        dag_id = dag.dag_id
+        run_id = "test_run"
+        run_type = "manual"
+        run_after = datetime.now(UTC)
+
+    return {
+        "dag": dag,
+        "task": dag.get_task(task_id),
+        "ti": ti,
+        "params": merged.validate(),
+        "run_id": "test_run",
+        "dag_run": Run(),
+        "logical_date": None,
+    }
+
+
+def render_sql(dag: Any, name: str) -> str:
+    rendered: str = dag.get_template_env().get_template(name).render()
+    return rendered
+
+
+def ready_players(bq: Any, day: date) -> list[str]:
+    rows = run_query(
+        bq,
+        f"SELECT player_lookup FROM `{bq.project}.{config.FEATURE_STORE_TABLE}` "
+        "WHERE game_date = @d AND is_production_ready ORDER BY player_lookup",
+        {"d": day},
+    )
+    return [row["player_lookup"] for row in rows]
+
+
+def write_predictions(bq: Any, day: date, players: list[str], prop_type: str = "points") -> int:
+    """Insert predictions directly, where a worker would."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "game_date": day,
+            "player_lookup": p,
+            "prop_type": prop_type,
+            "predicted_value": 20.5,
+            "confidence": 0.7,
+            "model_version": "test",
+            "request_id": request_id(day, p, prop_type),
+            "batch_id": "test",
+            "created_at": now,
+        }
+        for p in players
+    ]
+    return insert_rows(bq, config.PREDICTIONS_TABLE, rows)
+
+
+def prediction_count(bq: Any, day: date) -> int:
+    rows = run_query(
+        bq, f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d", {"d": day}
+    )
+    return int(rows[0]["n"])
+
+
+def run_history(bq: Any, day: date) -> list[dict[str, Any]]:
+    return run_query(
+        bq,
+        f"SELECT * FROM `{bq.project}.{config.RUN_HISTORY_TABLE}` "
+        "WHERE data_date = @d AND processor_name = 'phase5_coordinator' ORDER BY updated_at",
+        {"d": day},
+    )
+
+
+def alerts(bq: Any, day: date) -> list[dict[str, Any]]:
+    return run_query(
+        bq, f"SELECT * FROM `{bq.project}.{config.ALERTS_TABLE}` WHERE game_date = @d ORDER BY created_at", {"d": day}
+    )
+
+
+def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
+    return [json.loads(m.data) for m in messages]
+
+
+@contextlib.contextmanager
+def running_worker(project: str, **options: Any) -> Iterator[Any]:
+    """The package's real prediction worker, in a thread, for the length of the block."""
+    from nba_phase5.worker import PredictionWorker, WorkerOptions
+
+    stop = threading.Event()
+    worker = PredictionWorker(WorkerOptions(project=project, **options), stop=stop)
+    thread = threading.Thread(target=worker.run, name="prediction-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -1,0 +1,283 @@
+"""The plan's 15 coordinator unit tests, adapted one for one to the DAG's steps.
+
+Each step runs its real code against the emulators with seeded data: the readiness wait, the batch
+branch, the fan-out, the event trigger. Only the Airflow task instance is a stand-in (XComTI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from helpers import XComTI, ready_players, render_sql, task_context, write_predictions
+from nba_phase5 import batch, config
+from nba_phase5.clients import publisher_client
+from nba_phase5.contract import Phase4CompletionEvent
+from nba_phase5.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.phase4_publisher import publish_completion_event
+from nba_phase5.prediction_requests import request_id
+from nba_phase5.seeding import seed_day
+from nba_phase5.sensors.bigquery_poll import DEADLINE_KEY, BigQueryPollSensor
+from nba_phase5.sensors.phase4_event import Phase4EventSensor
+from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+
+pytestmark = pytest.mark.integration
+
+
+def readiness_sensor(phase5_dag: Any, day: date, timeout_minutes: float = 0) -> BigQueryPollSensor:
+    return BigQueryPollSensor(
+        task_id="wait_for_phase4_ready",
+        sql=render_sql(phase5_dag, "phase4_readiness.sql"),
+        query_params={"game_date": day, "min_ready_players": 50, "min_ready_pct": 80.0},
+        timeout_minutes=timeout_minutes,
+        poll_interval_seconds=30,
+    )
+
+
+def fan_out(day: date, task_id: str = "fan_out_requests", **kwargs: Any) -> PredictionFanOutOperator:
+    from pathlib import Path
+
+    sql = (Path(__file__).resolve().parents[3] / "include" / "sql").joinpath
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql(""))))
+    return PredictionFanOutOperator(
+        task_id=task_id, game_date=day.isoformat(), sql=env.get_template("missing_requests.sql").render(), **kwargs
+    )
+
+
+def ctx(task_id: str) -> dict[str, Any]:
+    return {"ti": XComTI(task_id), "run_id": "test_run"}
+
+
+# 1–3: _validate_phase4_ready
+
+
+def test_validate_phase4_ready_success(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 1)
+    seed_day(bq, day, players=450, ready_pct=93.34)
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert row["done"] is True
+    assert (row["players_ready"], row["players_total"]) == (420, 450)
+    assert round(100 * row["players_ready"] / row["players_total"], 1) == 93.3
+
+
+def test_validate_phase4_ready_not_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 2)
+    seed_day(bq, day, players=450, ready_pct=93.34, phase4_run=False)
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert row["phase4_run_succeeded"] is False
+    assert row["done"] is False
+    assert row["timed_out"] is True
+
+
+def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 3)
+    seed_day(bq, day, players=450, ready_pct=13.34)
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert row["players_ready"] == 60
+    assert row["enough_ready_players"] is True
+    assert row["enough_ready_pct"] is False
+    assert row["done"] is False
+
+
+# 4–5: _wait_for_phase4
+
+
+def test_wait_for_phase4_immediate(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 4)
+    seed_day(bq, day, players=100, ready_pct=90)
+    # Ready on the first poll: returns at once, never defers.
+    row = readiness_sensor(phase5_dag, day, timeout_minutes=30).execute(ctx("wait"))
+    assert row["done"] is True
+    assert row["timed_out"] is False
+
+
+def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    day = date(2025, 10, 5)
+    seed_day(bq, day, players=100, ready_pct=90, phase4_run=False)
+    sensor = readiness_sensor(phase5_dag, day, timeout_minutes=30)
+    context = ctx("wait")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    assert isinstance(deferred.value.trigger, TimeDeltaTrigger)
+    deadline = datetime.fromisoformat(context["ti"].xcom_pull("wait", DEADLINE_KEY))
+    assert timedelta(minutes=29) < deadline - datetime.now(UTC) <= timedelta(minutes=30)
+    # Resumed after the 30 minutes: one more poll, then give up with the last counts.
+    context["ti"].xcom_push(DEADLINE_KEY, (datetime.now(UTC) - timedelta(seconds=1)).isoformat())
+    row = sensor.execute_complete(context, event=None)
+    assert row is not None
+    assert row["timed_out"] is True
+    assert row["phase4_run_succeeded"] is False
+
+
+# 6–7: _get_batch_status
+
+
+def test_get_batch_status_fully_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 6)
+    seed_day(bq, day, players=100, ready_pct=90)
+    write_predictions(bq, day, ready_players(bq, day))
+    context = task_context(phase5_dag, "check_batch_status", day)
+    assert batch.check_batch_status(context) == batch.ALREADY_COMPLETE
+    status = context["ti"].xcom_pull(batch.BATCH_STATUS, "batch_status")
+    assert status["state"] == "fully_complete"
+    assert status["players_complete"] == status["players_ready"] == 90
+
+
+def test_get_batch_status_partially_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 7)
+    seed_day(bq, day, players=450, ready_pct=93.34)
+    write_predictions(bq, day, ready_players(bq, day)[:300])
+    context = task_context(phase5_dag, "check_batch_status", day)
+    assert batch.check_batch_status(context) == batch.FAN_OUT
+    status = context["ti"].xcom_pull(batch.BATCH_STATUS, "batch_status")
+    assert status["state"] == "partially_complete"
+    assert (status["players_complete"], status["players_ready"]) == (300, 420)
+
+
+# 8: _get_players_needing_retry
+
+
+def test_get_players_needing_retry(bq) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 8)
+    seed_day(bq, day, players=450, ready_pct=93.34)
+    ready = ready_players(bq, day)
+    write_predictions(bq, day, ready[:380])
+    missing = fan_out(day).missing_requests()
+    assert missing == [(player, "points") for player in ready[380:]]
+    assert len(missing) == 40
+
+
+# 9–10: _start_batch_internal
+
+
+def test_start_batch_internal_deduplication(bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 9)
+    seed_day(bq, day, players=100, ready_pct=90)
+    write_predictions(bq, day, ready_players(bq, day))
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    assert batch.check_batch_status(task_context(phase5_dag, "check_batch_status", day)) == batch.ALREADY_COMPLETE
+    assert fan_out(day).execute(ctx("fan_out_requests"))["published"] == 0
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+
+
+def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    from helpers import alerts
+    from nba_phase5.notifications import PipelineAlertNotifier
+
+    day = date(2025, 10, 10)
+    seed_day(bq, day, players=100, ready_pct=40)
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert row["players_ready"] == 40
+    assert row["enough_ready_players"] is False
+    context = task_context(phase5_dag, "phase4_readiness.check_phase4_ready", day)
+    notifier = PipelineAlertNotifier(severity="critical", message="Phase 4 is not ready")
+    notifier.notify({**context, "exception": RuntimeError("Test failed")})
+    [alert] = alerts(bq, day)
+    assert alert["severity"] == "critical"
+    assert alert["message"] == "Phase 4 is not ready: Test failed"
+    assert alert["task_id"] == "phase4_readiness.check_phase4_ready"
+
+
+# 11–13: /trigger and /start
+
+
+def _trigger(day: date, deadline_in: float) -> Phase4EventTrigger:
+    return Phase4EventTrigger(
+        project_id=config.project_id(),
+        subscription=config.PHASE5_TRIGGER_SUBSCRIPTION,
+        game_date=day.isoformat(),
+        deadline=(datetime.now(UTC) + timedelta(seconds=deadline_in)).isoformat(),
+        poke_interval=0.5,
+        pull_timeout=2,
+    )
+
+
+async def _first_event(trigger: Phase4EventTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return event.payload  # type: ignore[no-any-return]
+    raise AssertionError("trigger ended without an event")
+
+
+def _publish_raw(project: str, *bodies: bytes) -> None:
+    publisher = publisher_client()
+    topic = publisher.topic_path(project, config.PHASE4_COMPLETE_TOPIC)
+    for body in bodies:
+        publisher.publish(topic, body).result(timeout=10)
+
+
+def test_trigger_endpoint_valid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 11)
+    drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
+    event = Phase4CompletionEvent(day, 420, 450)
+    publish_completion_event(publisher_client(), stack.project, event)
+    payload = asyncio.run(_first_event(_trigger(day, 20)))
+    assert payload["status"] == "event"
+    assert Phase4CompletionEvent.from_dict(payload["event"]) == event
+    assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []  # acked after validation
+
+
+def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 12)
+    drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
+    future = Phase4CompletionEvent(day + timedelta(days=1), 1, 2).to_json()
+    _publish_raw(
+        stack.project,
+        b'{"event_type":"phase4_complete","players_ready":1,"players_total":2}',  # missing game_date
+        b"not json",
+        Phase4CompletionEvent(day - timedelta(days=1), 1, 2).to_json(),  # stale
+        future,
+    )
+    payload = asyncio.run(_first_event(_trigger(day, 4)))
+    assert payload["status"] == "deadline"
+    # The invalid and stale ones were acked; the future-date one is left for its own run.
+    assert [m.data for m in drain(config.PHASE5_TRIGGER_SUBSCRIPTION)] == [future]
+
+
+def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 13)
+    drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
+    # Deadline already passed and nothing waiting: exactly one pull, then the backup path.
+    payload = asyncio.run(_first_event(_trigger(day, -60)))
+    assert payload["status"] == "deadline"
+    assert payload["pulls"] == 1
+    sensor = Phase4EventSensor(task_id="wait_for_phase4_event", game_date=day.isoformat())
+    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup"}
+    # A deadline in the past still takes an event that is waiting.
+    publish_completion_event(publisher_client(), stack.project, Phase4CompletionEvent(day, 420, 450))
+    assert asyncio.run(_first_event(_trigger(day, -60)))["status"] == "event"
+
+
+# 14–15: /retry
+
+
+def test_retry_endpoint_no_players(bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 14)
+    seed_day(bq, day, players=100, ready_pct=90)
+    write_predictions(bq, day, ready_players(bq, day))
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    result = fan_out(day, task_id="republish_round_1").execute(ctx("republish_round_1"))
+    assert (result["requested"], result["published"], result["players"]) == (0, 0, 0)
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+
+
+def test_retry_endpoint_with_players(bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 15)
+    seed_day(bq, day, players=450, ready_pct=93.34)
+    ready = ready_players(bq, day)
+    write_predictions(bq, day, ready[:380])
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    result = fan_out(day, task_id="republish_round_1").execute(ctx("republish_round_1"))
+    assert (result["requested"], result["published"], result["failed"]) == (40, 40, 0)
+    bodies = [json.loads(m.data) for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    assert sorted(b["player_lookup"] for b in bodies) == ready[380:]
+    assert {b["request_id"] for b in bodies} == {request_id(day, p, "points") for p in ready[380:]}
+    assert all(b["prop_types"] == ["points"] and b["game_date"] == day.isoformat() for b in bodies)

@@ -1,0 +1,55 @@
+"""The game date of a run: dags test, the scheduled run and a backfill over D all mean D."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from nba_phase5.game_day import event_deadline, game_date_for_run
+
+ET = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize("day", [date(2025, 11, 28), date(2026, 3, 8), date(2026, 3, 9), date(2025, 7, 4)])
+def test_dags_test_scheduled_and_backfill_agree(day: date) -> None:
+    from airflow.timetables.base import DataInterval, TimeRestriction
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    # `airflow dags test nba_phase5_predictions D`: logical date D at midnight UTC (evening before, Eastern).
+    assert game_date_for_run(datetime(day.year, day.month, day.day, tzinfo=UTC)) == day
+    # The scheduled run and each backfill run for D sit on the DAG's cron tick for D.
+    timetable = CronTriggerTimetable("0 4 * * *", timezone="America/New_York")
+    previous_tick = datetime(day.year, day.month, day.day, 4, tzinfo=ET) - timedelta(days=1)
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(previous_tick, previous_tick),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    assert info is not None
+    assert info.logical_date.astimezone(ET).date() == day
+    assert game_date_for_run(info.logical_date) == day
+
+
+def test_rollover_is_six_pm_eastern() -> None:
+    assert game_date_for_run(datetime(2025, 11, 28, 17, 59, tzinfo=ET)) == date(2025, 11, 28)
+    assert game_date_for_run(datetime(2025, 11, 28, 18, 0, tzinfo=ET)) == date(2025, 11, 29)
+
+
+def test_explicit_game_date_wins_and_is_validated() -> None:
+    now = datetime(2025, 11, 28, 12, tzinfo=UTC)
+    assert game_date_for_run(now, "2025-11-01") == date(2025, 11, 1)
+    with pytest.raises(ValueError, match=r"params\.game_date"):
+        game_date_for_run(now, "2025-02-30")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        game_date_for_run(datetime(2025, 11, 28))
+
+
+def test_event_deadline_is_six_eastern_unless_capped() -> None:
+    day = date(2025, 11, 28)
+    now = datetime(2025, 11, 28, 9, tzinfo=UTC)  # 04:00 Eastern
+    assert event_deadline(day, now=now) == datetime(2025, 11, 28, 11, tzinfo=UTC)
+    assert event_deadline(day, now=now, max_wait_seconds=30) == now + timedelta(seconds=30)
+    assert event_deadline(day, "05:15", now=now) == datetime(2025, 11, 28, 10, 15, tzinfo=UTC)
+    with pytest.raises(ValueError, match="HH:MM"):
+        event_deadline(day, "6am", now=now)
