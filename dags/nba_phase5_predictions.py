@@ -79,7 +79,7 @@ READINESS_PARAMS = {
             pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
             description="Eastern time on the game date when the event wait ends.",
         ),
-        "event_wait_max_seconds": Param(
+        "event_wait_seconds": Param(
             None, type=["null", "integer"], minimum=0, description="Cap the event wait (manual runs and tests)."
         ),
         "phase4_wait_minutes": Param(30, type="number", minimum=0, description="How long the gates wait for Phase 4."),
@@ -105,7 +105,7 @@ def nba_phase5_predictions() -> None:
         task_id="wait_for_phase4_event",
         game_date=GAME_DATE,
         deadline_clock="{{ params.event_deadline }}",
-        max_wait_seconds="{{ params.event_wait_max_seconds }}",
+        wait_seconds="{{ params.event_wait_seconds }}",
         skip_wait="{{ params.skip_event_wait }}",
         retries=0,
         doc_md="Deferrable wait for Phase 4's event; at the deadline the run goes on (scheduled backup path).",

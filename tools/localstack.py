@@ -74,22 +74,26 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """What a shell or a test needs to use this stack (Airflow included)."""
-        airflow_home = LOCAL / "airflow"
-        return {
-            "GCP_PROJECT": self.project,
-            "GOOGLE_CLOUD_PROJECT": self.project,
-            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub.port}",
-            "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bigquery.port}",
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
-                {"conn_type": "google_cloud_platform", "extra": {"project": self.project, "is_anonymous": True}}
-            ),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
-        }
+        return stack_env(self.project, f"127.0.0.1:{self.pubsub.port}", f"http://127.0.0.1:{self.bigquery.port}")
+
+
+def stack_env(project: str, pubsub_host: str, bigquery_host: str) -> dict[str, str]:
+    """Environment for the package, the CLI and a local Airflow against the given emulators."""
+    return {
+        "GCP_PROJECT": project,
+        "GOOGLE_CLOUD_PROJECT": project,
+        "PUBSUB_EMULATOR_HOST": pubsub_host,
+        "BIGQUERY_EMULATOR_HOST": bigquery_host,
+        "AIRFLOW_HOME": str(LOCAL / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"project": project, "is_anonymous": True}}
+        ),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
+    }
 
 
 def free_port() -> int:

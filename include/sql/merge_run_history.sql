@@ -15,6 +15,7 @@ USING (
     @requests_published AS requests_published,
     @predictions_found AS predictions_found,
     @straggler_rounds AS straggler_rounds,
+    @straggler_requests AS straggler_requests,
     @completion_pct AS completion_pct,
     @phase4_completed_at AS phase4_completed_at,
     @event_received_at AS event_received_at,
@@ -37,6 +38,7 @@ WHEN MATCHED THEN UPDATE SET
   requests_published = source.requests_published,
   predictions_found = source.predictions_found,
   straggler_rounds = source.straggler_rounds,
+  straggler_requests = source.straggler_requests,
   completion_pct = source.completion_pct,
   phase4_completed_at = source.phase4_completed_at,
   event_received_at = source.event_received_at,
@@ -45,7 +47,7 @@ WHEN MATCHED THEN UPDATE SET
   message = source.message,
   updated_at = source.updated_at
 WHEN NOT MATCHED THEN INSERT (
-  data_date, processor_name, run_id, status, triggered_by, started_at, completed_at, records_processed, players_ready, players_total, requests_published, predictions_found, straggler_rounds, completion_pct, phase4_completed_at, event_received_at, first_request_at, batch_completed_at, message, updated_at
+  data_date, processor_name, run_id, status, triggered_by, started_at, completed_at, records_processed, players_ready, players_total, requests_published, predictions_found, straggler_rounds, straggler_requests, completion_pct, phase4_completed_at, event_received_at, first_request_at, batch_completed_at, message, updated_at
 ) VALUES (
-  source.data_date, source.processor_name, source.run_id, source.status, source.triggered_by, source.started_at, source.completed_at, source.records_processed, source.players_ready, source.players_total, source.requests_published, source.predictions_found, source.straggler_rounds, source.completion_pct, source.phase4_completed_at, source.event_received_at, source.first_request_at, source.batch_completed_at, source.message, source.updated_at
+  source.data_date, source.processor_name, source.run_id, source.status, source.triggered_by, source.started_at, source.completed_at, source.records_processed, source.players_ready, source.players_total, source.requests_published, source.predictions_found, source.straggler_rounds, source.straggler_requests, source.completion_pct, source.phase4_completed_at, source.event_received_at, source.first_request_at, source.batch_completed_at, source.message, source.updated_at
 )

@@ -43,8 +43,11 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
         return query_parameter(name, value["value"], str(value["type"]))
     if type_ and type_.startswith("ARRAY<"):
         # A Jinja-rendered list arrives as "a,b,c".
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        return bigquery.ArrayQueryParameter(name, type_[6:-1], [i.strip() for i in items if i.strip()])
+        if isinstance(value, str):
+            items: list[Any] = [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            items = list(value)  # type: ignore[call-overload]
+        return bigquery.ArrayQueryParameter(name, type_[6:-1], items)
 
     if isinstance(value, (list, tuple)):
         item_type = type_ or (_scalar_type(value[0]) if value else "STRING")

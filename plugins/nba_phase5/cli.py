@@ -108,11 +108,45 @@ def cmd_worker(args: argparse.Namespace) -> int:
         max_messages=args.max_messages,
         idle_exit=args.idle_exit,
     )
-    stats = PredictionWorker(options).run()
+    import signal
+    import threading
+
+    stop = threading.Event()
+    # SIGTERM (make run stopping it, a container shutting down) ends the loop after the current batch.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stats = PredictionWorker(options, stop=stop).run()
     print(
         f"Worker: {stats.received} requests received, {stats.written} predictions written, "
-        f"{stats.duplicates} duplicates skipped, {stats.dropped} dropped, {stats.invalid} invalid."
+        f"{stats.duplicates} duplicates skipped, {stats.dropped} dropped, {stats.invalid} invalid.",
+        flush=True,
     )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from nba_phase5.clients import bigquery_client
+    from nba_phase5.status import render, report
+
+    if args.date and (args.date_from or args.date_to):
+        print("error: give --date, or --from and --to", file=sys.stderr)
+        return 2
+    if args.date:
+        first = last = args.date
+    elif args.date_from and args.date_to:
+        first, last = args.date_from, args.date_to
+    else:
+        print("error: give --date, or both --from and --to", file=sys.stderr)
+        return 2
+    if first > last:
+        print("error: --from is after --to", file=sys.stderr)
+        return 2
+    result = report(bigquery_client(config.project_id(args.project)), first, last)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(render(result))
     return 0
 
 
@@ -150,10 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-messages", type=_positive, help="stop after this many requests")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without a request")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("status", help="per-date run report and the go/no-go checklist")
+    p.add_argument("--date", type=_game_date, help="one game date")
+    p.add_argument("--from", dest="date_from", type=_game_date, help="first game date of a range")
+    p.add_argument("--to", dest="date_to", type=_game_date, help="last game date of a range")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("google", "urllib3", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

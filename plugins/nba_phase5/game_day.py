@@ -58,11 +58,14 @@ def event_deadline(
     clock: str = DEFAULT_EVENT_DEADLINE,
     *,
     now: datetime,
-    max_wait_seconds: float | None = None,
+    wait_seconds: float | None = None,
     tz: str = DAG_TIMEZONE,
 ) -> datetime:
-    """When the event wait gives up: ``clock`` on the game date in ``tz``, optionally capped at now + max wait."""
-    deadline = datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz))
-    if max_wait_seconds is not None:
-        deadline = min(deadline, now + timedelta(seconds=float(max_wait_seconds)))
-    return deadline
+    """When the event wait gives up: ``clock`` on the game date in ``tz``.
+
+    ``wait_seconds`` replaces that with ``now + wait_seconds``: manual runs and tests shorten the wait
+    with it, and a manual run for a past date (whose clock deadline has gone) can still wait.
+    """
+    if wait_seconds is not None:
+        return now + timedelta(seconds=float(wait_seconds))
+    return datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz))

@@ -34,7 +34,7 @@ FAST = {
     "force": False,
     "skip_event_wait": False,
     "prop_types": ["points"],
-    "event_wait_max_seconds": 20,
+    "event_wait_seconds": 20,
     "poll_interval_seconds": 1,
     "phase4_wait_minutes": 0,
     "straggler_wait_minutes": 0.25,
@@ -98,7 +98,7 @@ def test_no_event_takes_the_scheduled_backup_path(stack, bq, phase5_dag, drain) 
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     seed_day(bq, day, players=80, ready_pct=90)
     with running_worker(stack.project):
-        state, tasks = run_dag(phase5_dag, day, event_wait_max_seconds=3)
+        state, tasks = run_dag(phase5_dag, day, event_wait_seconds=3)
     assert state == "success", tasks
     [row] = run_history(bq, day)
     assert (row["status"], row["triggered_by"], row["requests_published"]) == ("success", "scheduler_backup", 72)
@@ -124,7 +124,7 @@ def test_bad_and_other_date_events_neither_break_nor_satisfy_the_run(
     ):
         publisher.publish(topic, body).result(timeout=10)
     with running_worker(stack.project):
-        state, tasks = run_dag(phase5_dag, day, event_wait_max_seconds=4)
+        state, tasks = run_dag(phase5_dag, day, event_wait_seconds=4)
     assert state == "success", tasks
     [row] = run_history(bq, day)
     assert row["triggered_by"] == "scheduler_backup"

@@ -27,7 +27,7 @@ class Phase4EventSensor(BaseOperator):
 
     :param game_date: ISO game date to wait for (templated).
     :param deadline_clock: time of day ``HH:MM`` in ``timezone`` on the game date when the wait ends (templated).
-    :param max_wait_seconds: optional cap on the wait from now, for manual runs and tests (templated).
+    :param wait_seconds: wait this long from now instead of until ``deadline_clock`` (templated).
     :param skip_wait: when true the event is not waited for (templated).
     :param subscription: Pub/Sub subscription carrying Phase 4's events.
     :param project_id: project of the subscription; default from the connection.
@@ -36,7 +36,7 @@ class Phase4EventSensor(BaseOperator):
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("game_date", "deadline_clock", "max_wait_seconds", "skip_wait", "project_id")
+    template_fields: Sequence[str] = ("game_date", "deadline_clock", "wait_seconds", "skip_wait", "project_id")
     ui_color = "#e8f4fc"
 
     def __init__(
@@ -44,7 +44,7 @@ class Phase4EventSensor(BaseOperator):
         *,
         game_date: str,
         deadline_clock: str = DEFAULT_EVENT_DEADLINE,
-        max_wait_seconds: str | int | None = None,
+        wait_seconds: str | int | None = None,
         skip_wait: str | bool = False,
         subscription: str = config.PHASE5_TRIGGER_SUBSCRIPTION,
         project_id: str | None = None,
@@ -56,7 +56,7 @@ class Phase4EventSensor(BaseOperator):
         super().__init__(**kwargs)
         self.game_date = game_date
         self.deadline_clock = deadline_clock
-        self.max_wait_seconds = max_wait_seconds
+        self.wait_seconds = wait_seconds
         self.skip_wait = skip_wait
         self.subscription = subscription
         self.project_id = project_id
@@ -75,12 +75,12 @@ class Phase4EventSensor(BaseOperator):
         if str(self.skip_wait).lower() in ("true", "1"):
             self.log.info("skip_event_wait is set: going straight to the readiness gates")
             return {"triggered_by": MANUAL}
-        max_wait = None if self.max_wait_seconds in (None, "", "None") else float(self.max_wait_seconds)  # type: ignore[arg-type]
+        max_wait = None if self.wait_seconds in (None, "", "None") else float(self.wait_seconds)  # type: ignore[arg-type]
         deadline = event_deadline(
             date.fromisoformat(self.game_date),
             self.deadline_clock,
             now=datetime.now(UTC),
-            max_wait_seconds=max_wait,
+            wait_seconds=max_wait,
             tz=self.timezone,
         )
         project_id = self.project_id or GoogleBaseHook(gcp_conn_id=self.gcp_conn_id).project_id

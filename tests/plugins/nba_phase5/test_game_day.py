@@ -45,11 +45,14 @@ def test_explicit_game_date_wins_and_is_validated() -> None:
         game_date_for_run(datetime(2025, 11, 28))
 
 
-def test_event_deadline_is_six_eastern_unless_capped() -> None:
+def test_event_deadline_is_six_eastern_unless_overridden() -> None:
     day = date(2025, 11, 28)
     now = datetime(2025, 11, 28, 9, tzinfo=UTC)  # 04:00 Eastern
     assert event_deadline(day, now=now) == datetime(2025, 11, 28, 11, tzinfo=UTC)
-    assert event_deadline(day, now=now, max_wait_seconds=30) == now + timedelta(seconds=30)
+    assert event_deadline(day, now=now, wait_seconds=30) == now + timedelta(seconds=30)
+    # A manual run for a past date can still wait.
+    later = datetime(2025, 12, 5, tzinfo=UTC)
+    assert event_deadline(day, now=later, wait_seconds=120) == later + timedelta(seconds=120)
     assert event_deadline(day, "05:15", now=now) == datetime(2025, 11, 28, 10, 15, tzinfo=UTC)
     with pytest.raises(ValueError, match="HH:MM"):
         event_deadline(day, "6am", now=now)

@@ -1,0 +1,242 @@
+"""``status``: how the recent game days went, from run history, predictions and alerts.
+
+Replaces the plan's monitoring ``bq query`` snippets and evaluates its go/no-go checklist over a
+date range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from nba_phase5 import config
+from nba_phase5.bq import run_query
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+OK_STATUSES = ("success", "already_complete")
+LATENCY_GOAL = timedelta(minutes=10)
+COMPLETION_GOAL_PCT = 95.0
+CONSECUTIVE_GOAL = 3
+
+RUNS_SQL = """
+SELECT data_date, run_id, status, triggered_by, players_ready, players_total, requests_published,
+  predictions_found, straggler_rounds, straggler_requests, completion_pct, phase4_completed_at,
+  event_received_at, first_request_at, batch_completed_at, updated_at
+FROM `{table}`
+WHERE data_date BETWEEN @first AND @last AND processor_name = 'phase5_coordinator'
+ORDER BY data_date, updated_at
+"""
+PREDICTIONS_SQL = """
+SELECT game_date, COUNT(*) AS predictions, COUNT(DISTINCT player_lookup) AS players
+FROM `{table}`
+WHERE game_date BETWEEN @first AND @last
+GROUP BY game_date
+"""
+ALERTS_SQL = """
+SELECT game_date, severity, COUNT(*) AS alerts
+FROM `{table}`
+WHERE game_date BETWEEN @first AND @last
+GROUP BY game_date, severity
+"""
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 1) if start and end else None
+
+
+@dataclass
+class DayStatus:
+    game_date: str
+    status: str | None = None
+    triggered_by: str | None = None
+    runs: int = 0
+    players_ready: int | None = None
+    players_total: int | None = None
+    requests_published: int | None = None
+    last_run_requests: int | None = None
+    predictions: int = 0
+    players_predicted: int = 0
+    completion_pct: float | None = None
+    straggler_rounds: int | None = None
+    straggler_requests: list[int] = field(default_factory=list)
+    phase4_to_event_s: float | None = None
+    event_to_first_request_s: float | None = None
+    phase4_to_first_request_s: float | None = None
+    first_request_to_complete_s: float | None = None
+    batches: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class StatusReport:
+    first: str
+    last: str
+    days: list[DayStatus]
+    checklist: list[Check]
+
+    @property
+    def go(self) -> bool:
+        return all(check.passed for check in self.checklist)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.first,
+            "to": self.last,
+            "go": self.go,
+            "days": [asdict(d) for d in self.days],
+            "checklist": [asdict(c) for c in self.checklist],
+        }
+
+
+def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]:
+    params = {"first": first, "last": last}
+    project = client.project
+    runs = run_query(client, RUNS_SQL.format(table=f"{project}.{config.RUN_HISTORY_TABLE}"), params)
+    predictions = {
+        r["game_date"]: r
+        for r in run_query(client, PREDICTIONS_SQL.format(table=f"{project}.{config.PREDICTIONS_TABLE}"), params)
+    }
+    alerts: dict[date, dict[str, int]] = {}
+    for row in run_query(client, ALERTS_SQL.format(table=f"{project}.{config.ALERTS_TABLE}"), params):
+        alerts.setdefault(row["game_date"], {})[row["severity"]] = row["alerts"]
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for row in runs:
+        by_day.setdefault(row["data_date"], []).append(row)
+
+    days = []
+    day = first
+    while day <= last:
+        status = DayStatus(day.isoformat(), alerts=alerts.get(day, {}))
+        day_runs = by_day.get(day, [])
+        if day_runs:
+            latest = day_runs[-1]
+            status.runs = len(day_runs)
+            status.batches = sum(1 for r in day_runs if r["status"] in ("success", "partial"))
+            for key in (
+                "status",
+                "triggered_by",
+                "players_ready",
+                "players_total",
+                "completion_pct",
+                "straggler_rounds",
+            ):
+                setattr(status, key, latest[key])
+            status.requests_published = sum(int(r["requests_published"] or 0) for r in day_runs)
+            status.last_run_requests = latest["requests_published"]
+            status.straggler_requests = list(latest["straggler_requests"] or [])
+            status.phase4_to_event_s = _seconds(latest["phase4_completed_at"], latest["event_received_at"])
+            status.event_to_first_request_s = _seconds(latest["event_received_at"], latest["first_request_at"])
+            status.phase4_to_first_request_s = _seconds(latest["phase4_completed_at"], latest["first_request_at"])
+            status.first_request_to_complete_s = _seconds(latest["first_request_at"], latest["batch_completed_at"])
+        if day in predictions:
+            status.predictions = predictions[day]["predictions"]
+            status.players_predicted = predictions[day]["players"]
+        if status.runs or status.predictions:
+            days.append(status)
+        day += timedelta(days=1)
+    return days
+
+
+def checklist(days: list[DayStatus]) -> list[Check]:
+    """The plan's go/no-go checklist over ``days`` (days without any run are not game days here)."""
+    ran = [d for d in days if d.status and d.status != "no_games"]
+    streak = 0
+    for d in reversed(ran):
+        if d.status not in OK_STATUSES:
+            break
+        streak += 1
+    latencies = [d.phase4_to_first_request_s for d in ran if d.phase4_to_first_request_s is not None]
+    low = [d.game_date for d in ran if d.completion_pct is None or d.completion_pct <= COMPLETION_GOAL_PCT]
+    critical = sum(d.alerts.get("critical", 0) for d in days)
+    doubled = [d.game_date for d in days if d.batches > 1]
+    retried = [d.game_date for d in ran if (d.straggler_rounds or 0) > 0]
+    worst = max(latencies) if latencies else None
+    return [
+        Check(
+            f"{CONSECUTIVE_GOAL} consecutive successful runs",
+            streak >= CONSECUTIVE_GOAL,
+            f"{streak} in a row at the end of the range",
+        ),
+        Check(
+            "Phase 4→5 latency < 10 min",
+            bool(latencies) and worst is not None and worst < LATENCY_GOAL.total_seconds(),
+            f"worst {worst:.0f} s over {len(latencies)} runs" if worst is not None else "no run with both timestamps",
+        ),
+        Check(
+            f"Prediction completion > {COMPLETION_GOAL_PCT:g} %",
+            bool(ran) and not low,
+            "every run" if ran and not low else f"below on {', '.join(low) or 'no runs'}",
+        ),
+        Check("Zero critical alerts", critical == 0, f"{critical} critical"),
+        Check(
+            "No duplicate processing",
+            not doubled,
+            "one batch per date" if not doubled else f"more than one batch on {', '.join(doubled)}",
+        ),
+        Check(
+            "Retry logic exercised",
+            bool(retried),
+            f"straggler rounds ran on {', '.join(retried)}" if retried else "no straggler round ran",
+        ),
+    ]
+
+
+def report(client: bigquery.Client, first: date, last: date) -> StatusReport:
+    days = collect(client, first, last)
+    return StatusReport(first.isoformat(), last.isoformat(), days, checklist(days))
+
+
+def _fmt(value: object, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def render(status: StatusReport) -> str:
+    header = (
+        "date",
+        "status",
+        "triggered_by",
+        "ready",
+        "predicted",
+        "complete",
+        "stragglers",
+        "ev→1st",
+        "1st→done",
+        "alerts",
+    )
+    rows = [header]
+    for d in status.days:
+        rows.append(
+            (
+                d.game_date,
+                _fmt(d.status),
+                _fmt(d.triggered_by),
+                f"{_fmt(d.players_ready)}/{_fmt(d.players_total)}",
+                str(d.players_predicted),
+                _fmt(d.completion_pct, "%"),
+                "+".join(map(str, d.straggler_requests)) or "-",
+                _fmt(d.event_to_first_request_s, "s"),
+                _fmt(d.first_request_to_complete_s, "s"),
+                ", ".join(f"{n} {s}" for s, n in sorted(d.alerts.items())) or "none",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if not status.days:
+        lines.append(f"(no runs between {status.first} and {status.last})")
+    lines += ["", f"Go/no-go {status.first} → {status.last}: {'GO' if status.go else 'NO-GO'}"]
+    lines += [f"  [{'x' if c.passed else ' '}] {c.name}: {c.detail}" for c in status.checklist]
+    return "\n".join(lines)

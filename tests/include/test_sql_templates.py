@@ -1,0 +1,36 @@
+"""SQL templates: parameters only, never formatting; every partitioned table filtered on its partition."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
+SQL_FILES = sorted((INCLUDE / "sql").glob("*.sql"))
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
+def test_no_parameter_marks_in_comments(path: Path) -> None:
+    # bqemulator counts `@name` in comments as parameters, and a reader would think it is one.
+    for line in path.read_text().splitlines():
+        comment = line.partition("--")[2]
+        assert "@" not in comment, f"{path.name}: {line}"
+
+
+@pytest.mark.parametrize("path", [p for p in SQL_FILES if not p.name.startswith("_")], ids=lambda p: p.name)
+def test_templates_render_and_take_values_only_as_parameters(path: Path) -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(INCLUDE / "sql")), undefined=jinja2.StrictUndefined)
+    sql = env.get_template(path.name).render()
+    assert "{{" not in path.read_text(), "values reach SQL as query parameters, not Jinja"
+    specs = {p.stem: json.loads(p.read_text()) for p in (INCLUDE / "schemas").glob("*.json")}
+    for table, spec in specs.items():
+        for match in re.finditer(rf"{re.escape(table)}\b", sql):
+            partition = spec["time_partitioning"]["field"]
+            following = sql[match.end() : match.end() + 400]
+            assert partition in following or "MERGE" in sql[: match.start()], (
+                f"{path.name}: {table} read without a filter on {partition}"
+            )
