@@ -7,7 +7,9 @@ against real GCP. A resource that already exists is left exactly as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
@@ -34,6 +36,22 @@ class ProvisionReport:
         if not self.created:
             return f"Nothing to create: all {len(self.existing)} resources already exist."
         return f"Created {len(self.created)}: " + ", ".join(self.created) + f" ({len(self.existing)} already existed)."
+
+    def ensure(self, label: str, get: Callable[[], object], create: Callable[[], object]) -> None:
+        """Create the resource unless ``get`` finds it; losing a create race counts as existing."""
+        from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
+
+        try:
+            get()
+            self.existing.append(label)
+            return
+        except NotFound:
+            pass
+        try:
+            create()
+            self.created.append(label)
+        except (AlreadyExists, Conflict):
+            self.existing.append(label)
 
 
 def table_specs() -> dict[str, dict[str, Any]]:
@@ -64,73 +82,54 @@ def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp
 
 
 def provision_bigquery(project: str, report: ProvisionReport, *, location: str = "US") -> None:
-    from google.api_core.exceptions import Conflict, NotFound
     from google.cloud import bigquery
 
     client = bigquery_client(project)
     specs = table_specs()
     for dataset_id in sorted({name.split(".")[0] for name in specs}):
-        ref = f"{project}.{dataset_id}"
-        try:
-            client.get_dataset(ref)
-            report.existing.append(f"dataset {dataset_id}")
-        except NotFound:
-            dataset = bigquery.Dataset(ref)
-            dataset.location = location
-            try:
-                client.create_dataset(dataset)
-                report.created.append(f"dataset {dataset_id}")
-            except Conflict:
-                report.existing.append(f"dataset {dataset_id}")
+        dataset = bigquery.Dataset(f"{project}.{dataset_id}")
+        dataset.location = location
+        report.ensure(
+            f"dataset {dataset_id}",
+            partial(client.get_dataset, dataset.reference),
+            partial(client.create_dataset, dataset),
+        )
+    real_gcp = not using_emulators()
     for table_name, spec in specs.items():
-        try:
-            client.get_table(f"{project}.{table_name}")
-            report.existing.append(f"table {table_name}")
-        except NotFound:
-            try:
-                client.create_table(build_table(project, table_name, spec, real_gcp=not using_emulators()))
-                report.created.append(f"table {table_name}")
-            except Conflict:
-                report.existing.append(f"table {table_name}")
+        table = build_table(project, table_name, spec, real_gcp=real_gcp)
+        report.ensure(
+            f"table {table_name}",
+            partial(client.get_table, table.reference),
+            partial(client.create_table, table),
+        )
 
 
 def provision_pubsub(project: str, report: ProvisionReport) -> None:
-    from google.api_core.exceptions import AlreadyExists, NotFound
     from google.protobuf.duration_pb2 import Duration
 
     publisher = publisher_client()
     for topic in TOPICS:
         path = publisher.topic_path(project, topic)
-        try:
-            publisher.get_topic(topic=path)
-            report.existing.append(f"topic {topic}")
-        except NotFound:
-            try:
-                publisher.create_topic(name=path)
-                report.created.append(f"topic {topic}")
-            except AlreadyExists:
-                report.existing.append(f"topic {topic}")
+        report.ensure(
+            f"topic {topic}",
+            partial(publisher.get_topic, topic=path),
+            partial(publisher.create_topic, name=path),
+        )
 
     subscriber = subscriber_client()
     with subscriber:
         for subscription, (topic, ack_deadline) in SUBSCRIPTIONS.items():
-            path = subscriber.subscription_path(project, subscription)
-            try:
-                subscriber.get_subscription(subscription=path)
-                report.existing.append(f"subscription {subscription}")
-            except NotFound:
-                try:
-                    subscriber.create_subscription(
-                        request={
-                            "name": path,
-                            "topic": publisher.topic_path(project, topic),
-                            "ack_deadline_seconds": ack_deadline,
-                            "message_retention_duration": Duration(seconds=MESSAGE_RETENTION_SECONDS),
-                        }
-                    )
-                    report.created.append(f"subscription {subscription}")
-                except AlreadyExists:
-                    report.existing.append(f"subscription {subscription}")
+            request = {
+                "name": subscriber.subscription_path(project, subscription),
+                "topic": publisher.topic_path(project, topic),
+                "ack_deadline_seconds": ack_deadline,
+                "message_retention_duration": Duration(seconds=MESSAGE_RETENTION_SECONDS),
+            }
+            report.ensure(
+                f"subscription {subscription}",
+                partial(subscriber.get_subscription, subscription=request["name"]),
+                partial(subscriber.create_subscription, request=request),
+            )
 
 
 def provision(project: str) -> ProvisionReport:

@@ -20,6 +20,13 @@ def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-d
     assert second.summary().startswith("Nothing to create")
 
 
+def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
+    first = provision("fresh-project")
+    assert len(first.created) == 12
+    assert first.existing == []
+    assert provision("fresh-project").created == []
+
+
 def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type: ignore[no-untyped-def]
     from nba_phase5.clients import publisher_client, subscriber_client
 

@@ -54,6 +54,13 @@ def test_drops_are_reproducible_and_never_twice() -> None:
     ] != dropped
 
 
+def _seeded_players(bq, drain, day: date, players: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """A fresh day with every player production-ready, and an empty request subscription."""
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=players, ready_pct=100)
+    return [row["player_lookup"] for row in build_day(day, players=players, ready_pct=100)[1]]
+
+
 def _publish_requests(project: str, day: date, players: list[str], times: int = 1) -> list[str]:
     publisher = publisher_client()
     topic = publisher.topic_path(project, config.PREDICTION_REQUESTS_TOPIC)
@@ -79,9 +86,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-unty
 @pytest.mark.integration
 def test_duplicate_requests_never_make_a_second_row(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 9, 1)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=30, ready_pct=100)
-    players = [row["player_lookup"] for row in build_day(day, players=30, ready_pct=100)[1]]
+    players = _seeded_players(bq, drain, day, 30)
     with running_worker(stack.project) as worker:
         _publish_requests(stack.project, day, players, times=3)
         _wait_for(lambda: worker.stats.received == 90)
@@ -96,9 +101,7 @@ def test_duplicate_requests_never_make_a_second_row(stack, bq, drain) -> None:  
 @pytest.mark.integration
 def test_dropped_requests_are_written_when_republished(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 9, 2)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=60, ready_pct=100)
-    players = [row["player_lookup"] for row in build_day(day, players=60, ready_pct=100)[1]]
+    players = _seeded_players(bq, drain, day, 60)
     with running_worker(stack.project, drop_rate=0.25, seed=11) as worker:
         _publish_requests(stack.project, day, players)
         _wait_for(lambda: worker.stats.received == 60)
@@ -115,9 +118,7 @@ def test_dropped_requests_are_written_when_republished(stack, bq, drain) -> None
 @pytest.mark.integration
 def test_crash_after_exits_hard_without_writing_the_batch(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 9, 3)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=20, ready_pct=100)
-    players = [row["player_lookup"] for row in build_day(day, players=20, ready_pct=100)[1]]
+    players = _seeded_players(bq, drain, day, 20)
     _publish_requests(stack.project, day, players)
     done = subprocess.run(
         [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "5", "--idle-exit", "5"],
@@ -135,9 +136,7 @@ def test_crash_after_exits_hard_without_writing_the_batch(stack, bq, drain) -> N
 @pytest.mark.integration
 def test_max_messages_and_idle_exit_end_the_cli_worker(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 9, 4)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=12, ready_pct=100)
-    players = [row["player_lookup"] for row in build_day(day, players=12, ready_pct=100)[1]]
+    players = _seeded_players(bq, drain, day, 12)
     _publish_requests(stack.project, day, players)
     done = subprocess.run(
         [sys.executable, "-m", "nba_phase5", "worker", "--max-messages", "12", "--delay-ms", "50"],
