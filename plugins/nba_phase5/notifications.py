@@ -66,21 +66,25 @@ def _email(
     if not email_to:
         return
     from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
 
     try:
         BaseHook.get_connection(smtp_conn_id)
-    except AirflowRuntimeError:
+    except (AirflowNotFoundException, AirflowRuntimeError):
         log.info("No SMTP connection %r: alert not e-mailed", smtp_conn_id)
         return
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    SmtpNotifier(
-        to=email_to,
-        smtp_conn_id=smtp_conn_id,
-        subject=f"[{severity}] {config.DAG_ID}: {message[:120]}",
-        html_content=f"<p>{message}</p>",
-    ).notify(context)
+    try:
+        SmtpNotifier(
+            to=email_to,
+            smtp_conn_id=smtp_conn_id,
+            subject=f"[{severity}] {config.DAG_ID}: {message[:120]}",
+            html_content=f"<p>{message}</p>",
+        ).notify(context)
+    except Exception:
+        # The alert is already recorded and logged; a mail outage must not fail the task's callback.
+        log.exception("Alert recorded but not e-mailed through %r", smtp_conn_id)
 
 
 class PipelineAlertNotifier(BaseNotifier):

@@ -1,0 +1,63 @@
+"""Which path starts the batch: the sensor's decisions that need no Pub/Sub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nba_phase5.sensors.phase4_event import Phase4EventSensor
+from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+
+
+class Run:
+    def __init__(self, run_type: str) -> None:
+        self.run_type = run_type
+
+
+def sensor(**kwargs: Any) -> Phase4EventSensor:
+    return Phase4EventSensor(task_id="wait_for_phase4_event", game_date="2025-11-28", **kwargs)
+
+
+def test_backfill_runs_do_not_wait() -> None:
+    assert sensor().execute({"dag_run": Run("backfill")}) == {"triggered_by": "backfill"}
+
+
+@pytest.mark.parametrize("flag", [True, "True", "true"])
+def test_skip_event_wait_is_the_manual_path(flag: object) -> None:
+    assert sensor(skip_wait=flag).execute({"dag_run": Run("manual")}) == {"triggered_by": "manual"}
+
+
+def test_scheduled_run_defers_to_the_trigger_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+        '{"conn_type": "google_cloud_platform", "extra": {"project": "p", "is_anonymous": true}}',
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(skip_wait="False", wait_seconds="None").execute({"dag_run": Run("scheduled")})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, Phase4EventTrigger)
+    assert trigger.deadline == "2025-11-28T06:00:00-05:00"
+    assert trigger.project_id == "p"
+    assert deferred.value.method_name == "execute_complete"
+
+
+def test_event_completes_on_the_pubsub_path() -> None:
+    event = {
+        "status": "event",
+        "message_id": "7",
+        "received_at": "2025-11-28T09:00:00+00:00",
+        "event": {
+            "event_type": "phase4_complete",
+            "game_date": "2025-11-28",
+            "players_ready": 420,
+            "players_total": 450,
+        },
+    }
+    result = sensor().execute_complete({}, event)
+    assert result["triggered_by"] == "pubsub"
+    assert result["event_received_at"] == "2025-11-28T09:00:00+00:00"
+    with pytest.raises(RuntimeError, match="Unexpected"):
+        sensor().execute_complete({}, {"status": "error"})
