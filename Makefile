@@ -8,12 +8,13 @@ DATE ?= $(shell date -u +%F)
 PLAYERS ?= 450
 STACK_ENV := source .local/stack.env
 
-.PHONY: help venv stack-up stack-down stack-status provision seed publish run test test-unit lint format constraints clean
+.PHONY: help venv stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
 	@echo "make test       unit + integration tests (starts its own emulators on free ports)"
 	@echo "make lint       ruff + mypy"
+	@echo "make bench      benchmarks on a stack of their own -> bench/results.{json,md}, bench/ratios.png"
 	@echo "make stack-up / stack-down   the local Pub/Sub + BigQuery emulators (.local/stack.env)"
 	@echo "make provision / seed / publish   against the running stack"
 
@@ -52,6 +53,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/run.py
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

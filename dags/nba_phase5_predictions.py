@@ -70,7 +70,7 @@ READINESS_PARAMS = {
             type="array",
             minItems=1,
             uniqueItems=True,
-            items={"type": "string", "enum": ["points", "rebounds", "assists", "threes", "pra"]},
+            items={"type": "string", "enum": list(config.PROP_TYPES)},
             description="Prop types to request per player.",
         ),
         "event_deadline": Param(
@@ -85,6 +85,9 @@ READINESS_PARAMS = {
         "phase4_wait_minutes": Param(30, type="number", minimum=0, description="How long the gates wait for Phase 4."),
         "straggler_wait_minutes": Param(
             10, type="number", minimum=0, description="How long each straggler round waits for predictions."
+        ),
+        "straggler_settle_polls": Param(
+            3, type="integer", minimum=0, description="End a straggler wait after this many polls without progress."
         ),
         "poll_interval_seconds": Param(60, type="number", minimum=0.5, description="BigQuery poll interval."),
         "min_ready_pct": Param(80, type="number", minimum=0, maximum=100),
@@ -167,7 +170,10 @@ def nba_phase5_predictions() -> None:
                 query_params=REQUEST_PARAMS,
                 timeout_minutes="{{ params.straggler_wait_minutes }}",
                 poll_interval_seconds="{{ params.poll_interval_seconds }}",
-                doc_md="Waits until predictions cover the requests, or the round's wait runs out.",
+                progress_column="requests_done",
+                settle_polls="{{ params.straggler_settle_polls }}",
+                covered_by=batch.wait_task(round_number - 1) if round_number > 1 else None,
+                doc_md="Waits until predictions cover the requests, the workers go quiet, or the wait runs out.",
             )
             if previous is not None:
                 previous >> wait
@@ -178,6 +184,7 @@ def nba_phase5_predictions() -> None:
                 task_id=f"republish_round_{round_number}",
                 game_date=GAME_DATE,
                 prop_types="{{ params.prop_types | join(',') }}",
+                covered_by=batch.wait_task(round_number),
                 doc_md="Republishes only the requests whose predictions are still missing.",
             )
             wait >> republish

@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "poll_interval_seconds": 2,
             "phase4_wait_minutes": 1,
             "straggler_wait_minutes": 0.5,
+            "straggler_settle_polls": 3,
         }
         dag_log_path = logs / f"dag-{args.date}.log"
         say(f"starting DAG run nba_phase5_predictions for {args.date} (full log {dag_log_path.relative_to(ROOT)})")

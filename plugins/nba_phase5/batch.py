@@ -101,12 +101,18 @@ def check_batch_status(context: Any) -> str:
 def verify_completion(context: Any) -> dict[str, Any]:
     """Final coverage after the straggler rounds; a warning alert when too many players still lack one."""
     from nba_phase5.notifications import raise_alert
+    from nba_phase5.sensors.bigquery_poll import covered
 
     params = context["params"]
-    row = _bq().query_rows(
-        _sql("prediction_coverage.sql", context),
-        {"game_date": {"type": "DATE", "value": game_date(context)}, "prop_types": _prop_types(context)},
-    )[0]
+    last_wait = context["ti"].xcom_pull(task_ids=wait_task(STRAGGLER_ROUNDS + 1))
+    if covered(last_wait):
+        # The last wait saw every prediction in place; predictions are never deleted, so reuse it.
+        row = {k: last_wait[k] for k in ("requests_wanted", "requests_done", "requests_missing", "players_missing")}
+    else:
+        row = _bq().query_rows(
+            _sql("prediction_coverage.sql", context),
+            {"game_date": {"type": "DATE", "value": game_date(context)}, "prop_types": _prop_types(context)},
+        )[0]
     wanted, done = row["requests_wanted"], row["requests_done"]
     completion = round(100.0 * done / wanted, 2) if wanted else 100.0
     result = {**row, "completion_pct": completion, "batch_completed_at": datetime.now(UTC).isoformat()}

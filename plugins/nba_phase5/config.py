@@ -29,6 +29,24 @@ PHASE5_PROCESSOR = "phase5_coordinator"
 
 GCP_CONN_ID = "google_cloud_default"
 
+# Prop types a request may ask for (the DAG's `prop_types` param offers exactly these).
+PROP_TYPES = (
+    "points",
+    "rebounds",
+    "assists",
+    "threes",
+    "steals",
+    "blocks",
+    "turnovers",
+    "minutes",
+    "pra",
+    "pts_reb",
+    "pts_ast",
+    "reb_ast",
+    "stocks",
+    "fantasy_score",
+)
+
 
 @dataclass(frozen=True)
 class Thresholds:

@@ -8,8 +8,9 @@ message only after its row is written, and a request id is written at most once 
 The model (a stand-in, not the production model): a weighted recent average,
 ``0.5·last5 + 0.3·last10 + 0.2·season`` points, scaled by the opponent's defence relative to a
 league-average rating of 112; rebounds and assists use their 10-game averages, threes 12 % of points,
-``pra`` their sum. Confidence falls with the spread between recent and season form and with low
-feature quality.
+steals and blocks a per-minute rate, turnovers scale with usage; the combined props
+(``pra``, ``pts_reb``, ``stocks``, ``fantasy_score`` …) are sums of those. Confidence falls with
+the spread between recent and season form and with low feature quality.
 
 Fault knobs for demos and tests: ``drop_rate`` acks without writing (a reproducible set given
 ``seed``; a request already dropped once is never dropped again), ``delay_ms`` per batch,
@@ -39,7 +40,8 @@ MODEL_VERSION = "local-weighted-avg-v1"
 LEAGUE_DEF_RATING = 112.0
 FEATURES_SQL = """
 SELECT game_date, player_lookup, points_avg_last_5, points_avg_last_10, points_avg_season,
-  rebounds_avg_last_10, assists_avg_last_10, opponent_def_rating, feature_quality_score
+  rebounds_avg_last_10, assists_avg_last_10, minutes_avg_last_10, usage_rate, opponent_def_rating,
+  feature_quality_score
 FROM `{table}`
 WHERE game_date IN UNNEST(@game_dates) AND player_lookup IN UNNEST(@players)
 """
@@ -80,12 +82,25 @@ def predict(prop_type: str, features: dict[str, Any]) -> tuple[float, float]:
     points = (0.5 * last5 + 0.3 * last10 + 0.2 * season) * (defence / LEAGUE_DEF_RATING)
     rebounds = float(features["rebounds_avg_last_10"] or 0)
     assists = float(features["assists_avg_last_10"] or 0)
+    minutes = float(features.get("minutes_avg_last_10") or 0)
+    usage = float(features.get("usage_rate") or 20.0)
+    steals, blocks = 0.035 * minutes, 0.025 * minutes
+    turnovers = 0.1 * minutes * usage / 30.0
     values = {
         "points": points,
         "rebounds": rebounds,
         "assists": assists,
         "threes": 0.12 * points,
+        "steals": steals,
+        "blocks": blocks,
+        "turnovers": turnovers,
+        "minutes": minutes,
         "pra": points + rebounds + assists,
+        "pts_reb": points + rebounds,
+        "pts_ast": points + assists,
+        "reb_ast": rebounds + assists,
+        "stocks": steals + blocks,
+        "fantasy_score": points + 1.2 * rebounds + 1.5 * assists + 3 * (steals + blocks) - turnovers,
     }
     if prop_type not in values:
         raise ValueError(f"unknown prop type {prop_type!r}")

@@ -30,6 +30,8 @@ class PredictionFanOutOperator(BaseOperator):
     :param sql: query returning ``player_lookup, prop_type`` rows (templated, ``.sql`` file).
     :param topic: Pub/Sub topic the workers subscribe to.
     :param project_id: project for topic and tables; default from the connection.
+    :param covered_by: task id of a coverage poll; when it found every prediction in place, nothing is
+        queried or published (a straggler round after a complete wait).
     :param max_publish_attempts: attempts per message before the task gives up on it.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
@@ -48,6 +50,7 @@ class PredictionFanOutOperator(BaseOperator):
         sql: str = "missing_requests.sql",
         topic: str = config.PREDICTION_REQUESTS_TOPIC,
         project_id: str | None = None,
+        covered_by: str | None = None,
         max_publish_attempts: int = 3,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
@@ -59,6 +62,7 @@ class PredictionFanOutOperator(BaseOperator):
         self.sql = sql
         self.topic = topic
         self.project_id = project_id
+        self.covered_by = covered_by
         self.max_publish_attempts = max_publish_attempts
         self.gcp_conn_id = gcp_conn_id
 
@@ -93,18 +97,30 @@ class PredictionFanOutOperator(BaseOperator):
         return [(row["player_lookup"], row["prop_type"]) for row in rows]
 
     def execute(self, context: Any) -> dict[str, Any]:
-        project = self.project_id or self.bigquery_hook.project_id
+        from nba_phase5.sensors.bigquery_poll import covered
+
         batch = batch_id(self.game_date, context["run_id"])
-        wanted = self.missing_requests()
+        if self.covered_by and covered(context["ti"].xcom_pull(task_ids=self.covered_by)):
+            self.log.info("%s found every prediction in place: nothing to republish", self.covered_by)
+            wanted: list[tuple[str, str]] = []
+            project = self.project_id or ""
+        else:
+            project = self.project_id or self.bigquery_hook.project_id
+            wanted = self.missing_requests()
         requests = [PredictionRequest(self.game_date, player, prop, batch, project) for player, prop in wanted]
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)
-        result = self.pubsub_hook.publish_batch(
-            project_id=project,
-            topic=self.topic,
-            messages=[(r.body(), r.attributes()) for r in requests],
-            max_attempts=self.max_publish_attempts,
-        )
+        if requests:
+            result = self.pubsub_hook.publish_batch(
+                project_id=project,
+                topic=self.topic,
+                messages=[(r.body(), r.attributes()) for r in requests],
+                max_attempts=self.max_publish_attempts,
+            )
+        else:
+            from nba_phase5.hooks.pubsub import PublishResult
+
+            result = PublishResult()
         summary = {
             "requested": len(requests),
             "published": result.published,

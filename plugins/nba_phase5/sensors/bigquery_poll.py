@@ -12,23 +12,37 @@ from airflow.sdk import BaseOperator
 from nba_phase5 import config
 
 DEADLINE_KEY = "poll_deadline"
+PROGRESS_KEY = "poll_progress"
+
+
+def covered(row: Any) -> bool:
+    """Whether a poll result says the work is complete (not merely that the wait ended)."""
+    return isinstance(row, dict) and bool(row.get("done"))
 
 
 class BigQueryPollSensor(BaseOperator):
-    """Runs ``sql`` until its first row has ``done = TRUE`` or ``timeout_minutes`` pass.
+    """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``timeout_minutes`` pass.
 
     Between polls the task defers on a timer, so a 30-minute wait costs no worker slot. It does not
-    fail at the timeout: it returns the last row with ``timed_out: True`` and leaves the verdict to
-    the gate or verification downstream. Each rerun (clear) polls at least once.
+    fail when it stops waiting: it returns the last row with ``timed_out`` (or ``settled``) set and
+    leaves the verdict to the gate or verification downstream. Each rerun (clear) polls at least once.
+
+    With ``progress_column`` and ``settle_polls``, the wait also ends once that column has not moved
+    for ``settle_polls`` polls in a row: workers have gone quiet, so waiting longer only delays the
+    straggler round. With ``covered_by``, a previous poll task whose result was already ``done`` is
+    reused without a query: nothing was republished since, so nothing can have changed.
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
     :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).
     :param timeout_minutes: how long to keep polling (templated).
     :param poll_interval_seconds: pause between polls (templated).
+    :param progress_column: a column that grows while work is being done, for ``settle_polls``.
+    :param settle_polls: stop after this many polls without progress; 0 waits for done or timeout (templated).
+    :param covered_by: task id of an earlier poll of the same query whose ``done`` result can be reused.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("sql", "query_params", "timeout_minutes", "poll_interval_seconds")
+    template_fields: Sequence[str] = ("sql", "query_params", "timeout_minutes", "poll_interval_seconds", "settle_polls")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
     ui_color = "#f0eee4"
@@ -40,6 +54,9 @@ class BigQueryPollSensor(BaseOperator):
         query_params: dict[str, Any] | None = None,
         timeout_minutes: str | float = 30,
         poll_interval_seconds: str | float = 60,
+        progress_column: str | None = None,
+        settle_polls: str | int = 0,
+        covered_by: str | None = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -48,6 +65,9 @@ class BigQueryPollSensor(BaseOperator):
         self.query_params = query_params
         self.timeout_minutes = timeout_minutes
         self.poll_interval_seconds = poll_interval_seconds
+        self.progress_column = progress_column
+        self.settle_polls = settle_polls
+        self.covered_by = covered_by
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -64,28 +84,47 @@ class BigQueryPollSensor(BaseOperator):
         return row
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        ti = context["ti"]
+        if self.covered_by:
+            earlier = ti.xcom_pull(task_ids=self.covered_by)
+            if covered(earlier):
+                self.log.info("%s already found the work complete: reusing its result", self.covered_by)
+                return {**earlier, "reused_from": self.covered_by}
         deadline = (datetime.now(UTC) + timedelta(minutes=float(self.timeout_minutes))).isoformat()
         # The deadline lives in XCom, not in defer kwargs: `dags test` drops those when it resumes a
         # task, and a cleared task (XCom wiped) must start a fresh wait anyway.
-        context["ti"].xcom_push(key=DEADLINE_KEY, value=deadline)
-        return self._poll_or_defer(deadline)
+        ti.xcom_push(key=DEADLINE_KEY, value=deadline)
+        ti.xcom_push(key=PROGRESS_KEY, value=None)
+        return self._poll_or_defer(ti, deadline)
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any] | None:
         ti = context["ti"]
-        deadline = ti.xcom_pull(task_ids=ti.task_id, key=DEADLINE_KEY)
-        return self._poll_or_defer(deadline)
+        return self._poll_or_defer(ti, ti.xcom_pull(task_ids=ti.task_id, key=DEADLINE_KEY))
 
-    def _poll_or_defer(self, deadline: str) -> dict[str, Any]:
+    def _stalled(self, ti: Any, row: dict[str, Any]) -> bool:
+        limit = int(self.settle_polls or 0)
+        if not self.progress_column or limit <= 0:
+            return False
+        previous = ti.xcom_pull(task_ids=ti.task_id, key=PROGRESS_KEY) or {}
+        value = row[self.progress_column]
+        unchanged = previous.get("unchanged", 0) + 1 if previous and previous.get("value") == value else 0
+        ti.xcom_push(key=PROGRESS_KEY, value={"value": value, "unchanged": unchanged})
+        return unchanged >= limit
+
+    def _poll_or_defer(self, ti: Any, deadline: str) -> dict[str, Any]:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
         row = self.poll()
         result = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
         if row["done"]:
             self.log.info("Done: %s", result)
-            return {**result, "timed_out": False}
+            return {**result, "timed_out": False, "settled": False}
+        if self._stalled(ti, row):
+            self.log.warning("No progress in %s polls: stopping the wait: %s", self.settle_polls, result)
+            return {**result, "timed_out": False, "settled": True}
         if datetime.now(UTC) >= datetime.fromisoformat(deadline):
             self.log.warning("Still not done at %s: %s", deadline, result)
-            return {**result, "timed_out": True}
+            return {**result, "timed_out": True, "settled": False}
         self.log.info("Not done yet (%s); polling again in %ss", result, self.poll_interval_seconds)
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=float(self.poll_interval_seconds))),

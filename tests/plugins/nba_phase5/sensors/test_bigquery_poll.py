@@ -1,0 +1,90 @@
+"""The poll sensor: done, stalled (settle), timed out, or reused from an earlier complete poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from helpers import XComTI
+from nba_phase5.sensors.bigquery_poll import DEADLINE_KEY, BigQueryPollSensor
+
+
+class CountingHook:
+    """Stands in for the BigQuery hook where the sensor looks it up: scripted rows, counted calls."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.calls = 0
+
+    def query_rows(self, sql: str, params: Any) -> list[dict[str, Any]]:
+        row = self.rows[min(self.calls, len(self.rows) - 1)]
+        self.calls += 1
+        return [row]
+
+
+def sensor(hook: CountingHook, **kwargs: Any) -> BigQueryPollSensor:
+    task = BigQueryPollSensor(task_id="wait", sql="SELECT 1", timeout_minutes=30, **kwargs)
+    task.__dict__["hook"] = hook  # the cached_property the sensor reads
+    return task
+
+
+def resume(task: BigQueryPollSensor, ti: XComTI, times: int) -> dict[str, Any] | None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    result = None
+    for _ in range(times):
+        try:
+            result = task.execute_complete({"ti": ti})
+        except TaskDeferred:
+            continue
+        return result
+    return result
+
+
+def test_settles_after_polls_without_progress() -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    rows = [{"done": False, "requests_done": n} for n in (10, 400, 409, 409, 409, 409)]
+    hook = CountingHook(rows)
+    task = sensor(hook, progress_column="requests_done", settle_polls=3)
+    ti = XComTI("wait")
+    with pytest.raises(TaskDeferred):
+        task.execute({"ti": ti})
+    result = resume(task, ti, 10)
+    assert result is not None
+    assert result["settled"] is True
+    assert result["requests_done"] == 409
+    assert hook.calls == 6  # 10, 400, 409 and three more polls at 409
+
+
+def test_without_settle_it_waits_for_the_deadline() -> None:
+    hook = CountingHook([{"done": False, "requests_done": 5}])
+    task = sensor(hook)
+    ti = XComTI("wait")
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred):
+        task.execute({"ti": ti})
+    assert resume(task, ti, 5) is None  # still deferring: no settle, deadline 30 min away
+    ti.xcom_push(DEADLINE_KEY, "2000-01-01T00:00:00+00:00")
+    result = task.execute_complete({"ti": ti})
+    assert result is not None
+    assert result["timed_out"] is True
+
+
+def test_reuses_an_earlier_complete_poll_without_a_query() -> None:
+    hook = CountingHook([{"done": False}])
+    ti = XComTI("wait_2", {("wait_1", "return_value"): {"done": True, "requests_done": 418}})
+    result = sensor(hook, covered_by="wait_1").execute({"ti": ti})
+    assert result == {"done": True, "requests_done": 418, "reused_from": "wait_1"}
+    assert hook.calls == 0
+
+
+def test_an_incomplete_earlier_poll_is_not_reused() -> None:
+    hook = CountingHook([{"done": True, "requests_done": 418}])
+    ti = XComTI("wait_2", {("wait_1", "return_value"): {"done": False, "settled": True}})
+    result = sensor(hook, covered_by="wait_1").execute({"ti": ti})
+    assert result is not None
+    assert result["done"] is True
+    assert hook.calls == 1
