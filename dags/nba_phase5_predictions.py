@@ -42,7 +42,8 @@ READINESS_PARAMS = {
 @dag(
     dag_id=config.DAG_ID,
     schedule=CronTriggerTimetable("0 4 * * *", timezone=config.DAG_TIMEZONE),
-    start_date=pendulum.datetime(2025, 10, 21, tz=config.DAG_TIMEZONE),
+    # Earliest date a backfill can reach (runs before it get no task instances): the 2024-25 season.
+    start_date=pendulum.datetime(2024, 10, 1, tz=config.DAG_TIMEZONE),
     catchup=False,
     max_active_runs=3,
     dagrun_timeout=timedelta(hours=6),
@@ -110,7 +111,6 @@ def nba_phase5_predictions() -> None:
         deadline_clock="{{ params.event_deadline }}",
         wait_seconds="{{ params.event_wait_seconds }}",
         skip_wait="{{ params.skip_event_wait }}",
-        retries=0,
         doc_md="Deferrable wait for Phase 4's event; at the deadline the run goes on (scheduled backup path).",
     )
 

@@ -130,3 +130,30 @@ def running_worker(project: str, **options: Any) -> Iterator[Any]:
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+# Every run passes every param it cares about: `dag.test()` leaves a run's conf in the DAG's params.
+FAST = {
+    "game_date": None,
+    "force": False,
+    "skip_event_wait": False,
+    "prop_types": ["points"],
+    "event_wait_seconds": 20,
+    "poll_interval_seconds": 1,
+    "phase4_wait_minutes": 0,
+    "straggler_wait_minutes": 0.25,
+    "straggler_settle_polls": 3,
+}
+
+
+def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:
+    """One `dag.test()` run for ``day``; returns the run state and each task's state."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    logical = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    dag_run = dag.test(logical_date=logical, run_conf={**FAST, **conf})
+    with create_session() as session:
+        run = session.get(DagRun, dag_run.id)
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+        return str(run.state), states

@@ -95,9 +95,14 @@ def publish_event_later(day: date, project: str, delay: float) -> threading.Thre
     return thread
 
 
-def dropped_by_worker(log: Path) -> str:
+def dropped_by_worker(log: Path, day: date) -> str:
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    ids = {line.split("Dropped request ")[1].split()[0] for line in lines if "Dropped request " in line}
+    # The subscription may also hold other dates' requests; count this day's only.
+    ids = {
+        line.split("Dropped request ")[1].split()[0]
+        for line in lines
+        if "Dropped request " in line and f" on {day.isoformat()} " in line
+    }
     return f"{len(ids)} requests (acked without a prediction, to make stragglers)"
 
 
@@ -121,7 +126,7 @@ def summary(day: date, project: str, worker_log: Path) -> tuple[bool, str]:
         ("players total / ready", f"{status.players_total} / {status.players_ready}"),
         ("requests published", f"{status.last_run_requests} this run ({status.requests_published} for the date)"),
         ("predictions written", f"{status.predictions} ({status.players_predicted} players)"),
-        ("dropped by the worker", dropped_by_worker(worker_log)),
+        ("dropped by the worker", dropped_by_worker(worker_log, day)),
         ("stragglers per round", " + ".join(f"round {i}: {n}" for i, n in enumerate(rounds, 1)) or "-"),
         ("completion", f"{status.completion_pct:.1f} %" if status.completion_pct is not None else "-"),
         ("Phase 4 complete → event received", seconds(status.phase4_to_event_s)),

@@ -8,7 +8,9 @@ merged at once on real BigQuery too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,38 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 INSERT_CHUNK_ROWS = 1000
+# Reads and MERGEs are idempotent, so a transient error (5xx, rate limit) is retried with backoff;
+# a plain INSERT is not (a lost reply could make a duplicate), and neither is a bad query.
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+log = logging.getLogger(__name__)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from google.api_core import exceptions
+
+    transient = (
+        exceptions.TooManyRequests,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.ServiceUnavailable,
+        exceptions.GatewayTimeout,
+    )
+    return isinstance(exc, transient)
+
+
+def with_transient_retry(call: Callable[[], Any], what: str) -> Any:
+    """``call()``, retried on transient BigQuery errors after 1, 2, 4, 8 and 16 s, then re-raised."""
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
+        try:
+            return call()
+        except Exception as exc:
+            if delay is None or not _is_transient(exc):
+                raise
+            log.warning(
+                "Transient BigQuery error on %s (attempt %d): %s; retrying in %.0f s", what, attempt, exc, delay
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _scalar_type(value: object) -> str:
@@ -63,7 +97,9 @@ def run_query(client: bigquery.Client, sql: str, params: Mapping[str, object] | 
         query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
         use_legacy_sql=False,
     )
-    return [dict(row.items()) for row in client.query(sql, job_config=job_config).result()]
+    first_line = sql.strip().splitlines()[0][:80] if sql.strip() else "query"
+    rows = with_transient_retry(lambda: list(client.query(sql, job_config=job_config).result()), first_line)
+    return [dict(row.items()) for row in rows]
 
 
 def table_schema(table_name: str) -> list[dict[str, Any]]:

@@ -277,7 +277,13 @@ class PredictionWorker:
                 continue
             for request in requests:
                 if self.should_drop(request["request_id"]):
-                    log.info("Dropped request %s (drop rate %s)", request["request_id"], options.drop_rate)
+                    log.info(
+                        "Dropped request %s for %s on %s (drop rate %s)",
+                        request["request_id"],
+                        request["player_lookup"],
+                        request["game_date"],
+                        options.drop_rate,
+                    )
                     self.stats.dropped += 1
                     self.stats.dropped_ids.append(request["request_id"])
                     continue

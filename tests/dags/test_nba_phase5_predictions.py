@@ -5,8 +5,7 @@ A real prediction worker (the package's, in a thread) answers requests where the
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, timedelta
 
 import pytest
 
@@ -15,6 +14,7 @@ from helpers import (
     prediction_count,
     ready_players,
     request_bodies,
+    run_dag,
     run_history,
     running_worker,
     write_predictions,
@@ -27,31 +27,6 @@ from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-# Every run passes every param it cares about: `dag.test()` leaves a run's conf in the DAG's params.
-FAST = {
-    "game_date": None,
-    "force": False,
-    "skip_event_wait": False,
-    "prop_types": ["points"],
-    "event_wait_seconds": 20,
-    "poll_interval_seconds": 1,
-    "phase4_wait_minutes": 0,
-    "straggler_wait_minutes": 0.25,
-}
-
-
-def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:
-    """One `dag.test()` run for ``day``; returns the run state and each task's state."""
-    from airflow.models import DagRun
-    from airflow.utils.session import create_session
-
-    logical = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    dag_run = dag.test(logical_date=logical, run_conf={**FAST, **conf})
-    with create_session() as session:
-        run = session.get(DagRun, dag_run.id)
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
-        return str(run.state), states
 
 
 def publish(project: str, day: date, ready: int, total: int) -> None:

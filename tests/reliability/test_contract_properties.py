@@ -1,0 +1,66 @@
+"""Property: whatever bytes arrive on the trigger subscription, the contract either returns an event or
+raises its own InvalidEventError — never anything else, never a crash of the trigger."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
+
+TODAY = date(2025, 11, 28)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+near_valid = st.fixed_dictionaries(
+    {
+        "event_type": st.sampled_from(["phase4_complete", "phase3_complete", ""]) | json_values,
+        "game_date": st.dates().map(date.isoformat) | st.text(max_size=12) | json_values,
+        "players_ready": st.integers(-5, 6000) | json_values,
+        "players_total": st.integers(-5, 6000) | json_values,
+    },
+    optional={
+        "processor": json_values,
+        "completed_at": st.text(max_size=30) | json_values,
+        "correlation_id": json_values,
+        "extra": json_values,
+    },
+)
+
+
+def parse_or_refuse(body: bytes) -> None:
+    try:
+        event = Phase4CompletionEvent.from_json(body, today=TODAY)
+    except InvalidEventError as exc:
+        reason = exc.reason
+    else:
+        reason = None
+    if reason is not None:
+        assert reason.strip()
+        return
+    # Anything accepted is a real, consistent event that round-trips.
+    assert 0 <= event.players_ready <= event.players_total
+    assert Phase4CompletionEvent.from_json(event.to_json(), today=TODAY) == event
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes(body: bytes) -> None:
+    parse_or_refuse(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_arbitrary_json(value: object) -> None:
+    parse_or_refuse(json.dumps(value).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(near_valid)
+def test_payloads_close_to_valid(payload: dict[str, object]) -> None:
+    parse_or_refuse(json.dumps(payload, default=str).encode())

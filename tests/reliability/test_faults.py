@@ -1,0 +1,195 @@
+"""Faults the platform meets: partial publish failures, transient BigQuery errors, reruns, crashed workers.
+
+Each case drives the real code against the emulators and checks the outcome in Pub/Sub and BigQuery.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import Future
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import alerts, ready_players, render_sql, run_dag, run_history, task_context
+from nba_phase5 import batch, config
+from nba_phase5.clients import publisher_client
+from nba_phase5.hooks.pubsub import BatchPublishHook
+from nba_phase5.prediction_requests import PredictionRequest
+from nba_phase5.seeding import seed_day
+
+pytestmark = pytest.mark.integration
+PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
+
+
+class FlakyPublisher:
+    """The real emulator publisher, except that chosen messages fail their first ``failures`` attempts."""
+
+    def __init__(self, fail_ids: set[str], failures: int) -> None:
+        self.real = publisher_client()
+        self.fail_ids = fail_ids
+        self.failures = failures
+        self.attempts: dict[str, int] = {}
+
+    def topic_path(self, project: str, topic: str) -> str:
+        return self.real.topic_path(project, topic)
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        from google.api_core.exceptions import ServiceUnavailable
+
+        rid = attributes["request_id"]
+        self.attempts[rid] = self.attempts.get(rid, 0) + 1
+        if rid in self.fail_ids and self.attempts[rid] <= self.failures:
+            failed: Future[str] = Future()
+            failed.set_exception(ServiceUnavailable("injected publish failure"))
+            return failed
+        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
+
+
+def _requests(project: str, n: int) -> list[PredictionRequest]:
+    return [PredictionRequest("2025-06-01", f"player{i:04d}", "points", "fault", project) for i in range(n)]
+
+
+def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(stack, drain) -> None:  # type: ignore[no-untyped-def]
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    requests = _requests(stack.project, 300)
+    failing = {r.request_id for r in requests[::7]}
+    publisher = FlakyPublisher(failing, failures=1)
+    result = BatchPublishHook(gcp_conn_id=config.GCP_CONN_ID).publish_batch(
+        project_id=stack.project,
+        topic=config.PREDICTION_REQUESTS_TOPIC,
+        messages=[(r.body(), r.attributes()) for r in requests],
+        publisher=publisher,
+    )
+    assert (result.published, result.failed, result.retried, result.attempts) == (300, [], len(failing), 2)
+    assert {rid for rid, n in publisher.attempts.items() if n > 1} == failing
+    delivered = [m.attributes["request_id"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    assert sorted(delivered) == sorted(r.request_id for r in requests)
+
+
+def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+
+    day = date(2025, 6, 2)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=60, ready_pct=100)
+    doomed = set()
+
+    class AlwaysFailsSome(FlakyPublisher):
+        def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+            if len(doomed) < 5 or attributes["request_id"] in doomed:
+                doomed.add(attributes["request_id"])
+                self.fail_ids.add(attributes["request_id"])
+            return super().publish(topic, data, **attributes)
+
+    monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: AlwaysFailsSome(set(), failures=99))
+    monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
+    operator = PredictionFanOutOperator(
+        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(_dag(), "missing_requests.sql")
+    )
+    with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
+        operator.execute({"run_id": "fault_run", "ti": None})
+    assert len(drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)) == 55
+
+
+def _dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["nba_phase5_predictions"]
+
+
+def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
+
+    from nba_phase5 import bq as bq_module
+
+    day = date(2025, 6, 3)
+    seed_day(bq, day, players=60, ready_pct=90)
+    errors = [ServiceUnavailable("injected 503"), TooManyRequests("injected rate limit")]
+    real_query = type(bq).query
+    sleeps: list[float] = []
+
+    def flaky_query(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if errors:
+            raise errors.pop(0)
+        return real_query(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(bq), "query", flaky_query)
+    monkeypatch.setattr(bq_module.time, "sleep", sleeps.append)
+    rows = bq_module.run_query(bq, "SELECT COUNT(*) AS n FROM nba_raw.nbac_schedule WHERE game_date = @d", {"d": day})
+    assert rows == [{"n": 2}]
+    assert len(sleeps) == 2
+    assert sleeps[1] > sleeps[0]
+
+
+def test_a_bad_query_is_not_retried(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import BadRequest
+
+    from nba_phase5 import bq as bq_module
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(bq_module.time, "sleep", sleeps.append)
+    with pytest.raises(BadRequest):
+        bq_module.run_query(
+            bq, "SELECT no_such_column FROM nba_raw.nbac_schedule WHERE game_date = @d", {"d": date(2025, 6, 3)}
+        )
+    assert sleeps == []
+
+
+def test_record_batch_run_twice_keeps_one_row(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 6, 4)
+    context = task_context(phase5_dag, "record_batch_run", day)
+    context["ti"].xcoms[("resolve_game_day", "games")] = 0  # an off day: the simplest complete run
+    batch.record_batch_run(context)
+    batch.record_batch_run(context)
+    [row] = run_history(bq, day)
+    assert (row["status"], row["run_id"]) == ("no_games", "test_run")
+
+
+def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    from helpers import write_predictions
+    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+
+    day = date(2025, 6, 5)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=80, ready_pct=90)
+    operator = PredictionFanOutOperator(
+        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(phase5_dag, "missing_requests.sql")
+    )
+    context = {"run_id": "rerun", "ti": None}
+    assert operator.execute(context)["published"] == 72
+    write_predictions(bq, day, ready_players(bq, day)[:60])  # the workers answered 60 of them
+    # Cleared and rerun: only the 12 still missing go out again.
+    assert operator.execute(context)["published"] == 12
+    delivered = [m.attributes["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    assert len(delivered) == 84
+    assert sorted(set(delivered[72:])) == ready_players(bq, day)[60:]
+
+
+def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 6, 6)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=150, ready_pct=90)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "80"],
+        env={**os.environ, "PYTHONPATH": PLUGINS},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, straggler_settle_polls=2)
+    finally:
+        worker.kill()
+    assert worker.wait() in (3, -9)
+    assert state == "success", tasks
+    [row] = run_history(bq, day)
+    assert row["status"] == "partial"
+    assert row["completion_pct"] < 100
+    [alert] = alerts(bq, day)
+    assert alert["severity"] == "warning"
+    assert "still lack a prediction" in alert["message"]
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the republished requests nobody answered
