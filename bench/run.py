@@ -170,22 +170,7 @@ def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[st
             "straggler_wait_minutes": 0,
             "phase4_wait_minutes": 0,
         }
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "airflow"),
-                "dags",
-                "test",
-                "nba_phase5_predictions",
-                day.isoformat(),
-                "-c",
-                json.dumps(conf),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        proc = localstack.start_dag_test(day.isoformat(), conf, env)
         assert proc.stdout is not None
         published_at = None
         done_at = None
@@ -304,20 +289,10 @@ def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: l
     )
     start = time.perf_counter()
     before_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(
-        [
-            str(VENV_BIN / "airflow"),
-            "dags",
-            "test",
-            "nba_phase5_predictions",
-            day.isoformat(),
-            "-c",
-            json.dumps({"game_date": day.isoformat(), **conf}),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    run = localstack.start_dag_test(day.isoformat(), {"game_date": day.isoformat(), **conf}, env)
+    output, _ = run.communicate()
+    if run.returncode != 0:
+        raise RuntimeError(f"DAG run for {day} failed:\n{output[-3000:]}")
     wall = time.perf_counter() - start
     peak = max(before_rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024
     localstack.stop_server(localstack.Server("worker", worker.pid, 0, ""))

@@ -96,6 +96,26 @@ def stack_env(project: str, pubsub_host: str, bigquery_host: str) -> dict[str, s
     }
 
 
+def start_dag_test(game_date: str, conf: dict[str, object], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`airflow dags test nba_phase5_predictions` for one date, in its own session, output on a pipe."""
+    return subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "airflow"),
+            "dags",
+            "test",
+            "nba_phase5_predictions",
+            game_date,
+            "-c",
+            json.dumps(conf),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,7 +10,6 @@ summary from BigQuery and exits 0 only when the day is complete. It stops what i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -235,22 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"starting DAG run nba_phase5_predictions for {args.date} (full log {dag_log_path.relative_to(ROOT)})")
         published = None
         with dag_log_path.open("w") as dag_log:
-            dag = subprocess.Popen(
-                [
-                    str(VENV_BIN / "airflow"),
-                    "dags",
-                    "test",
-                    "nba_phase5_predictions",
-                    args.date.isoformat(),
-                    "-c",
-                    json.dumps(conf),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
+            dag = localstack.start_dag_test(args.date.isoformat(), conf, env)
             assert dag.stdout is not None
             last = ""
             for line in dag.stdout:
