@@ -201,5 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("google", "urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    from nba_phase5.clients import check_emulators
+
+    check_emulators()
     result: int = args.func(args)
     return result

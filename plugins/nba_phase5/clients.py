@@ -45,3 +45,28 @@ def subscriber_client() -> SubscriberClient:
     from google.cloud.pubsub_v1 import SubscriberClient
 
     return SubscriberClient()
+
+
+def check_emulators() -> None:
+    """Fail fast, naming what to fix, when an emulator variable points at nothing.
+
+    Without this the client libraries retry a refused connection for minutes before giving up.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        value = os.environ.get(variable)
+        if not value:
+            continue
+        parts = urlsplit(value if "://" in value else f"//{value}")
+        host, port = parts.hostname or "127.0.0.1", parts.port
+        try:
+            with socket.create_connection((host, port or 80), timeout=2):
+                pass
+        except OSError as exc:
+            raise SystemExit(
+                f"{variable}={value} is set but nothing answers there ({exc.strerror or exc}). "
+                "Start the local stack with `make stack-up` (and `source .local/stack.env`), "
+                f"or unset {variable} to use real GCP."
+            ) from None

@@ -177,11 +177,20 @@ def test_off_day_ends_cleanly_without_alert(stack, bq, phase5_dag, drain) -> Non
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
-def test_phase4_not_ready_fails_with_one_critical_alert(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 11, 10)
+@pytest.mark.parametrize(
+    ("day", "seed"),
+    [
+        (date(2025, 11, 10), {"players": 100, "ready_pct": 40}),  # 40 ready: under 50 players
+        (date(2025, 11, 11), {"players": 450, "ready_pct": 60}),  # 270 ready, but 60 % < 80 %
+        (date(2025, 11, 12), {"players": 450, "ready_pct": 93, "phase4_run": False}),  # no Phase 4 run row
+    ],
+    ids=["40-ready", "60-percent", "no-run-row"],
+)
+def test_phase4_not_ready_fails_with_one_critical_alert(stack, bq, phase5_dag, drain, day, seed) -> None:  # type: ignore[no-untyped-def]
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=100, ready_pct=40)
-    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    seed_day(bq, day, **seed)
+    # A bounded wait (here a few seconds of polling), then the gate.
+    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, phase4_wait_minutes=0.05)
     assert state == "failed"
     assert tasks["phase4_readiness.check_phase4_ready"] == "failed"
     assert tasks["fan_out_requests"] == "upstream_failed"

@@ -193,3 +193,35 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     assert alert["severity"] == "warning"
     assert "still lack a prediction" in alert["message"]
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the republished requests nobody answered
+
+
+def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    """A cleared group starts with no XCom: its wait polls afresh and its republish sends only what is missing."""
+    from helpers import XComTI, write_predictions
+    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
+
+    day = date(2025, 6, 9)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=80, ready_pct=90)
+    ready = ready_players(bq, day)
+    write_predictions(bq, day, ready[:65])
+    xcoms: dict[tuple[str, str], Any] = {}
+    wait = BigQueryPollSensor(
+        task_id=batch.wait_task(1),
+        sql=render_sql(phase5_dag, "prediction_coverage.sql"),
+        query_params={"game_date": day, "prop_types": {"type": "ARRAY<STRING>", "value": "points"}},
+        timeout_minutes=0,
+    )
+    xcoms[(batch.wait_task(1), "return_value")] = wait.execute({"ti": XComTI(batch.wait_task(1), xcoms)})
+    assert xcoms[(batch.wait_task(1), "return_value")]["requests_missing"] == 7
+    republish = PredictionFanOutOperator(
+        task_id=batch.republish_task(1),
+        game_date=day.isoformat(),
+        covered_by=batch.wait_task(1),
+        sql=render_sql(phase5_dag, "missing_requests.sql"),
+    )
+    result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})
+    assert result["published"] == 7
+    delivered = sorted(m.attributes["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
+    assert delivered == ready[65:]

@@ -61,3 +61,28 @@ def test_invalid_input_is_refused_and_nothing_published(stack, drain, args, mess
     assert result.returncode != 0
     assert message in result.stderr
     assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []
+
+
+def test_emulator_down_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": PLUGINS,
+        "GCP_PROJECT": "p",
+        "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+    }
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "nba_phase5", "seed", "--date", "2025-11-21"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"BIGQUERY_EMULATOR_HOST=http://127.0.0.1:{port} is set but nothing answers there" in done.stderr
+    assert "make stack-up" in done.stderr
