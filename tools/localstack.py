@@ -27,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / ".local"
 STATE_FILE = LOCAL / "stack.json"
+# `make stack-up` and `make run` keep BigQuery's tables here, so a second run of a date sees the
+# first one's predictions (dedup) and `status` can report a range; tests use in-memory stacks.
+DATA_DIR = LOCAL / "bigquery-data"
 ENV_FILE = LOCAL / "stack.env"
 BQEMU_PYTHON = LOCAL / "bqemu-venv" / "bin" / "python"
 DEFAULT_PROJECT = "local-nba-props"
@@ -177,9 +180,10 @@ def pubsub_argv(port: int, project: str) -> list[str]:
     return [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}", f"--project={project}"]
 
 
-def bigquery_argv(port: int, grpc_port: int, project: str) -> list[str]:
+def bigquery_argv(port: int, grpc_port: int, project: str, data_dir: Path | None = None) -> list[str]:
     if not BQEMU_PYTHON.exists():
         raise StackError(f"{BQEMU_PYTHON} is missing: run `make venv` to create the emulator's virtualenv")
+    storage = ["--persistent", "--data-dir", str(data_dir)] if data_dir else ["--ephemeral"]
     return [
         str(BQEMU_PYTHON),
         "-c",
@@ -191,7 +195,7 @@ def bigquery_argv(port: int, grpc_port: int, project: str) -> list[str]:
         str(port),
         "--grpc-port",
         str(grpc_port),
-        "--ephemeral",
+        *storage,
         "--log-level",
         "warning",
     ]
@@ -221,13 +225,15 @@ def start_stack(
     bq_grpc_port: int = 9060,
     log_dir: Path | None = None,
     timeout: float = START_TIMEOUT_S,
+    data_dir: Path | None = None,
 ) -> Stack:
+    """Start both emulators. With ``data_dir`` BigQuery keeps its tables there across restarts."""
     log_dir = log_dir or LOCAL / "logs"
     pubsub = _spawn("pubsub-emulator", pubsub_argv(pubsub_port, project), log_dir / "pubsub.log", pubsub_port, timeout)
     try:
         bigquery = _spawn(
             "bigquery-emulator",
-            bigquery_argv(bq_port, bq_grpc_port, project),
+            bigquery_argv(bq_port, bq_grpc_port, project, data_dir),
             log_dir / "bigquery.log",
             bq_port,
             timeout,
@@ -269,7 +275,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if current:
         stop_stack(current)
     stack = start_stack(
-        args.project, pubsub_port=args.pubsub_port, bq_port=args.bq_port, bq_grpc_port=args.bq_grpc_port
+        args.project,
+        pubsub_port=args.pubsub_port,
+        bq_port=args.bq_port,
+        bq_grpc_port=args.bq_grpc_port,
+        data_dir=DATA_DIR,
     )
     write_state(stack)
     print(f"Pub/Sub emulator on 127.0.0.1:{stack.pubsub.port} (pgid {stack.pubsub.pid})")
@@ -277,7 +287,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"BigQuery emulator on 127.0.0.1:{stack.bigquery.port}, gRPC {stack.bigquery_grpc_port} "
         f"(pgid {stack.bigquery.pid})"
     )
-    print(f"Project {stack.project}. Use it from a shell with: source {ENV_FILE.relative_to(ROOT)}")
+    print(f"Project {stack.project}; BigQuery data kept in {DATA_DIR.relative_to(ROOT)} (make clean removes it).")
+    print(f"Use it from a shell with: source {ENV_FILE.relative_to(ROOT)}")
     return 0
 
 

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"reusing the running stack (Pub/Sub :{stack.pubsub.port}, BigQuery :{stack.bigquery.port})")
         else:
             say("starting the Pub/Sub and BigQuery emulators")
-            stack = localstack.start_stack()
+            stack = localstack.start_stack(data_dir=localstack.DATA_DIR)
             localstack.write_state(stack)
             started_here = True
         env = {**os.environ, **stack.env()}

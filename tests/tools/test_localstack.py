@@ -62,3 +62,33 @@ def test_env_file_exports_what_a_shell_needs(tmp_path: Path, monkeypatch: pytest
     ):
         assert f"export {var}=" in text
     assert localstack.read_state() is not None
+
+
+def test_bigquery_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
+    from nba_phase5.clients import bigquery_client
+
+    ports = [localstack.free_port() for _ in range(3)]
+    kwargs = {
+        "pubsub_port": ports[0],
+        "bq_port": ports[1],
+        "bq_grpc_port": ports[2],
+        "log_dir": tmp_path / "logs",
+        "data_dir": tmp_path / "bq",
+    }
+    saved = os.environ.get("BIGQUERY_EMULATOR_HOST")
+    os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{ports[1]}"
+    try:
+        for round_ in range(2):
+            stack = localstack.start_stack("persist", **kwargs)  # type: ignore[arg-type]
+            try:
+                client = bigquery_client("persist")
+                if round_ == 0:
+                    client.create_dataset("kept")
+                assert [d.dataset_id for d in client.list_datasets()] == ["kept"]
+            finally:
+                localstack.stop_stack(stack)
+    finally:
+        if saved is None:
+            os.environ.pop("BIGQUERY_EMULATOR_HOST")
+        else:
+            os.environ["BIGQUERY_EMULATOR_HOST"] = saved
