@@ -5,7 +5,8 @@ Wire format (JSON object, UTF-8)::
     {"event_type": "phase4_complete", "game_date": "2025-11-28",
      "players_ready": 420, "players_total": 450}
 
-plus optional ``processor``, ``completed_at`` (ISO 8601 with offset) and ``correlation_id``.
+plus optional ``processor`` and ``correlation_id`` (identifiers: letters, digits, ``_ . : / -``) and
+``completed_at`` (ISO 8601 with offset).
 Anything else is rejected with :class:`InvalidEventError`, whose ``reason`` says why.
 """
 
@@ -29,6 +30,8 @@ EARLIEST_GAME_DATE = date(1946, 11, 1)
 _REQUIRED = {"event_type", "game_date", "players_ready", "players_total"}
 _OPTIONAL = {"processor", "completed_at", "correlation_id"}
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# processor and correlation_id are identifiers, not free text: anything else (quotes, spaces, SQL) is refused.
+_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
 class InvalidEventError(ValueError):
@@ -67,12 +70,14 @@ def _count(payload: dict[str, Any], key: str) -> int:
     return value
 
 
-def _text(payload: dict[str, Any], key: str) -> str | None:
+def _text(payload: dict[str, Any], key: str, *, identifier: bool = False) -> str | None:
     value = payload.get(key)
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise InvalidEventError(f"{key} must be a non-empty string of at most {MAX_TEXT} characters")
+    if identifier and not _IDENTIFIER_RE.fullmatch(value):
+        raise InvalidEventError(f"{key} must be an identifier (letters, digits and _ . : / -)")
     return value
 
 
@@ -162,7 +167,7 @@ class Phase4CompletionEvent:
             game_date=parse_game_date(payload["game_date"], today=today),
             players_ready=_count(payload, "players_ready"),
             players_total=_count(payload, "players_total"),
-            processor=_text(payload, "processor"),
+            processor=_text(payload, "processor", identifier=True),
             completed_at=completed,
-            correlation_id=_text(payload, "correlation_id"),
+            correlation_id=_text(payload, "correlation_id", identifier=True),
         )

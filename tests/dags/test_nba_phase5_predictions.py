@@ -5,6 +5,7 @@ A real prediction worker (the package's, in a thread) answers requests where the
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -92,17 +93,33 @@ def test_bad_and_other_date_events_neither_break_nor_satisfy_the_run(
     publisher = publisher_client()
     topic = publisher.topic_path(stack.project, config.PHASE4_COMPLETE_TOPIC)
     tomorrow = Phase4CompletionEvent(day + timedelta(days=1), 70, 80).to_json()
-    for body in (
-        b"{malformed",
-        b'{"event_type":"phase4_complete","game_date":"2025-02-30","players_ready":1,"players_total":2}',
-        tomorrow,
-    ):
-        publisher.publish(topic, body).result(timeout=10)
+
+    def event(**fields: object) -> bytes:
+        base = {"event_type": "phase4_complete", "game_date": day.isoformat(), "players_ready": 70, "players_total": 80}
+        return json.dumps({**base, **fields}).encode()
+
+    bad = {
+        "invalid JSON": b"{malformed",
+        "missing game_date": json.dumps(
+            {"event_type": "phase4_complete", "players_ready": 1, "players_total": 2}
+        ).encode(),
+        "wrong-type game_date": event(game_date=20251105),
+        "impossible date": event(game_date="2025-02-30"),
+        "far future": event(game_date="2099-11-05"),
+        "unknown event_type": event(event_type="phase3_complete"),
+        "negative counts": event(players_ready=-1),
+        "1 MB body": event(correlation_id="x" * 1_000_000),
+        "SQL in a field": event(game_date="2025-11-05' OR '1'='1"),
+        "SQL in processor": event(processor="x'; DROP TABLE nba_reference.processor_run_history; --"),
+    }
+    for body in (*bad.values(), tomorrow):
+        publisher.publish(topic, body).result(timeout=30)
     with running_worker(stack.project):
         state, tasks = run_dag(phase5_dag, day, event_wait_seconds=4)
     assert state == "success", tasks
-    [row] = run_history(bq, day)
+    [row] = run_history(bq, day)  # the run-history table is intact, and the event did not satisfy the sensor
     assert row["triggered_by"] == "scheduler_backup"
+    assert row["status"] == "success"
     assert [m.data for m in drain(config.PHASE5_TRIGGER_SUBSCRIPTION)] == [tomorrow]
 
 

@@ -80,6 +80,8 @@ def test_unreadable_bodies_are_refused(body: bytes, reason: str) -> None:
         ({"processor": ""}, "non-empty string"),
         ({"processor": 7}, "non-empty string"),
         ({"correlation_id": "x" * 500}, "at most"),
+        ({"processor": "x'; DROP TABLE t; --"}, "identifier"),
+        ({"correlation_id": "a b"}, "identifier"),
         ({"completed_at": "yesterday"}, "ISO 8601"),
         ({"completed_at": "2025-11-28T07:12:00"}, "UTC offset"),
         ({"extra": 1}, "unknown fields: extra"),
