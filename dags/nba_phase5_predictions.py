@@ -22,6 +22,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
 from nba_phase5 import batch, config
+from nba_phase5.config import DEFAULT_THRESHOLDS as THRESHOLDS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
@@ -83,7 +84,9 @@ READINESS_PARAMS = {
         "event_wait_seconds": Param(
             None, type=["null", "integer"], minimum=0, description="Cap the event wait (manual runs and tests)."
         ),
-        "phase4_wait_minutes": Param(30, type="number", minimum=0, description="How long the gates wait for Phase 4."),
+        "phase4_wait_minutes": Param(
+            THRESHOLDS.phase4_wait_minutes, type="number", minimum=0, description="How long the gates wait for Phase 4."
+        ),
         "straggler_wait_minutes": Param(
             10, type="number", minimum=0, description="How long each straggler round waits for predictions."
         ),
@@ -91,12 +94,15 @@ READINESS_PARAMS = {
             3, type="integer", minimum=0, description="End a straggler wait after this many polls without progress."
         ),
         "poll_interval_seconds": Param(60, type="number", minimum=0.5, description="BigQuery poll interval."),
-        "min_ready_pct": Param(80, type="number", minimum=0, maximum=100),
-        "min_ready_players": Param(50, type="integer", minimum=0),
+        "min_ready_pct": Param(THRESHOLDS.min_ready_pct, type="number", minimum=0, maximum=100),
+        "min_ready_players": Param(THRESHOLDS.min_ready_players, type="integer", minimum=0),
         "straggler_alert_count": Param(
-            20, type="integer", minimum=0, description="Warn when more players than this still lack a prediction."
+            THRESHOLDS.straggler_alert_count,
+            type="integer",
+            minimum=0,
+            description="Warn when more players than this still lack a prediction.",
         ),
-        "completion_goal_pct": Param(95, type="number", minimum=0, maximum=100),
+        "completion_goal_pct": Param(THRESHOLDS.completion_goal_pct, type="number", minimum=0, maximum=100),
     },
 )
 def nba_phase5_predictions() -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 OK_STATUSES = ("success", "already_complete")
 LATENCY_GOAL = timedelta(minutes=10)
-COMPLETION_GOAL_PCT = 95.0
+COMPLETION_GOAL_PCT = config.DEFAULT_THRESHOLDS.completion_goal_pct
 CONSECUTIVE_GOAL = 3
 
 RUNS_SQL = """
