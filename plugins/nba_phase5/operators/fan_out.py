@@ -25,7 +25,7 @@ class PredictionFanOutOperator(BaseOperator):
     Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id"}``.
 
     :param game_date: ISO game date (templated).
-    :param prop_types: prop types to request per player (templated).
+    :param prop_types: prop types to request per player: a list, or comma-separated as the DAG renders it (templated).
     :param force: request every ready player, predictions or not (templated).
     :param sql: query returning ``player_lookup, prop_type`` rows (templated, ``.sql`` file).
     :param topic: Pub/Sub topic the workers subscribe to.
@@ -78,19 +78,12 @@ class PredictionFanOutOperator(BaseOperator):
 
         return BatchPublishHook(gcp_conn_id=self.gcp_conn_id)
 
-    def _prop_types(self) -> list[str]:
-        if isinstance(self.prop_types, str):
-            # A rendered Jinja list arrives as its repr; accept "points,rebounds" too.
-            text = self.prop_types.strip("[]() ")
-            return [p.strip().strip("'\"") for p in text.split(",") if p.strip().strip("'\"")]
-        return list(self.prop_types)
-
     def missing_requests(self) -> list[tuple[str, str]]:
         rows = self.bigquery_hook.query_rows(
             self.sql,
             {
                 "game_date": {"type": "DATE", "value": self.game_date},
-                "prop_types": {"type": "STRING", "value": self._prop_types()},
+                "prop_types": {"type": "ARRAY<STRING>", "value": self.prop_types},
                 "force": str(self.force).lower() in ("true", "1"),
             },
         )
