@@ -201,8 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("google", "urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    from nba_phase5.clients import check_emulators
+    from nba_phase5.clients import EmulatorUnreachableError, check_emulators
 
-    check_emulators()
+    try:
+        check_emulators()
+    except EmulatorUnreachableError as exc:
+        raise SystemExit(str(exc)) from None
     result: int = args.func(args)
     return result

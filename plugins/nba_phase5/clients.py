@@ -47,10 +47,16 @@ def subscriber_client() -> SubscriberClient:
     return SubscriberClient()
 
 
+class EmulatorUnreachableError(RuntimeError):
+    """An emulator variable is set but nothing answers at that address."""
+
+
 def check_emulators() -> None:
     """Fail fast, naming what to fix, when an emulator variable points at nothing.
 
-    Without this the client libraries retry a refused connection for minutes before giving up.
+    Without this the client libraries retry a refused connection for minutes before giving up. The CLI
+    calls it once at start; the hooks call it each time a task builds a client, so a stack that stopped
+    mid-run fails the task at once instead of after ten minutes of retries.
     """
     import socket
     from urllib.parse import urlsplit
@@ -65,7 +71,7 @@ def check_emulators() -> None:
             with socket.create_connection((host, port or 80), timeout=2):
                 pass
         except OSError as exc:
-            raise SystemExit(
+            raise EmulatorUnreachableError(
                 f"{variable}={value} is set but nothing answers there ({exc.strerror or exc}). "
                 "Start the local stack with `make stack-up` (and `source .local/stack.env`), "
                 f"or unset {variable} to use real GCP."

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -118,6 +119,8 @@ class WorkerStats:
     dropped: int = 0
     invalid: int = 0
     dropped_ids: list[str] = field(default_factory=list)
+    # Deliveries per request id: how tests and `make run` see whether anything was requested twice.
+    deliveries: Counter[str] = field(default_factory=Counter, repr=False)
 
 
 @dataclass
@@ -276,6 +279,7 @@ class PredictionWorker:
                 log.warning("Invalid request %s acked and dropped: %s", message.message.message_id, exc)
                 continue
             for request in requests:
+                self.stats.deliveries[request["request_id"]] += 1
                 if self.should_drop(request["request_id"]):
                     log.info(
                         "Dropped request %s for %s on %s (drop rate %s)",

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+from airflow.providers.google.common.hooks.base_google import PROVIDE_PROJECT_ID
 
 from nba_phase5.bq import insert_rows, run_query
+from nba_phase5.clients import check_emulators
 
 
 class Phase5BigQueryHook(BigQueryHook):
@@ -20,6 +22,10 @@ class Phase5BigQueryHook(BigQueryHook):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("use_legacy_sql", False)
         super().__init__(**kwargs)
+
+    def get_client(self, project_id: str = PROVIDE_PROJECT_ID, location: str | None = None) -> Any:
+        check_emulators()  # a stopped local stack fails the task now, not after minutes of retries
+        return super().get_client(project_id=project_id, location=location)
 
     def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
         return run_query(self.get_client(project_id=self.project_id), sql, params)

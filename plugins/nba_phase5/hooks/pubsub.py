@@ -11,6 +11,8 @@ from typing import Any
 
 from airflow.providers.google.cloud.hooks.pubsub import PubSubAsyncHook, PubSubHook
 
+from nba_phase5.clients import check_emulators
+
 
 @dataclass
 class PublishResult:
@@ -51,6 +53,8 @@ class BatchPublishHook(PubSubHook):
 
     def get_batch_publisher(self) -> Any:
         from google.cloud.pubsub_v1 import PublisherClient, types
+
+        check_emulators()  # a stopped local stack fails the task now, not after minutes of retries
 
         return PublisherClient(
             credentials=self.get_credentials(),

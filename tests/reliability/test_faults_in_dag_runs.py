@@ -1,0 +1,168 @@
+"""The fault rows of the reliability table, each through a whole `dag.test()` run on the emulators.
+
+Faults are injected where the real clients live (the batch publisher the hook builds, the BigQuery
+client's HTTP connection, the emulator address); the DAG, operators and hooks run unchanged, and the
+outcome is read back from Pub/Sub deliveries and BigQuery rows.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from concurrent.futures import Future
+from datetime import date
+
+import pytest
+
+from helpers import alerts, prediction_count, ready_players, render_sql, run_dag, run_history, running_worker
+from nba_phase5 import config
+from nba_phase5.clients import publisher_client
+from nba_phase5.hooks.pubsub import BatchPublishHook
+from nba_phase5.prediction_requests import request_id
+from nba_phase5.seeding import seed_day
+
+pytestmark = pytest.mark.integration
+
+
+class InjectingPublisher:
+    """The real emulator publisher, except that chosen request ids fail their first ``failures`` publishes."""
+
+    def __init__(self, fail_ids: set[str], failures: int) -> None:
+        self.real = publisher_client()
+        self.fail_ids = fail_ids
+        self.failures = failures
+        self.attempts: Counter[str] = Counter()
+        self.injected = 0
+
+    def topic_path(self, project: str, topic: str) -> str:
+        return self.real.topic_path(project, topic)
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        from google.api_core.exceptions import ServiceUnavailable
+
+        rid = attributes["request_id"]
+        self.attempts[rid] += 1
+        if rid in self.fail_ids and self.attempts[rid] <= self.failures:
+            self.injected += 1
+            failed: Future[str] = Future()
+            failed.set_exception(ServiceUnavailable("injected publish failure"))
+            return failed
+        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
+
+
+def _ids(day: date, players: list[str]) -> set[str]:
+    return {request_id(day, p, "points") for p in players}
+
+
+def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twice(
+    stack, bq, phase5_dag, drain, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 7, 1)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=200, ready_pct=90)
+    ready = ready_players(bq, day)
+    flaky = _ids(day, ready[::7])
+    publisher = InjectingPublisher(flaky, failures=1)
+    monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
+    with running_worker(stack.project) as worker:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert (state, tasks["fan_out_requests"]) == ("success", "success"), tasks
+    assert publisher.injected == len(flaky) == 26
+    assert {rid for rid, n in publisher.attempts.items() if n > 1} == flaky  # only the failed were retried
+    assert worker.stats.deliveries == Counter(_ids(day, ready))  # every ready player exactly once
+    assert prediction_count(bq, day) == len(ready) == 180
+    [row] = run_history(bq, day)
+    assert (row["status"], row["requests_published"]) == ("success", 180)
+
+
+def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_those(
+    stack, bq, phase5_dag, drain, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 7, 2)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=60, ready_pct=100)
+    ready = ready_players(bq, day)
+    doomed = _ids(day, ready[:5])
+    publisher = InjectingPublisher(doomed, failures=10**6)
+    monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
+    monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
+    # The task's own retries would fail the same way; one try keeps the run short.
+    monkeypatch.setattr(phase5_dag.get_task("fan_out_requests"), "retries", 0)
+    with running_worker(stack.project) as worker:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+        assert (state, tasks["fan_out_requests"], tasks["record_batch_run"]) == ("failed", "failed", "success")
+        [row] = run_history(bq, day)
+        assert row["status"] == "failed"
+        [alert] = alerts(bq, day)
+        assert alert["task_id"] == "fan_out_requests"
+        assert "5 of 60 prediction requests are still unpublished after 3 attempts" in alert["message"]
+        assert set(worker.stats.deliveries) == _ids(day, ready[5:])  # the 55 that went out, once each
+        assert max(worker.stats.deliveries.values()) == 1
+
+        # Pub/Sub recovers; the next run of the day publishes exactly the five that never went out.
+        monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher_client())
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert state == "success", tasks
+    assert worker.stats.deliveries == Counter(_ids(day, ready))
+    assert prediction_count(bq, day) == 60
+    assert [r["status"] for r in run_history(bq, day)] == ["failed", "success"]
+
+
+def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
+    stack, bq, phase5_dag, drain, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Every job the run submits (game day, readiness poll, gate, batch status, fan-out, coverage, history)
+    first meets a 503 or a 429 from BigQuery; the run still ends exactly as a clean one would."""
+    from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
+    from google.cloud.bigquery._http import Connection
+
+    day = date(2025, 7, 3)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=80, ready_pct=90)
+    real_api_request = Connection.api_request
+    injected: list[str] = []
+    seen: set[str] = set()
+
+    def flaky_api_request(self, method, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        query = ((kwargs.get("data") or {}).get("configuration") or {}).get("query", {}).get("query")
+        if method == "POST" and path.endswith("/jobs") and query and query not in seen:
+            seen.add(query)
+            injected.append(query)
+            error = ServiceUnavailable if len(injected) % 2 else TooManyRequests
+            raise error("injected transient error")
+        return real_api_request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "api_request", flaky_api_request)
+    with running_worker(stack.project) as worker:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert state == "success", tasks
+    first_lines = {q.strip().splitlines()[0] for q in injected}
+    assert len(injected) >= 6, first_lines
+    for sql in ("phase4_gate.sql", "batch_status.sql", "game_day.sql", "merge_run_history.sql"):
+        assert render_sql(phase5_dag, sql).strip().splitlines()[0] in first_lines, sql
+    assert worker.stats.deliveries == Counter(_ids(day, ready_players(bq, day)))
+    assert prediction_count(bq, day) == 72
+    [row] = run_history(bq, day)
+    assert row["status"] == "success"
+    assert alerts(bq, day) == []
+
+
+def test_a_stopped_emulator_fails_the_run_with_a_message_naming_the_fix(stack, bq, phase5_dag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.clients import EmulatorUnreachableError
+    from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+
+    with socket.socket() as probe:  # a port where nothing answers: the stack as it is after `make stack-down`
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", dead)
+    with pytest.raises(EmulatorUnreachableError, match=r"BIGQUERY_EMULATOR_HOST=.* nothing answers.*make stack-up"):
+        Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID).get_client()
+    day = date(2025, 7, 4)
+    for task in phase5_dag.tasks:  # fail on the first try: every retry would meet the same dead port
+        monkeypatch.setattr(task, "retries", 0)
+    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert state == "failed"
+    assert tasks["resolve_game_day"] in ("failed", "up_for_retry"), tasks
+    assert "success" not in {tasks["record_batch_run"], tasks.get("batch_done")}
+    monkeypatch.undo()
+    assert run_history(bq, day) == []  # nothing reported, least of all success
