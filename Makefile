@@ -6,15 +6,19 @@ BQEMU_VENV := .local/bqemu-venv
 PY := $(VENV)/bin/python
 DATE ?= $(shell date -u +%F)
 PLAYERS ?= 450
-STACK_ENV := source .local/stack.env
+# Where the stack keeps its state, logs and BigQuery data (tests point it at a temp dir).
+LOCAL_DIR ?= $(CURDIR)/.local
+export NBA_PHASE5_LOCAL_DIR := $(LOCAL_DIR)
+STACK_ENV := source $(LOCAL_DIR)/stack.env
 
-.PHONY: help venv stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean
+.PHONY: help venv up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
 	@echo "make test       unit + integration tests (starts its own emulators on free ports)"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      benchmarks on a stack of their own -> bench/results.{json,md}, bench/ratios.png"
+	@echo "make up / down  the stack plus a real local Airflow (api-server, scheduler, dag-processor, triggerer) and the worker"
 	@echo "make stack-up / stack-down   the local Pub/Sub + BigQuery emulators (.local/stack.env)"
 	@echo "make provision / seed / publish   against the running stack"
 
@@ -29,6 +33,14 @@ $(BQEMU_VENV)/.installed: requirements-bqemulator.txt
 	test -x $(BQEMU_VENV)/bin/python || $(PYTHON) -m venv $(BQEMU_VENV)
 	$(BQEMU_VENV)/bin/python -m pip install --quiet -r requirements-bqemulator.txt
 	touch $@
+
+up: stack-up
+	$(STACK_ENV) && $(PY) -m nba_phase5 provision
+	$(PY) tools/local_airflow.py up $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT),)
+
+down:
+	$(PYTHON) tools/local_airflow.py down
+	$(PYTHON) tools/localstack.py down
 
 stack-up: venv
 	$(PYTHON) tools/localstack.py up
@@ -74,5 +86,5 @@ constraints: $(VENV)/.installed
 	  echo "# cannot be downloaded here. Regenerate with: make constraints"; \
 	  $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
 
-clean: stack-down
+clean: down
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -25,13 +25,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".local"
+# NBA_PHASE5_LOCAL_DIR moves the state, logs and data (tests run `make up` in a temp dir with it).
+LOCAL = Path(os.environ.get("NBA_PHASE5_LOCAL_DIR") or ROOT / ".local")
 STATE_FILE = LOCAL / "stack.json"
 # `make stack-up` and `make run` keep BigQuery's tables here, so a second run of a date sees the
 # first one's predictions (dedup) and `status` can report a range; tests use in-memory stacks.
 DATA_DIR = LOCAL / "bigquery-data"
 ENV_FILE = LOCAL / "stack.env"
-BQEMU_PYTHON = LOCAL / "bqemu-venv" / "bin" / "python"
+BQEMU_PYTHON = ROOT / ".local" / "bqemu-venv" / "bin" / "python"  # built by `make venv`, wherever LOCAL is
 DEFAULT_PROJECT = "local-nba-props"
 START_TIMEOUT_S = 90.0
 
@@ -117,6 +118,14 @@ def start_dag_test(game_date: str, conf: dict[str, object], env: dict[str, str])
         text=True,
         start_new_session=True,
     )
+
+
+def shown(path: Path) -> str:
+    """``path`` as a user types it: relative to the checkout when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def free_port() -> int:
@@ -251,7 +260,7 @@ def stop_stack(stack: Stack) -> None:
 
 
 def write_state(stack: Stack) -> None:
-    LOCAL.mkdir(exist_ok=True)
+    LOCAL.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(json.dumps(asdict(stack), indent=2))
     ENV_FILE.write_text(
         "# Written by `make stack-up`; `source` it to use the local stack.\n"
@@ -287,8 +296,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"BigQuery emulator on 127.0.0.1:{stack.bigquery.port}, gRPC {stack.bigquery_grpc_port} "
         f"(pgid {stack.bigquery.pid})"
     )
-    print(f"Project {stack.project}; BigQuery data kept in {DATA_DIR.relative_to(ROOT)} (make clean removes it).")
-    print(f"Use it from a shell with: source {ENV_FILE.relative_to(ROOT)}")
+    print(f"Project {stack.project}; BigQuery data kept in {shown(DATA_DIR)} (make clean removes it).")
+    print(f"Use it from a shell with: source {shown(ENV_FILE)}")
     return 0
 
 

@@ -1,0 +1,71 @@
+"""A real local Airflow (api-server, scheduler, dag-processor, triggerer, LocalExecutor) and the worker.
+
+Started once for the tests in this folder on the session's emulators, in a throwaway home on a free
+port, and stopped when the folder's tests end, so its worker never competes with later tests for the
+requests subscription. The tests talk to it only through its REST API and CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import local_airflow
+import localstack
+from nba_phase5 import config
+
+TAP_SUBSCRIPTION = "e2e-prediction-requests-tap"
+
+
+@pytest.fixture(scope="package")
+def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_airflow.LocalAirflow]:
+    running = local_airflow.start_airflow(
+        stack.env(),
+        home=tmp_path_factory.mktemp("airflow-server"),
+        port=localstack.free_port(),
+        worker_args=("--drop-rate", "0.05", "--seed", "11"),
+    )
+    try:
+        yield running
+    finally:
+        left = local_airflow.stop_airflow(running)
+        assert left == [], f"still running after stop: {left}"
+
+
+@pytest.fixture(scope="package")
+def api(airflow: local_airflow.LocalAirflow) -> local_airflow.AirflowAPI:
+    return airflow.api()
+
+
+@pytest.fixture(scope="package")
+def request_tap(stack: localstack.Stack) -> Iterator[Callable[[], Counter[str]]]:
+    """A second subscription on the requests topic: every request published, counted by request id."""
+    from nba_phase5.clients import subscriber_client
+
+    client = subscriber_client()
+    path = client.subscription_path(stack.project, TAP_SUBSCRIPTION)
+    topic = f"projects/{stack.project}/topics/{config.PREDICTION_REQUESTS_TOPIC}"
+    client.create_subscription(request={"name": path, "topic": topic, "ack_deadline_seconds": 60})
+
+    def drain() -> Counter[str]:
+        seen: Counter[str] = Counter()
+        empty_pulls = 0
+        while empty_pulls < 2:  # a run is over before this is called: everything published is waiting
+            response = client.pull(
+                request={"subscription": path, "max_messages": 1000, "return_immediately": True}, timeout=10
+            )
+            if not response.received_messages:
+                empty_pulls += 1
+                continue
+            seen.update(m.message.attributes["request_id"] for m in response.received_messages)
+            client.acknowledge(
+                request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
+            )
+        return seen
+
+    try:
+        yield drain
+    finally:
+        client.delete_subscription(request={"subscription": path})

@@ -1,0 +1,85 @@
+"""Driving the real local Airflow the way a user does: REST API calls and the airflow CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import local_airflow
+import localstack
+from nba_phase5 import config
+
+DAG_ID = config.DAG_ID
+FINISHED = {"success", "failed"}
+# Every run passes these: short polls and waits, so a scheduled day takes a minute, not an hour.
+FAST_CONF = {
+    "prop_types": ["points"],
+    "poll_interval_seconds": 2,
+    "phase4_wait_minutes": 0,
+    "straggler_wait_minutes": 0.5,
+    "straggler_settle_polls": 3,
+}
+
+
+def trigger(api: local_airflow.AirflowAPI, run_id: str, day: date, **conf: Any) -> dict[str, Any]:
+    """An API-triggered run for ``day`` (as the UI's Trigger button makes one)."""
+    body = {
+        "dag_run_id": run_id,
+        "logical_date": f"{day}T12:00:00Z",
+        "conf": {**FAST_CONF, "game_date": str(day), **conf},
+    }
+    run: dict[str, Any] = api.post(f"/dags/{DAG_ID}/dagRuns", body)
+    return run
+
+
+def run_path(run_id: str) -> str:
+    """The REST path of a run; run ids hold ':' and '+' (scheduled and backfill runs), so quote them."""
+    return f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+
+def task_state(api: local_airflow.AirflowAPI, run_id: str, task_id: str) -> str | None:
+    ti = api.get(f"{run_path(run_id)}/taskInstances/{task_id}")
+    return ti["state"]  # type: ignore[no-any-return]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 300, every: float = 2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_finished(api: local_airflow.AirflowAPI, run_id: str, timeout: float = 420) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        run = api.get(run_path(run_id))
+        return run if run["state"] in FINISHED else None
+
+    run: dict[str, Any] = wait_for(f"run {run_id} to finish", finished, timeout)
+    return run
+
+
+def task_states(api: local_airflow.AirflowAPI, run_id: str) -> dict[str, str]:
+    tis = api.get(f"{run_path(run_id)}/taskInstances?limit=100")["task_instances"]
+    return {ti["task_id"]: ti["state"] for ti in tis}
+
+
+def airflow_cli(airflow: local_airflow.LocalAirflow, stack: localstack.Stack, *argv: str) -> str:
+    env = local_airflow.airflow_env(stack.env(), Path(airflow.home), airflow.port)
+    done = subprocess.run(
+        [str(local_airflow.AIRFLOW), *argv], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def conf_json(**conf: Any) -> str:
+    return json.dumps({**FAST_CONF, **conf})

@@ -1,0 +1,124 @@
+"""A game day through the real scheduler and triggerer, then cleared and rerun from the REST API.
+
+The run is triggered through the API; Phase 4's event is published only once the sensor is deferred
+in the triggerer. Afterwards the retry group and then the fan-out are cleared (`clearTaskInstances`,
+dry_run=false, only_failed=false, downstream included, as the UI's Clear does) and rerun by the
+scheduler. A tap subscription on the requests topic counts every request ever published.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+
+from e2e.scheduler import DAG_ID, task_state, task_states, trigger, wait_finished, wait_for
+from helpers import prediction_count, ready_players, run_history
+from nba_phase5 import config
+from nba_phase5.bq import run_query
+from nba_phase5.clients import bigquery_client, publisher_client
+from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+from nba_phase5.prediction_requests import request_id
+from nba_phase5.seeding import seed_day
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+DAY = date(2025, 3, 4)
+RUN_ID = "e2e_event_2025-03-04"
+
+
+@pytest.fixture(scope="module")
+def client(stack):  # type: ignore[no-untyped-def]
+    return bigquery_client(stack.project)
+
+
+@pytest.fixture(scope="module")
+def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The day's run: waits deferred for the event, which Phase 4 publishes while it waits."""
+    seed_day(client, DAY, players=120, ready_pct=90)
+    request_tap()
+    trigger(api, RUN_ID, DAY, event_wait_seconds=600)
+    wait_for(
+        "the event sensor to be deferred in the triggerer",
+        lambda: task_state(api, RUN_ID, "wait_for_phase4_event") == "deferred",
+        timeout=180,
+        every=1,
+    )
+    event = build_event(DAY, *count_production_ready(client, DAY))  # as Phase 4 does
+    publish_completion_event(publisher_client(), stack.project, event)
+    run = wait_finished(api, RUN_ID)
+    return {
+        "run": run,
+        "tasks": task_states(api, RUN_ID),
+        "ready": ready_players(client, DAY),
+        "requests": request_tap(),
+    }
+
+
+def _ids(players: list[str]) -> set[str]:
+    return {request_id(DAY, p, "points") for p in players}
+
+
+def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_run, client) -> None:  # type: ignore[no-untyped-def]
+    assert event_run["run"]["state"] == "success", event_run["tasks"]
+    assert event_run["tasks"]["skip_already_complete"] == "skipped"
+    ready = event_run["ready"]
+    requests: Counter[str] = event_run["requests"]
+    assert set(requests) == _ids(ready)
+    republished = sorted(rid for rid, n in requests.items() if n > 1)
+    assert max(requests.values()) <= 2  # the worker drops 5 % once; a straggler round sends those again
+    [row] = run_history(client, DAY)
+    assert (row["status"], row["triggered_by"], row["run_id"]) == ("success", "pubsub", RUN_ID)
+    assert len(ready) == 108
+    assert row["requests_published"] == sum(requests.values())  # what run history says Pub/Sub saw
+    assert sum(row["straggler_requests"]) == len(republished)
+    assert prediction_count(client, DAY) == len(ready)
+
+
+def _clear(api, task_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    body = {
+        "dry_run": False,
+        "only_failed": False,
+        "dag_run_id": RUN_ID,
+        "task_ids": task_ids,
+        "include_downstream": True,
+        "reset_dag_runs": True,
+    }
+    cleared = api.post(f"/dags/{DAG_ID}/clearTaskInstances", body)["task_instances"]
+    return sorted(ti["task_id"] for ti in cleared)
+
+
+def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, api, client, request_tap) -> None:  # type: ignore[no-untyped-def]
+    ready = event_run["ready"]
+    lost = ready[10:17]  # predictions lost after the run: the group's rerun must fill exactly these
+    run_query(
+        client,
+        f"DELETE FROM `{client.project}.{config.PREDICTIONS_TABLE}` "
+        "WHERE game_date = @d AND player_lookup IN UNNEST(@players)",
+        {"d": DAY, "players": {"type": "ARRAY<STRING>", "value": ",".join(lost)}},
+    )
+    group = sorted(
+        t["task_id"] for t in api.get(f"/dags/{DAG_ID}/tasks")["tasks"] if t["task_id"].startswith("retry_stragglers.")
+    )
+    cleared = _clear(api, group)
+    assert set(group) <= set(cleared)
+    assert "record_batch_run" in cleared
+    run = wait_finished(api, RUN_ID)
+    assert run["state"] == "success", task_states(api, RUN_ID)
+    assert request_tap() == Counter(_ids(lost))  # each lost one once, nothing else
+    assert prediction_count(client, DAY) == len(ready)
+    [row] = run_history(client, DAY)  # record_batch_run ran again: still one row for (date, run)
+    assert (row["status"], row["run_id"], row["completion_pct"]) == ("success", RUN_ID, 100.0)
+
+
+def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, client, request_tap) -> None:  # type: ignore[no-untyped-def]
+    cleared = _clear(api, ["fan_out_requests"])
+    assert {"fan_out_requests", "retry_stragglers.verify_completion", "record_batch_run"} <= set(cleared)
+    run = wait_finished(api, RUN_ID)
+    assert run["state"] == "success", task_states(api, RUN_ID)
+    assert request_tap() == Counter()
+    assert prediction_count(client, DAY) == len(event_run["ready"])
+    [row] = run_history(client, DAY)
+    assert (row["status"], row["triggered_by"]) == ("success", "pubsub")

@@ -1,0 +1,369 @@
+"""A real local Airflow on the local stack: api-server, scheduler, dag-processor, triggerer and the worker.
+
+Standard library only, so the Makefile and the e2e tests share it. SQLite + LocalExecutor, every
+port on 127.0.0.1, each component in its own process group; `down` ends every group and checks that
+nothing is left. `make up` starts the emulators first (tools/localstack.py) and provisions them.
+
+    python tools/local_airflow.py up [--port 8080] [--drop-rate 0.03]
+    python tools/local_airflow.py down
+    python tools/local_airflow.py status
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import localstack  # tools/ is sys.path[0] when run as a script, and on the tests' pythonpath
+from localstack import LOCAL, ROOT, Server, StackError, port_open, shown, stop_server
+
+DAG_ID = "nba_phase5_predictions"
+HOME = LOCAL / "airflow-server"  # not .local/airflow: `make run`'s `airflow dags test` must not share a scheduler's DB
+STATE_FILE = HOME / "server.json"
+ENV_FILE = LOCAL / "airflow.env"
+AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USERNAME = "admin"
+START_TIMEOUT_S = 240.0
+
+
+@dataclass
+class LocalAirflow:
+    home: str
+    port: int
+    username: str
+    password: str
+    servers: list[Server] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self) -> AirflowAPI:
+        return AirflowAPI(self.url, self.username, self.password)
+
+
+def _secrets(home: Path) -> dict[str, str]:
+    """Per-home secrets, made once: every component must sign and check tokens with the same key."""
+    path = home / "local-secrets.json"
+    if not path.exists():
+        path.write_text(json.dumps({"jwt": secrets.token_urlsafe(32), "key": secrets.token_urlsafe(32)}))
+        path.chmod(0o600)
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
+
+
+def _password(home: Path) -> str:
+    """The local admin's password, in the file the simple auth manager reads (made once per home)."""
+    path = home / "passwords.json"
+    if not path.exists():
+        path.write_text(json.dumps({USERNAME: secrets.token_urlsafe(12)}))
+        path.chmod(0o600)
+    password: str = json.loads(path.read_text())[USERNAME]
+    return password
+
+
+def airflow_env(stack_env: dict[str, str], home: Path, port: int) -> dict[str, str]:
+    """Environment of every component: the stack's emulators and connection, plus a local Airflow."""
+    keys = _secrets(home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(stack_env)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": keys["key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+        }
+    )
+    return env
+
+
+class AirflowAPI:
+    """The slice of the REST API (/api/v2) the tests and `make up` use, with a token from /auth/token."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        if not url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"the local Airflow listens on 127.0.0.1 only, not {url}")
+        self.url = url
+        self.username = username
+        self.password = password
+        self._token: str | None = None
+
+    def token(self) -> str:
+        if self._token is None:
+            body = self._request("POST", "/auth/token", {"username": self.username, "password": self.password})
+            self._token = body["access_token"]
+        return self._token
+
+    def _request(self, method: str, path: str, payload: Any = None, *, auth: bool = False) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)  # noqa: S310 - loopback http only
+        request.add_header("Content-Type", "application/json")
+        if auth:
+            request.add_header("Authorization", f"Bearer {self.token()}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback http only
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise AirflowAPIError(exc.code, f"{method} {path} -> {exc.code}: {detail}") from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self._request("GET", f"/api/v2{path}", auth=True)
+
+    def post(self, path: str, payload: Any) -> Any:
+        return self._request("POST", f"/api/v2{path}", payload, auth=True)
+
+    def patch(self, path: str, payload: Any) -> Any:
+        return self._request("PATCH", f"/api/v2{path}", payload, auth=True)
+
+    def healthy(self) -> bool:
+        try:
+            health = self._request("GET", "/api/v2/monitor/health")
+        except (OSError, AirflowAPIError):
+            return False
+        return bool(health and health.get("metadatabase", {}).get("status") == "healthy")
+
+
+class AirflowAPIError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _run(argv: list[str], env: dict[str, str], what: str) -> None:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise StackError(f"{what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], log: Path) -> Server:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return Server(name, proc.pid, 0, str(log))
+
+
+def start_airflow(
+    stack_env: dict[str, str],
+    *,
+    home: Path = HOME,
+    port: int = 8080,
+    log_dir: Path | None = None,
+    worker_args: tuple[str, ...] = ("--drop-rate", "0.03", "--seed", "1"),
+    timeout: float = START_TIMEOUT_S,
+) -> LocalAirflow:
+    """Migrate the DB, create the pool, start every component and the worker; wait until the DAG is unpaused."""
+    if port_open(port):
+        raise StackError(f"port {port} is already in use; stop what holds it or pass another port")
+    home.mkdir(parents=True, exist_ok=True)
+    log_dir = log_dir or home / "logs" / "components"
+    env = airflow_env(stack_env, home, port)
+    airflow = LocalAirflow(str(home), port, USERNAME, _password(home))
+    _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
+    _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
+    try:
+        for component in COMPONENTS:
+            argv = [str(AIRFLOW), component]
+            if component == "api-server":
+                argv += ["--port", str(port), "--host", "127.0.0.1"]
+            airflow.servers.append(_spawn(component, argv, env, log_dir / f"{component}.log"))
+        worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
+        airflow.servers.append(_spawn("prediction-worker", worker, env, log_dir / "worker.log"))
+        _wait_until_ready(airflow, timeout)
+    except BaseException:
+        stop_airflow(airflow)
+        raise
+    return airflow
+
+
+def _wait_until_ready(airflow: LocalAirflow, timeout: float) -> None:
+    api = airflow.api()
+    deadline = time.monotonic() + timeout
+    waiting_for = "the api-server"
+    while time.monotonic() < deadline:
+        for server in airflow.servers:
+            if not server.alive():
+                raise StackError(f"{server.name} exited during start-up:\n{localstack._tail(Path(server.log))}")
+        if api.healthy():
+            waiting_for = f"the DAG {DAG_ID} to be parsed"
+            try:
+                dag = api.get(f"/dags/{DAG_ID}")
+            except AirflowAPIError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                if dag["is_paused"]:
+                    api.patch(f"/dags/{DAG_ID}", {"is_paused": False})
+                return
+        time.sleep(1)
+    raise StackError(f"Airflow not ready after {timeout:.0f}s (waiting for {waiting_for}); logs in {airflow.home}")
+
+
+def processes_of(home: str) -> list[int]:
+    """Live processes started for this Airflow home (found by their AIRFLOW_HOME), zombies excluded.
+
+    Task processes put themselves in process groups of their own, so ending the components' groups
+    can leave a running task behind; this finds them.
+    """
+    marker = f"AIRFLOW_HOME={home}".encode()
+    mine = _ancestors()  # never this command or the shell that ran it, which may have sourced airflow.env
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(entry.name) in mine or marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if not any(word in (entry / "cmdline").read_bytes() for word in (b"airflow", b"nba_phase5")):
+                continue
+        except (OSError, IndexError):
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
+def stop_airflow(airflow: LocalAirflow) -> list[str]:
+    """End every component's process group, then any task left running; returns what is still alive."""
+    for server in reversed(airflow.servers):
+        stop_server(server, grace=20.0)
+    for pid in processes_of(airflow.home):
+        with contextlib.suppress(OSError):
+            stop_server(Server("task", os.getpgid(pid), 0, ""), grace=10.0)
+    left = [s.name for s in airflow.servers if s.alive()]
+    return left + [f"pid {pid}" for pid in processes_of(airflow.home)]
+
+
+def write_state(airflow: LocalAirflow, env: dict[str, str]) -> None:
+    Path(airflow.home, "server.json").write_text(json.dumps(asdict(airflow), indent=2))
+    keep = {k: v for k, v in env.items() if k.startswith(("AIRFLOW", "GCP_", "GOOGLE_", "PUBSUB_", "BIGQUERY_"))}
+    keep["PYTHONPATH"] = env.get("PYTHONPATH", "")
+    ENV_FILE.write_text(
+        "# Written by `make up`; `source` it to use the airflow CLI against the running local Airflow.\n"
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(keep.items()))
+    )
+
+
+def read_state(home: Path = HOME) -> LocalAirflow | None:
+    path = home / "server.json"
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    raw["servers"] = [Server(**s) for s in raw["servers"]]
+    return LocalAirflow(**raw)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    current = read_state()
+    if current and all(s.alive() for s in current.servers):
+        _print_login(current)
+        return 0
+    if current:
+        stop_airflow(current)
+    stack = localstack.read_state()
+    if stack is None or not (stack.pubsub.alive() and stack.bigquery.alive()):
+        raise StackError("the local stack is not up: run `make up` (or `make stack-up` first)")
+    worker_args = ("--drop-rate", str(args.drop_rate), "--seed", "1")
+    airflow = start_airflow(stack.env(), port=args.port, worker_args=worker_args)
+    write_state(airflow, airflow_env(stack.env(), HOME, args.port))
+    _print_login(airflow)
+    return 0
+
+
+def _print_login(airflow: LocalAirflow) -> None:
+    print(f"Airflow UI:   {airflow.url}  (user {airflow.username}, password {airflow.password})")
+    print(f"Components:   {', '.join(f'{s.name} pgid {s.pid}' for s in airflow.servers)}")
+    print(f"Logs:         {shown(Path(airflow.home, 'logs', 'components'))}")
+    print(f"CLI:          source {shown(ENV_FILE)} && .venv/bin/airflow dags list")
+    print("A game day:   make seed DATE=2025-11-28 && make publish DATE=2025-11-28, then trigger the DAG")
+    print('              with conf {"game_date": "2025-11-28"} from the UI; `make down` stops everything.')
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    airflow = read_state()
+    if airflow is None:
+        print("Local Airflow is not up.")
+        return 0
+    left = stop_airflow(airflow)
+    STATE_FILE.unlink(missing_ok=True)
+    ENV_FILE.unlink(missing_ok=True)
+    if left or port_open(airflow.port):
+        print(f"Airflow stopped, but {left or [f'port {airflow.port}']} still alive.", file=sys.stderr)
+        return 1
+    print(f"Airflow stopped: {len(airflow.servers)} process groups ended, port {airflow.port} freed.")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    airflow = read_state()
+    if airflow is None:
+        print("Local Airflow is not up.")
+        return 1
+    for server in airflow.servers:
+        print(f"{server.name}: {'up' if server.alive() else 'DOWN'} (log {server.log})")
+    return 0 if all(s.alive() for s in airflow.servers) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A real local Airflow for nba_phase5")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Airflow's components and the worker on the running stack")
+    up.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
+    up.add_argument("--drop-rate", type=float, default=0.03, help="the local worker's drop rate")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop every component's process group").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="is each component up?").set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
