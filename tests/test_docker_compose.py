@@ -1,21 +1,84 @@
-"""docker-compose.yaml cannot run here (no Docker engine), but it must parse and mount what exists."""
+"""docker-compose.yaml cannot run here (no Docker engine): check it is the official Airflow 3 pattern,
+mounts what exists where Composer puts it, and wires the same variables and ports as the local stack."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
+import local_airflow
+import localstack
+
 ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
 
 
-def test_compose_file_parses_and_mounts_real_paths() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    assert {"pubsub", "bigquery", "airflow", "provision"} <= set(compose["services"])
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    return loaded
+
+
+def test_official_airflow_3_services_on_postgres(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"postgres", *AIRFLOW_SERVICES, "pubsub", "bigquery", "prediction-worker"} <= set(services)
+    commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES[1:]}
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+    }
+    for name in (*AIRFLOW_SERVICES, "prediction-worker"):
+        service = services[name]
+        assert service["image"].startswith("${AIRFLOW_IMAGE_NAME:-apache/airflow:3.3.2")
+        env = service["environment"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:airflow@postgres/")
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert service["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        if name != "airflow-init":
+            assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+    assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert "python -m nba_phase5 provision" in services["airflow-init"]["command"][-1]
+    assert "prediction_fanout" in services["airflow-init"]["command"][-1]
+
+
+def test_mounts_exist_and_include_sits_where_composer_puts_it(compose: dict[str, Any]) -> None:
+    mounts = {}
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            assert (ROOT / source).exists(), volume
-    airflow = compose["services"]["airflow"]
-    assert airflow["image"].startswith("apache/airflow:3.3.2")
-    assert airflow["environment"]["PUBSUB_EMULATOR_HOST"] == "pubsub:8085"
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), volume
+                mounts[source] = target
+    assert mounts["./dags"] == "/opt/airflow/dags"
+    assert mounts["./include"] == "/opt/airflow/dags/include"
+    assert mounts["./plugins"] == "/opt/airflow/plugins"
+
+
+def test_same_variables_and_ports_as_the_local_stack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = services["airflow-scheduler"]["environment"]
+    local = localstack.stack_env("local-nba-props", "pubsub:8085", "http://bigquery:9050")
+    path_only = {"AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER"}
+    assert set(local) - path_only <= set(env)
+    for name in ("GCP_PROJECT", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        assert env[name] == local[name], name
+    connection = "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"
+    assert json.loads(env[connection]) == json.loads(local[connection])
+    local_airflow_env = local_airflow.settings(ROOT / ".local" / "airflow-server", 8080)
+    for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__PARALLELISM", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"):
+        assert env[name] == local_airflow_env[name], name
+    ports = {p for service in services.values() for p in service.get("ports", [])}
+    defaults = {8085, 9050, 9060, 8080}  # localstack.py up and local_airflow.py up
+    assert ports == {f"127.0.0.1:{p}:{p}" for p in defaults}
