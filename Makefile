@@ -17,6 +17,7 @@ help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
 	@echo "make test       unit + integration tests (starts its own emulators on free ports)"
 	@echo "make lint       ruff + mypy"
+	@echo "make deploy ENV=<composer env> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]   Composer deployment"
 	@echo "make bench      benchmarks on a stack of their own -> bench/results.{json,md}, bench/ratios.png"
 	@echo "make up / down  the stack plus a real local Airflow (api-server, scheduler, dag-processor, triggerer) and the worker"
 	@echo "make stack-up / stack-down   the local Pub/Sub + BigQuery emulators (.local/stack.env)"
@@ -85,6 +86,10 @@ constraints: $(VENV)/.installed
 	{ echo "# Frozen from the verified environment (Python 3.11, apache-airflow 3.3.2): the official Airflow constraints"; \
 	  echo "# cannot be downloaded here. Regenerate with: make constraints"; \
 	  $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+
+# Composer: make deploy ENV=<environment> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]  (docs/deploy.md)
+deploy: venv
+	$(PY) tools/deploy.py --env "$(ENV)" --location "$(LOCATION)" --project "$(PROJECT)" $(if $(DRY_RUN),--dry-run,)
 
 clean: down
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
