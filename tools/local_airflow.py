@@ -359,13 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every component's process group").set_defaults(func=cmd_down)
     sub.add_parser("status", help="is each component up?").set_defaults(func=cmd_status)
-    args = parser.parse_args(argv)
-    try:
-        result: int = args.func(args)
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return result
+    return localstack.run_cli(parser, argv)
 
 
 if __name__ == "__main__":

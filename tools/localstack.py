@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop both emulators and everything they forked").set_defaults(func=cmd_down)
     sub.add_parser("status", help="are they up?").set_defaults(func=cmd_status)
+    return run_cli(parser, argv)
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Run the chosen sub-command; a StackError is one clear line on stderr and exit 1, not a traceback."""
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

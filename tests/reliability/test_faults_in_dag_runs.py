@@ -11,6 +11,7 @@ import socket
 from collections import Counter
 from concurrent.futures import Future
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -54,13 +55,18 @@ def _ids(day: date, players: list[str]) -> set[str]:
     return {request_id(day, p, "points") for p in players}
 
 
+def _fresh_day(bq: Any, drain: Any, day: date, players: int, ready_pct: float) -> list[str]:
+    """Seed ``day`` on an empty requests subscription; returns its ready players."""
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=players, ready_pct=ready_pct)
+    return ready_players(bq, day)
+
+
 def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twice(
     stack, bq, phase5_dag, drain, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 1)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=200, ready_pct=90)
-    ready = ready_players(bq, day)
+    ready = _fresh_day(bq, drain, day, players=200, ready_pct=90)
     flaky = _ids(day, ready[::7])
     publisher = InjectingPublisher(flaky, failures=1)
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
@@ -79,9 +85,7 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
     stack, bq, phase5_dag, drain, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 2)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=60, ready_pct=100)
-    ready = ready_players(bq, day)
+    ready = _fresh_day(bq, drain, day, players=60, ready_pct=100)
     doomed = _ids(day, ready[:5])
     publisher = InjectingPublisher(doomed, failures=10**6)
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
@@ -117,8 +121,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     from google.cloud.bigquery._http import Connection
 
     day = date(2025, 7, 3)
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    seed_day(bq, day, players=80, ready_pct=90)
+    _fresh_day(bq, drain, day, players=80, ready_pct=90)
     real_api_request = Connection.api_request
     injected: list[str] = []
     seen: set[str] = set()
