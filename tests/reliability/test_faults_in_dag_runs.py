@@ -65,7 +65,7 @@ def _fresh_day(bq: Any, drain: Any, day: date, players: int, ready_pct: float) -
 def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twice(
     stack, bq, phase5_dag, drain, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 7, 1)
+    day = date(2025, 7, 21)
     ready = _fresh_day(bq, drain, day, players=200, ready_pct=90)
     flaky = _ids(day, ready[::7])
     publisher = InjectingPublisher(flaky, failures=1)
@@ -84,7 +84,7 @@ def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twic
 def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_those(
     stack, bq, phase5_dag, drain, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 7, 2)
+    day = date(2025, 7, 22)
     ready = _fresh_day(bq, drain, day, players=60, ready_pct=100)
     doomed = _ids(day, ready[:5])
     publisher = InjectingPublisher(doomed, failures=10**6)
@@ -97,7 +97,9 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
         assert (state, tasks["fan_out_requests"], tasks["record_batch_run"]) == ("failed", "failed", "success")
         [row] = run_history(bq, day)
         assert row["status"] == "failed"
-        [alert] = alerts(bq, day)
+        found = alerts(bq, day)
+        assert len(found) == 1, [(a["task_id"], a["severity"], a["run_id"], a["created_at"]) for a in found]
+        [alert] = found
         assert alert["task_id"] == "fan_out_requests"
         assert "5 of 60 prediction requests are still unpublished after 3 attempts" in alert["message"]
         assert set(worker.stats.deliveries) == _ids(day, ready[5:])  # the 55 that went out, once each
@@ -120,7 +122,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
     from google.cloud.bigquery._http import Connection
 
-    day = date(2025, 7, 3)
+    day = date(2025, 7, 23)
     _fresh_day(bq, drain, day, players=80, ready_pct=90)
     real_api_request = Connection.api_request
     injected: list[str] = []
@@ -160,7 +162,7 @@ def test_a_stopped_emulator_fails_the_run_with_a_message_naming_the_fix(stack, b
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", dead)
     with pytest.raises(EmulatorUnreachableError, match=r"BIGQUERY_EMULATOR_HOST=.* nothing answers.*make stack-up"):
         Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID).get_client()
-    day = date(2025, 7, 4)
+    day = date(2025, 7, 24)
     for task in phase5_dag.tasks:  # fail on the first try: every retry would meet the same dead port
         monkeypatch.setattr(task, "retries", 0)
     state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
