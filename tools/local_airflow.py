@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shlex
+import sqlite3
 import subprocess
 import sys
 import time
@@ -94,6 +95,9 @@ def settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__WORKERS": "1",
+        # Five components and the CLI share one SQLite file: wait for a lock instead of failing at once.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "airflow_local_settings.connect_args",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "airflow_local_settings.connect_args",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
     }
@@ -164,6 +168,21 @@ class AirflowAPIError(RuntimeError):
         self.status = status
 
 
+def _write_local_settings(home: Path) -> None:
+    """Airflow imports $AIRFLOW_HOME/config/airflow_local_settings.py: SQLite waits up to 60 s for a lock."""
+    config_dir = home / "config"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "airflow_local_settings.py").write_text(
+        '"""Written by tools/local_airflow.py for the local SQLite metadata DB."""\n\nconnect_args = {"timeout": 60}\n'
+    )
+
+
+def _use_wal(database: Path) -> None:
+    """Write-ahead logging: readers no longer block the writer (the scheduler, the CLI, the api-server)."""
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
@@ -195,7 +214,9 @@ def start_airflow(
     log_dir = log_dir or home / "logs" / "components"
     env = airflow_env(stack_env, home, port)
     airflow = LocalAirflow(str(home), port, USERNAME, _password(home))
+    _write_local_settings(home)
     _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
+    _use_wal(home / "airflow.db")
     _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
     try:
         for component in COMPONENTS:
