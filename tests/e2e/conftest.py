@@ -14,6 +14,7 @@ import pytest
 
 import local_airflow
 import localstack
+from e2e.scheduler import WORKER_DROP_RATE, WORKER_SEED
 from nba_phase5 import config
 
 TAP_SUBSCRIPTION = "e2e-prediction-requests-tap"
@@ -25,7 +26,7 @@ def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -
         stack.env(),
         home=tmp_path_factory.mktemp("airflow-server"),
         port=localstack.free_port(),
-        worker_args=("--drop-rate", "0.05", "--seed", "11"),
+        worker_args=("--drop-rate", str(WORKER_DROP_RATE), "--seed", str(WORKER_SEED)),
     )
     try:
         yield running

@@ -17,6 +17,9 @@ from nba_phase5 import config
 
 DAG_ID = config.DAG_ID
 FINISHED = {"success", "failed"}
+# The local worker of the e2e Airflow: it drops these 5 % of requests once (reproducible by seed).
+WORKER_DROP_RATE = 0.05
+WORKER_SEED = 11
 # Every run passes these: short polls and waits, so a scheduled day takes a minute, not an hour.
 FAST_CONF = {
     "prop_types": ["points"],
