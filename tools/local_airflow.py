@@ -342,8 +342,9 @@ def _print_login(airflow: LocalAirflow) -> None:
     print(f"Components:   {', '.join(f'{s.name} pgid {s.pid}' for s in airflow.servers)}")
     print(f"Logs:         {shown(Path(airflow.home, 'logs', 'components'))}")
     print(f"CLI:          source {shown(ENV_FILE)} && .venv/bin/airflow dags list")
-    print("A game day:   make seed DATE=2025-11-28 && make publish DATE=2025-11-28, then trigger the DAG")
-    print('              with conf {"game_date": "2025-11-28"} from the UI; `make down` stops everything.')
+    print("A game day:   make seed DATE=2025-11-28, trigger the DAG (UI or CLI) with conf")
+    print('              {"game_date": "2025-11-28", "event_wait_seconds": 600}, then make publish DATE=2025-11-28')
+    print("              while its sensor is deferred; `make down` stops everything.")
 
 
 def cmd_down(_: argparse.Namespace) -> int:
