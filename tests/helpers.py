@@ -6,7 +6,9 @@ import contextlib
 import copy
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -53,6 +55,39 @@ def task_context(dag: Any, task_id: str, game_date: date | None = None, **params
         "dag_run": Run(),
         "logical_date": None,
     }
+
+
+def request_ids(day: date, players: list[str], prop_type: str = "points") -> set[str]:
+    """The request ids the fan-out gives ``players`` on ``day``."""
+    return {request_id(day, p, prop_type) for p in players}
+
+
+class InjectingPublisher:
+    """The real emulator publisher, except that chosen request ids fail their first ``failures`` publishes."""
+
+    def __init__(self, fail_ids: set[str], failures: int) -> None:
+        from nba_phase5.clients import publisher_client
+
+        self.real = publisher_client()
+        self.fail_ids = fail_ids
+        self.failures = failures
+        self.attempts: Counter[str] = Counter()
+        self.injected = 0
+
+    def topic_path(self, project: str, topic: str) -> str:
+        return self.real.topic_path(project, topic)  # type: ignore[no-any-return]
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
+        from google.api_core.exceptions import ServiceUnavailable
+
+        rid = attributes["request_id"]
+        self.attempts[rid] += 1
+        if rid in self.fail_ids and self.attempts[rid] <= self.failures:
+            self.injected += 1
+            failed: Future[str] = Future()
+            failed.set_exception(ServiceUnavailable("injected publish failure"))
+            return failed
+        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
 
 
 def render_sql(dag: Any, name: str) -> str:

@@ -24,12 +24,11 @@ from e2e.scheduler import (
     wait_finished,
     wait_for,
 )
-from helpers import prediction_count, ready_players, run_history
+from helpers import prediction_count, ready_players, request_ids, run_history
 from nba_phase5 import config
 from nba_phase5.bq import run_query
 from nba_phase5.clients import bigquery_client, publisher_client
 from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
-from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
 from nba_phase5.worker import PredictionWorker, WorkerOptions
 
@@ -67,20 +66,16 @@ def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignor
     }
 
 
-def _ids(players: list[str]) -> set[str]:
-    return {request_id(DAY, p, "points") for p in players}
-
-
 def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_run, client) -> None:  # type: ignore[no-untyped-def]
     assert event_run["run"]["state"] == "success", event_run["tasks"]
     assert event_run["tasks"]["skip_already_complete"] == "skipped"
     ready = event_run["ready"]
     requests: Counter[str] = event_run["requests"]
-    assert set(requests) == _ids(ready)
+    assert set(requests) == request_ids(DAY, ready)
     republished = {rid for rid, n in requests.items() if n > 1}
     # The worker (drop rate 5 %, seed 11) drops these once; the straggler round sends exactly those again.
     dropper = PredictionWorker(WorkerOptions(project="-", drop_rate=WORKER_DROP_RATE, seed=WORKER_SEED))
-    dropped = {rid for rid in _ids(ready) if dropper.should_drop(rid)}
+    dropped = {rid for rid in request_ids(DAY, ready) if dropper.should_drop(rid)}
     assert dropped, "the seed should make the worker drop a few requests"
     assert republished == dropped
     assert max(requests.values()) == 2
@@ -122,7 +117,7 @@ def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, 
     assert "record_batch_run" in cleared
     run = wait_finished(api, RUN_ID)
     assert run["state"] == "success", task_states(api, RUN_ID)
-    assert request_tap() == Counter(_ids(lost))  # each lost one once, nothing else
+    assert request_tap() == Counter(request_ids(DAY, lost))  # each lost one once, nothing else
     assert prediction_count(client, DAY) == len(ready)
     [row] = run_history(client, DAY)  # record_batch_run ran again: still one row for (date, run)
     assert (row["status"], row["run_id"], row["completion_pct"]) == ("success", RUN_ID, 100.0)

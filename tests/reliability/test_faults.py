@@ -15,39 +15,14 @@ from typing import Any
 
 import pytest
 
-from helpers import alerts, ready_players, render_sql, run_dag, run_history, task_context
+from helpers import InjectingPublisher, alerts, ready_players, render_sql, run_dag, run_history, task_context
 from nba_phase5 import batch, config
-from nba_phase5.clients import publisher_client
 from nba_phase5.hooks.pubsub import BatchPublishHook
 from nba_phase5.prediction_requests import PredictionRequest
 from nba_phase5.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
-
-
-class FlakyPublisher:
-    """The real emulator publisher, except that chosen messages fail their first ``failures`` attempts."""
-
-    def __init__(self, fail_ids: set[str], failures: int) -> None:
-        self.real = publisher_client()
-        self.fail_ids = fail_ids
-        self.failures = failures
-        self.attempts: dict[str, int] = {}
-
-    def topic_path(self, project: str, topic: str) -> str:
-        return self.real.topic_path(project, topic)
-
-    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
-        from google.api_core.exceptions import ServiceUnavailable
-
-        rid = attributes["request_id"]
-        self.attempts[rid] = self.attempts.get(rid, 0) + 1
-        if rid in self.fail_ids and self.attempts[rid] <= self.failures:
-            failed: Future[str] = Future()
-            failed.set_exception(ServiceUnavailable("injected publish failure"))
-            return failed
-        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
 
 
 def _requests(project: str, n: int) -> list[PredictionRequest]:
@@ -58,7 +33,7 @@ def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     requests = _requests(stack.project, 300)
     failing = {r.request_id for r in requests[::7]}
-    publisher = FlakyPublisher(failing, failures=1)
+    publisher = InjectingPublisher(failing, failures=1)
     result = BatchPublishHook(gcp_conn_id=config.GCP_CONN_ID).publish_batch(
         project_id=stack.project,
         topic=config.PREDICTION_REQUESTS_TOPIC,
@@ -79,7 +54,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, drain, mon
     seed_day(bq, day, players=60, ready_pct=100)
     doomed = set()
 
-    class AlwaysFailsSome(FlakyPublisher):
+    class AlwaysFailsSome(InjectingPublisher):
         def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
             if len(doomed) < 5 or attributes["request_id"] in doomed:
                 doomed.add(attributes["request_id"])

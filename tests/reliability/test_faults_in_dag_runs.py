@@ -9,50 +9,28 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from concurrent.futures import Future
 from datetime import date
 from typing import Any
 
 import pytest
 
-from helpers import alerts, prediction_count, ready_players, render_sql, run_dag, run_history, running_worker
+from helpers import (
+    InjectingPublisher,
+    alerts,
+    prediction_count,
+    ready_players,
+    render_sql,
+    request_ids,
+    run_dag,
+    run_history,
+    running_worker,
+)
 from nba_phase5 import config
 from nba_phase5.clients import publisher_client
 from nba_phase5.hooks.pubsub import BatchPublishHook
-from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
 
 pytestmark = pytest.mark.integration
-
-
-class InjectingPublisher:
-    """The real emulator publisher, except that chosen request ids fail their first ``failures`` publishes."""
-
-    def __init__(self, fail_ids: set[str], failures: int) -> None:
-        self.real = publisher_client()
-        self.fail_ids = fail_ids
-        self.failures = failures
-        self.attempts: Counter[str] = Counter()
-        self.injected = 0
-
-    def topic_path(self, project: str, topic: str) -> str:
-        return self.real.topic_path(project, topic)
-
-    def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
-        from google.api_core.exceptions import ServiceUnavailable
-
-        rid = attributes["request_id"]
-        self.attempts[rid] += 1
-        if rid in self.fail_ids and self.attempts[rid] <= self.failures:
-            self.injected += 1
-            failed: Future[str] = Future()
-            failed.set_exception(ServiceUnavailable("injected publish failure"))
-            return failed
-        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
-
-
-def _ids(day: date, players: list[str]) -> set[str]:
-    return {request_id(day, p, "points") for p in players}
 
 
 def _fresh_day(bq: Any, drain: Any, day: date, players: int, ready_pct: float) -> list[str]:
@@ -67,7 +45,7 @@ def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twic
 ) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 21)
     ready = _fresh_day(bq, drain, day, players=200, ready_pct=90)
-    flaky = _ids(day, ready[::7])
+    flaky = request_ids(day, ready[::7])
     publisher = InjectingPublisher(flaky, failures=1)
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
     with running_worker(stack.project) as worker:
@@ -75,7 +53,7 @@ def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twic
     assert (state, tasks["fan_out_requests"]) == ("success", "success"), tasks
     assert publisher.injected == len(flaky) == 26
     assert {rid for rid, n in publisher.attempts.items() if n > 1} == flaky  # only the failed were retried
-    assert worker.stats.deliveries == Counter(_ids(day, ready))  # every ready player exactly once
+    assert worker.stats.deliveries == Counter(request_ids(day, ready))  # every ready player exactly once
     assert prediction_count(bq, day) == len(ready) == 180
     [row] = run_history(bq, day)
     assert (row["status"], row["requests_published"]) == ("success", 180)
@@ -86,7 +64,7 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
 ) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 22)
     ready = _fresh_day(bq, drain, day, players=60, ready_pct=100)
-    doomed = _ids(day, ready[:5])
+    doomed = request_ids(day, ready[:5])
     publisher = InjectingPublisher(doomed, failures=10**6)
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
     monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
@@ -102,14 +80,14 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
         [alert] = found
         assert alert["task_id"] == "fan_out_requests"
         assert "5 of 60 prediction requests are still unpublished after 3 attempts" in alert["message"]
-        assert set(worker.stats.deliveries) == _ids(day, ready[5:])  # the 55 that went out, once each
+        assert set(worker.stats.deliveries) == request_ids(day, ready[5:])  # the 55 that went out, once each
         assert max(worker.stats.deliveries.values()) == 1
 
         # Pub/Sub recovers; the next run of the day publishes exactly the five that never went out.
         monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher_client())
         state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
     assert state == "success", tasks
-    assert worker.stats.deliveries == Counter(_ids(day, ready))
+    assert worker.stats.deliveries == Counter(request_ids(day, ready))
     assert prediction_count(bq, day) == 60
     assert [r["status"] for r in run_history(bq, day)] == ["failed", "success"]
 
@@ -145,7 +123,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     assert len(injected) >= 6, first_lines
     for sql in ("phase4_gate.sql", "batch_status.sql", "game_day.sql", "merge_run_history.sql"):
         assert render_sql(phase5_dag, sql).strip().splitlines()[0] in first_lines, sql
-    assert worker.stats.deliveries == Counter(_ids(day, ready_players(bq, day)))
+    assert worker.stats.deliveries == Counter(request_ids(day, ready_players(bq, day)))
     assert prediction_count(bq, day) == 72
     [row] = run_history(bq, day)
     assert row["status"] == "success"
