@@ -46,7 +46,7 @@ def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(
     assert sorted(delivered) == sorted(r.request_id for r in requests)
 
 
-def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from nba_phase5.operators.fan_out import PredictionFanOutOperator
 
     day = date(2025, 6, 2)
@@ -64,17 +64,11 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, drain, mon
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: AlwaysFailsSome(set(), failures=99))
     monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
     operator = PredictionFanOutOperator(
-        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(_dag(), "missing_requests.sql")
+        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(phase5_dag, "missing_requests.sql")
     )
     with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
         operator.execute({"run_id": "fault_run", "ti": None})
     assert len(drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)) == 55
-
-
-def _dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["nba_phase5_predictions"]
 
 
 def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
