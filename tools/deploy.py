@@ -93,9 +93,8 @@ def plan(env: str, location: str, project: str, root: Path = ROOT, backup: Path 
     """The deployment's commands for the tree at ``root`` (a staged copy, see ``stage``).
 
     With ``backup``, the environment's current dags/ and plugins/ are exported there first: the
-    rollback point (docs/deploy.md).
+    rollback point (docs/deploy.md). ``deploy`` validates the arguments first.
     """
-    validate(env, location, project)
     where = ("--environment", env, "--location", location, "--project", project)
     storage = ("gcloud", "composer", "environments", "storage")
     steps = []
@@ -174,7 +173,14 @@ def installed_packages(env: str, location: str, project: str) -> dict[str, str]:
 
 
 def deploy(env: str, location: str, project: str, *, dry_run: bool, backup_root: Path = BACKUPS) -> int:
+    # Every refusal comes before anything is written (the backup folders included).
     validate(env, location, project)
+    emulators = [v for v in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST") if os.environ.get(v)]
+    if emulators:
+        raise DeployError(
+            f"{' and '.join(emulators)} set: provisioning would go to the local emulators, not {project}. "
+            "Deploy from a shell that has not sourced .local/stack.env (or unset them)."
+        )
     backup = backup_root / f"{env}-{time.strftime('%Y%m%dT%H%M%S')}"
     if not dry_run:
         (backup / "dags").mkdir(parents=True)
@@ -185,12 +191,6 @@ def deploy(env: str, location: str, project: str, *, dry_run: bool, backup_root:
 
 
 def _deploy(steps: list[Step], env: str, location: str, project: str, *, dry_run: bool) -> int:
-    emulators = [v for v in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST") if os.environ.get(v)]
-    if emulators:
-        raise DeployError(
-            f"{' and '.join(emulators)} set: provisioning would go to the local emulators, not {project}. "
-            "Deploy from a shell that has not sourced .local/stack.env (or unset them)."
-        )
     run_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
