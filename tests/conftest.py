@@ -66,26 +66,9 @@ def bq(stack: localstack.Stack):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def drain():  # type: ignore[no-untyped-def]
     """Pull (and ack) everything waiting on a subscription; returns the messages."""
-    from nba_phase5.clients import subscriber_client
+    from helpers import drain_subscription
 
-    def _drain(subscription: str, *, max_rounds: int = 20) -> list:  # type: ignore[type-arg]
-        client = subscriber_client()
-        path = client.subscription_path(os.environ["GCP_PROJECT"], subscription)
-        received = []
-        with client:
-            for _ in range(max_rounds):
-                response = client.pull(
-                    request={"subscription": path, "max_messages": 1000, "return_immediately": True}, timeout=10
-                )
-                if not response.received_messages:
-                    break
-                received += [m.message for m in response.received_messages]
-                client.acknowledge(
-                    request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
-                )
-        return received
-
-    return _drain
+    return drain_subscription
 
 
 @pytest.fixture(scope="session")

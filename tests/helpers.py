@@ -147,6 +147,37 @@ def alerts(bq: Any, day: date) -> list[dict[str, Any]]:
     )
 
 
+def drain_subscription(subscription: str, *, max_rounds: int = 20, empty_pulls: int = 1) -> list[Any]:
+    """Pull (and ack) everything waiting on ``subscription`` of ``GCP_PROJECT``; returns the messages.
+
+    It stops after ``empty_pulls`` empty answers in a row (or ``max_rounds`` pulls of up to 1,000).
+    """
+    import os
+
+    from nba_phase5.clients import subscriber_client
+
+    client = subscriber_client()
+    path = client.subscription_path(os.environ["GCP_PROJECT"], subscription)
+    received: list[Any] = []
+    empty = 0
+    with client:
+        for _ in range(max_rounds):
+            response = client.pull(
+                request={"subscription": path, "max_messages": 1000, "return_immediately": True}, timeout=10
+            )
+            if not response.received_messages:
+                empty += 1
+                if empty >= empty_pulls:
+                    break
+                continue
+            empty = 0
+            received += [m.message for m in response.received_messages]
+            client.acknowledge(
+                request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
+            )
+    return received
+
+
 def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
 

@@ -15,6 +15,7 @@ import pytest
 import local_airflow
 import localstack
 from e2e.scheduler import WORKER_DROP_RATE, WORKER_SEED
+from helpers import drain_subscription
 from nba_phase5 import config
 
 TAP_SUBSCRIPTION = "e2e-prediction-requests-tap"
@@ -51,20 +52,8 @@ def request_tap(stack: localstack.Stack) -> Iterator[Callable[[], Counter[str]]]
     client.create_subscription(request={"name": path, "topic": topic, "ack_deadline_seconds": 60})
 
     def drain() -> Counter[str]:
-        seen: Counter[str] = Counter()
-        empty_pulls = 0
-        while empty_pulls < 2:  # a run is over before this is called: everything published is waiting
-            response = client.pull(
-                request={"subscription": path, "max_messages": 1000, "return_immediately": True}, timeout=10
-            )
-            if not response.received_messages:
-                empty_pulls += 1
-                continue
-            seen.update(m.message.attributes["request_id"] for m in response.received_messages)
-            client.acknowledge(
-                request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
-            )
-        return seen
+        # A run is over before this is called: everything it published is waiting; two empty pulls to be sure.
+        return Counter(m.attributes["request_id"] for m in drain_subscription(TAP_SUBSCRIPTION, empty_pulls=2))
 
     try:
         yield drain
