@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from localstack import LOCAL, ROOT, Server, StackError, port_open, shown, stop_s
 
 DAG_ID = "nba_phase5_predictions"
 HOME = LOCAL / "airflow-server"  # not .local/airflow: `make run`'s `airflow dags test` must not share a scheduler's DB
-STATE_FILE = HOME / "server.json"
 ENV_FILE = LOCAL / "airflow.env"
 AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -57,24 +57,25 @@ class LocalAirflow:
         return AirflowAPI(self.url, self.username, self.password)
 
 
-def _secrets(home: Path) -> dict[str, str]:
-    """Per-home secrets, made once: every component must sign and check tokens with the same key."""
-    path = home / "local-secrets.json"
+def _made_once(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """The JSON at ``path``, written (owner-only) from ``make()`` the first time: kept across restarts."""
     if not path.exists():
-        path.write_text(json.dumps({"jwt": secrets.token_urlsafe(32), "key": secrets.token_urlsafe(32)}))
+        path.write_text(json.dumps(make()))
         path.chmod(0o600)
     loaded: dict[str, str] = json.loads(path.read_text())
     return loaded
 
 
+def _secrets(home: Path) -> dict[str, str]:
+    """Every component must sign and check tokens with the same keys."""
+    return _made_once(
+        home / "local-secrets.json", lambda: {"jwt": secrets.token_urlsafe(32), "key": secrets.token_urlsafe(32)}
+    )
+
+
 def _password(home: Path) -> str:
-    """The local admin's password, in the file the simple auth manager reads (made once per home)."""
-    path = home / "passwords.json"
-    if not path.exists():
-        path.write_text(json.dumps({USERNAME: secrets.token_urlsafe(12)}))
-        path.chmod(0o600)
-    password: str = json.loads(path.read_text())[USERNAME]
-    return password
+    """The local admin's password, in the file the simple auth manager reads."""
+    return _made_once(home / "passwords.json", lambda: {USERNAME: secrets.token_urlsafe(12)})[USERNAME]
 
 
 def settings(home: Path, port: int) -> dict[str, str]:
@@ -269,7 +270,7 @@ def processes_of(home: str) -> list[int]:
         try:
             if int(entry.name) in mine or marker not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            if _stat_fields(entry)[0] == "Z":
                 continue
             if not any(word in (entry / "cmdline").read_bytes() for word in (b"airflow", b"nba_phase5")):
                 continue
@@ -279,12 +280,17 @@ def processes_of(home: str) -> list[int]:
     return found
 
 
+def _stat_fields(process: Path) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, parent pid, process group, …"""
+    return (process / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _ancestors() -> set[int]:
     pids, pid = set(), os.getpid()
     while pid > 1:
         pids.add(pid)
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(_stat_fields(Path(f"/proc/{pid}"))[1])
         except (OSError, IndexError, ValueError):
             break
     return pids
@@ -301,8 +307,12 @@ def stop_airflow(airflow: LocalAirflow) -> list[str]:
     return left + [f"pid {pid}" for pid in processes_of(airflow.home)]
 
 
+def _state_file(home: Path | str) -> Path:
+    return Path(home) / "server.json"
+
+
 def write_state(airflow: LocalAirflow, env: dict[str, str]) -> None:
-    Path(airflow.home, "server.json").write_text(json.dumps(asdict(airflow), indent=2))
+    _state_file(airflow.home).write_text(json.dumps(asdict(airflow), indent=2))
     keep = {k: v for k, v in env.items() if k.startswith(("AIRFLOW", "GCP_", "GOOGLE_", "PUBSUB_", "BIGQUERY_"))}
     keep["PYTHONPATH"] = env.get("PYTHONPATH", "")
     ENV_FILE.write_text(
@@ -312,7 +322,7 @@ def write_state(airflow: LocalAirflow, env: dict[str, str]) -> None:
 
 
 def read_state(home: Path = HOME) -> LocalAirflow | None:
-    path = home / "server.json"
+    path = _state_file(home)
     if not path.exists():
         return None
     raw = json.loads(path.read_text())
@@ -353,7 +363,7 @@ def cmd_down(_: argparse.Namespace) -> int:
         print("Local Airflow is not up.")
         return 0
     left = stop_airflow(airflow)
-    STATE_FILE.unlink(missing_ok=True)
+    _state_file(airflow.home).unlink(missing_ok=True)
     ENV_FILE.unlink(missing_ok=True)
     if left or port_open(airflow.port):
         print(f"Airflow stopped, but {left or [f'port {airflow.port}']} still alive.", file=sys.stderr)
