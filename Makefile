@@ -92,4 +92,5 @@ deploy: venv
 	$(PY) tools/deploy.py --env "$(ENV)" --location "$(LOCATION)" --project "$(PROJECT)" $(if $(DRY_RUN),--dry-run,)
 
 clean: down
+	$(PYTHON) tools/local_airflow.py purge
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

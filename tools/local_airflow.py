@@ -1,8 +1,9 @@
 """A real local Airflow on the local stack: api-server, scheduler, dag-processor, triggerer and the worker.
 
-Standard library only, so the Makefile and the e2e tests share it. SQLite + LocalExecutor, every
-port on 127.0.0.1, each component in its own process group; `down` ends every group and checks that
-nothing is left. `make up` starts the emulators first (tools/localstack.py) and provisions them.
+Standard library only, so the Makefile and the e2e tests share it. LocalExecutor, the metadata DB on
+a private PostgreSQL cluster, every port on 127.0.0.1, each component in its own process group; `down`
+ends every group and checks that nothing is left. `make up` starts the emulators first
+(tools/localstack.py) and provisions them.
 
     python tools/local_airflow.py up [--port 8080] [--drop-rate 0.03]
     python tools/local_airflow.py down
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
+import hashlib
 import json
 import os
 import secrets
 import shlex
-import sqlite3
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +42,7 @@ AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USERNAME = "admin"
+DB_USER = DB_NAME = "airflow"
 START_TIMEOUT_S = 240.0
 
 
@@ -55,6 +60,11 @@ class LocalAirflow:
 
     def api(self) -> AirflowAPI:
         return AirflowAPI(self.url, self.username, self.password)
+
+    def env(self, stack_env: dict[str, str]) -> dict[str, str]:
+        """What the components and the airflow CLI run with, against this Airflow and ``stack_env``."""
+        db_port = next(s.port for s in self.servers if s.name == "postgres")
+        return airflow_env(stack_env, Path(self.home), self.port, db_port)
 
 
 def _made_once(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
@@ -78,8 +88,10 @@ def _password(home: Path) -> str:
     return _made_once(home / "passwords.json", lambda: {USERNAME: secrets.token_urlsafe(12)})[USERNAME]
 
 
-def settings(home: Path, port: int) -> dict[str, str]:
-    """Airflow's configuration for a local server: SQLite + LocalExecutor on 127.0.0.1:``port``."""
+def settings(home: Path, port: int, db_port: int = 5432) -> dict[str, str]:
+    """Airflow's configuration for a local server: LocalExecutor on 127.0.0.1:``port``, its metadata DB
+    on the private PostgreSQL cluster at ``db_port`` (SQLite, shared by five components and the CLI,
+    failed `airflow backfill create` with "database is locked")."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -96,20 +108,18 @@ def settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__WORKERS": "1",
-        # Five components and the CLI share one SQLite file: wait for a lock instead of failing at once.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "airflow_local_settings.connect_args",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "airflow_local_settings.connect_args",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{db_port}/{DB_NAME}",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
     }
 
 
-def airflow_env(stack_env: dict[str, str], home: Path, port: int) -> dict[str, str]:
+def airflow_env(stack_env: dict[str, str], home: Path, port: int, db_port: int) -> dict[str, str]:
     """Environment of every component: the stack's emulators and connection, plus a local Airflow."""
     keys = _secrets(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(stack_env)
-    env.update(settings(home, port))
+    env.update(settings(home, port, db_port))
     env["AIRFLOW__API__SECRET_KEY"] = keys["key"]
     env["AIRFLOW__API_AUTH__JWT_SECRET"] = keys["jwt"]
     return env
@@ -169,19 +179,72 @@ class AirflowAPIError(RuntimeError):
         self.status = status
 
 
-def _write_local_settings(home: Path) -> None:
-    """Airflow imports $AIRFLOW_HOME/config/airflow_local_settings.py: SQLite waits up to 60 s for a lock."""
-    config_dir = home / "config"
-    config_dir.mkdir(exist_ok=True)
-    (config_dir / "airflow_local_settings.py").write_text(
-        '"""Written by tools/local_airflow.py for the local SQLite metadata DB."""\n\nconnect_args = {"timeout": 60}\n'
-    )
+def _postgres_bin(tool: str) -> str:
+    found = shutil.which(tool) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)), None)
+    if not found:
+        raise StackError(f"PostgreSQL's {tool} is missing: apt-get install postgresql (.ci/run does it when absent)")
+    return found
 
 
-def _use_wal(database: Path) -> None:
-    """Write-ahead logging: readers no longer block the writer (the scheduler, the CLI, the api-server)."""
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
+def _as_db_owner(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the system user `postgres`."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def cluster_dir(home: Path) -> Path:
+    """Where the cluster's files live: ``home/pg-data``, or as root a folder in the temp dir linked from
+    there, since the `postgres` user may not reach ``home`` (pytest's and /root's folders are 0700)."""
+    if os.geteuid() != 0:
+        return home / "pg-data"
+    digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+    return Path(tempfile.gettempdir()) / f"nba-phase5-pg-{digest}"
+
+
+def remove_cluster(home: Path) -> None:
+    """Delete the metadata DB's cluster of a stopped Airflow (`make clean`, test teardown)."""
+    shutil.rmtree(cluster_dir(home), ignore_errors=True)
+    if (home / "pg-data").is_symlink():
+        (home / "pg-data").unlink()
+
+
+def start_postgres(home: Path, port: int, log: Path, timeout: float = 60.0) -> Server:
+    """A private PostgreSQL cluster for the metadata DB on 127.0.0.1:``port``.
+
+    Made on first start (trust auth, listening on loopback only); kept across `make down` / `make up`.
+    """
+    data = cluster_dir(home)
+    fresh = not (data / "PG_VERSION").exists()
+    if fresh:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres", "postgres")
+            if not (home / "pg-data").is_symlink():
+                (home / "pg-data").symlink_to(data)
+        initdb = [_postgres_bin("initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]
+        _run(_as_db_owner(initdb), dict(os.environ), "initdb")
+    argv = [
+        _postgres_bin("postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-k",
+        str(data),
+        "-c",
+        "listen_addresses=127.0.0.1",
+    ]
+    server = _spawn("postgres", _as_db_owner(argv), dict(os.environ), log)
+    server.port = port
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if not server.alive() or time.monotonic() > deadline:
+            stop_server(server)
+            raise StackError(f"PostgreSQL did not listen on {port}:\n{localstack._tail(log)}")
+        time.sleep(0.2)
+    if fresh:
+        createdb = [_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, DB_NAME]
+        _run(_as_db_owner(createdb), dict(os.environ), "createdb")
+    return server
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
@@ -213,13 +276,12 @@ def start_airflow(
         raise StackError(f"port {port} is already in use; stop what holds it or pass another port")
     home.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or home / "logs" / "components"
-    env = airflow_env(stack_env, home, port)
     airflow = LocalAirflow(str(home), port, USERNAME, _password(home))
-    _write_local_settings(home)
-    _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
-    _use_wal(home / "airflow.db")
-    _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
+    airflow.servers.append(start_postgres(home, localstack.free_port(), log_dir / "postgres.log"))
+    env = airflow.env(stack_env)
     try:
+        _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
+        _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
         for component in COMPONENTS:
             argv = [str(AIRFLOW), component]
             if component == "api-server":
@@ -342,7 +404,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise StackError("the local stack is not up: run `make up` (or `make stack-up` first)")
     worker_args = ("--drop-rate", str(args.drop_rate), "--seed", "1")
     airflow = start_airflow(stack.env(), port=args.port, worker_args=worker_args)
-    write_state(airflow, airflow_env(stack.env(), HOME, args.port))
+    write_state(airflow, airflow.env(stack.env()))
     _print_login(airflow)
     return 0
 
@@ -372,6 +434,14 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    if read_state() is not None:
+        cmd_down(args)
+    remove_cluster(HOME)
+    print("Local Airflow's metadata DB removed.")
+    return 0
+
+
 def cmd_status(_: argparse.Namespace) -> int:
     airflow = read_state()
     if airflow is None:
@@ -391,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every component's process group").set_defaults(func=cmd_down)
     sub.add_parser("status", help="is each component up?").set_defaults(func=cmd_status)
+    sub.add_parser("purge", help="stop it and delete its metadata DB").set_defaults(func=cmd_purge)
     return localstack.run_cli(parser, argv)
 
 

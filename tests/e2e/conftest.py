@@ -23,9 +23,10 @@ TAP_SUBSCRIPTION = "e2e-prediction-requests-tap"
 
 @pytest.fixture(scope="package")
 def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_airflow.LocalAirflow]:
+    home = tmp_path_factory.mktemp("airflow-server")
     running = local_airflow.start_airflow(
         stack.env(),
-        home=tmp_path_factory.mktemp("airflow-server"),
+        home=home,
         port=localstack.free_port(),
         worker_args=("--drop-rate", str(WORKER_DROP_RATE), "--seed", str(WORKER_SEED)),
     )
@@ -33,6 +34,7 @@ def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -
         yield running
     finally:
         left = local_airflow.stop_airflow(running)
+        local_airflow.remove_cluster(home)
         assert left == [], f"still running after stop: {left}"
 
 

@@ -8,7 +8,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import local_airflow
@@ -76,7 +75,7 @@ def task_states(api: local_airflow.AirflowAPI, run_id: str) -> dict[str, str]:
 
 
 def airflow_cli(airflow: local_airflow.LocalAirflow, stack: localstack.Stack, *argv: str) -> str:
-    env = local_airflow.airflow_env(stack.env(), Path(airflow.home), airflow.port)
+    env = airflow.env(stack.env())
     done = subprocess.run(
         [str(local_airflow.AIRFLOW), *argv], env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -45,16 +43,16 @@ def test_make_up_serves_the_unpaused_dag_and_make_down_leaves_nothing(tmp_path: 
         api = local_airflow.AirflowAPI(login.group(1), login.group(3), login.group(4))
         assert api.get("/dags/nba_phase5_predictions")["is_paused"] is False
         assert (tmp_path / "airflow.env").exists()
-        # Components and the CLI share the SQLite file: WAL, and a 60 s lock wait (a backfill once hit "locked").
-        with contextlib.closing(sqlite3.connect(tmp_path / "airflow-server" / "airflow.db")) as db:
-            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # The metadata DB is the private PostgreSQL cluster (SQLite locked under `airflow backfill create`).
+        assert "postgresql+psycopg2://airflow@127.0.0.1:" in (tmp_path / "airflow.env").read_text()
         state = json.loads(state_file.read_text())
         names = sorted(s["name"] for s in state["servers"])
-        assert names == ["api-server", "dag-processor", "prediction-worker", "scheduler", "triggerer"]
+        assert names == ["api-server", "dag-processor", "postgres", "prediction-worker", "scheduler", "triggerer"]
         stack = json.loads((tmp_path / "stack.json").read_text())
         groups = [s["pid"] for s in state["servers"]] + [stack["pubsub"]["pid"], stack["bigquery"]["pid"]]
     finally:
         down = _make("down", tmp_path, ports)
+        local_airflow.remove_cluster(tmp_path / "airflow-server")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "process groups ended" in down.stdout
     assert "ports freed" in down.stdout
