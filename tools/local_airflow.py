@@ -8,6 +8,7 @@ ends every group and checks that nothing is left. `make up` starts the emulators
     python tools/local_airflow.py up [--port 8080] [--drop-rate 0.03]
     python tools/local_airflow.py down
     python tools/local_airflow.py status
+    python tools/local_airflow.py purge       # stop it and delete its metadata DB (make clean)
 """
 
 from __future__ import annotations
