@@ -178,6 +178,26 @@ def drain_subscription(subscription: str, *, max_rounds: int = 20, empty_pulls: 
     return received
 
 
+def run_make(*args: str, timeout: float, **env: str) -> Any:
+    """`make ARGS` in the checkout, as a shell with no stack, Airflow or outer make would run it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MAKE"))}
+    for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        clean.pop(variable, None)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
 

@@ -119,7 +119,7 @@ class WorkerStats:
     dropped: int = 0
     invalid: int = 0
     dropped_ids: list[str] = field(default_factory=list)
-    # Deliveries per request id: how tests and `make run` see whether anything was requested twice.
+    # Deliveries per request id: how the tests see whether anything was requested twice.
     deliveries: Counter[str] = field(default_factory=Counter, repr=False)
 
 

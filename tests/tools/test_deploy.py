@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import deploy
+from helpers import run_make
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ("ENV=nba-staging", "LOCATION=us-east1", "PROJECT=example-staging-project")
 
 
 def _make_deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")}
-    return subprocess.run(
-        ["make", "--no-print-directory", "-s", "deploy", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done: subprocess.CompletedProcess[str] = run_make("-s", "deploy", *args, timeout=300, **env)
+    return done
 
 
 def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none() -> None:

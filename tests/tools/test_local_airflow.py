@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,23 +11,17 @@ import pytest
 
 import local_airflow
 import localstack
+from helpers import run_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _make(target: str, local_dir: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PUBSUB_", "BIGQUERY_", "MAKE"))}
-    env.update({name: str(port) for name, port in ports.items()})
-    return subprocess.run(
-        ["make", "--no-print-directory", target, f"LOCAL_DIR={local_dir}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
+    done: subprocess.CompletedProcess[str] = run_make(
+        target, f"LOCAL_DIR={local_dir}", timeout=540, **{name: str(port) for name, port in ports.items()}
     )
+    return done
 
 
 def test_make_up_serves_the_unpaused_dag_and_make_down_leaves_nothing(tmp_path: Path) -> None:

@@ -115,18 +115,23 @@ def test_dropped_requests_are_written_when_republished(stack, bq, drain) -> None
     assert worker.stats.dropped == len(dropped)
 
 
-@pytest.mark.integration
-def test_crash_after_exits_hard_without_writing_the_batch(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 3)
-    players = _seeded_players(bq, drain, day, 20)
-    _publish_requests(stack.project, day, players)
-    done = subprocess.run(
-        [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "5", "--idle-exit", "5"],
+def _worker_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m nba_phase5 worker ARGS` against the session's stack."""
+    return subprocess.run(
+        [sys.executable, "-m", "nba_phase5", "worker", *args],
         env={**os.environ, "PYTHONPATH": PLUGINS},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.integration
+def test_crash_after_exits_hard_without_writing_the_batch(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 9, 3)
+    players = _seeded_players(bq, drain, day, 20)
+    _publish_requests(stack.project, day, players)
+    done = _worker_cli("--crash-after", "5", "--idle-exit", "5")
     assert done.returncode == 3, done.stderr
     assert "crash_after=5 reached" in done.stderr
     # Mid-batch: nothing of that batch was written, and nothing was acked (it is redelivered later).
@@ -138,13 +143,7 @@ def test_max_messages_and_idle_exit_end_the_cli_worker(stack, bq, drain) -> None
     day = date(2025, 9, 4)
     players = _seeded_players(bq, drain, day, 12)
     _publish_requests(stack.project, day, players)
-    done = subprocess.run(
-        [sys.executable, "-m", "nba_phase5", "worker", "--max-messages", "12", "--delay-ms", "50"],
-        env={**os.environ, "PYTHONPATH": PLUGINS},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _worker_cli("--max-messages", "12", "--delay-ms", "50")
     assert done.returncode == 0, done.stderr
     assert "12 requests received, 12 predictions written" in done.stdout
     assert prediction_count(bq, day) == 12
