@@ -1,12 +1,13 @@
 """
 ### NBA Phase 5 predictions
 
-Each game day: wait for Phase 4's completion event (the schedule is the backup), gate on Phase 4
-readiness in BigQuery, skip work already done, fan out one prediction request per ready player, retry
-the stragglers, record the run and alert on problems.
+Each game day (the run for D opens at 00:00 Eastern on D): skip work already done, wait for Phase 4's
+completion event until 06:00 Pacific (the platform's backup time), gate on Phase 4 readiness in
+BigQuery (proceed degraded with 50+ ready players, stop critically below), fan out one prediction
+request per ready player, retry the stragglers, record the run and alert on problems.
 
-* **Params**: `game_date` (default: the run's game date, Eastern), `force` (republish everything),
-  `skip_event_wait` (go straight to the gates), `prop_types`, and the waits and thresholds below.
+* **Params**: `game_date` (default: the run's game date, Eastern), `force` (regenerate everyone),
+  `skip_event_wait` (go straight to the gates), and the waits and thresholds below.
 * **Reruns**: every task is re-entrant. Clear `fan_out_requests` to publish what is still missing,
   `retry_stragglers` to run the straggler rounds again; `record_batch_run` updates the run's one row.
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
@@ -21,7 +22,8 @@ from airflow.providers.google.cloud.operators.bigquery import BigQueryCheckOpera
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
-from nba_phase5 import batch, config
+from nba_phase5 import batch, config, run_history
+from nba_phase5.bq import api_query_parameters
 from nba_phase5.config import DEFAULT_THRESHOLDS as THRESHOLDS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
@@ -29,26 +31,29 @@ from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
 GAME_DATE = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='game_date') }}"
-REQUEST_PARAMS = {
+REQUEST_PARAMS = {"game_date": {"type": "DATE", "value": GAME_DATE}}
+READINESS_PARAMS: dict[str, dict[str, object]] = {
     "game_date": {"type": "DATE", "value": GAME_DATE},
-    "prop_types": {"type": "ARRAY<STRING>", "value": "{{ params.prop_types | join(',') }}"},
-}
-READINESS_PARAMS = {
-    "game_date": {"type": "DATE", "value": GAME_DATE},
+    "phase4_processor": {"type": "STRING", "value": config.PHASE4_PROCESSOR},
+    "phase4_ran_statuses": {"type": "ARRAY<STRING>", "value": list(config.PHASE4_RAN_STATUSES)},
     "min_ready_players": {"type": "INT64", "value": "{{ params.min_ready_players }}"},
     "min_ready_pct": {"type": "FLOAT64", "value": "{{ params.min_ready_pct }}"},
+    "degraded_min_players": {"type": "INT64", "value": "{{ params.degraded_min_players }}"},
 }
+REQUEST_TOPIC = f"{{{{ var.value.get('{config.REQUEST_TOPIC_VARIABLE}', '{config.PREDICTION_REQUESTS_TOPIC}') }}}}"
+LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
 
 
 @dag(
     dag_id=config.DAG_ID,
-    schedule=CronTriggerTimetable("0 4 * * *", timezone=config.DAG_TIMEZONE),
+    schedule=CronTriggerTimetable("0 0 * * *", timezone=config.DAG_TIMEZONE),
     # Earliest date a backfill can reach (runs before it get no task instances): the 2024-25 season.
     start_date=pendulum.datetime(2024, 10, 1, tz=config.DAG_TIMEZONE),
     catchup=False,
     max_active_runs=3,
-    dagrun_timeout=timedelta(hours=6),
+    dagrun_timeout=config.RUN_TIMEOUT,
     template_searchpath=[str(config.include_dir() / "sql")],
+    user_defined_macros={"phase4_not_ready": batch.phase4_not_ready_message},
     tags=["nba", "phase5", "predictions"],
     doc_md=__doc__,
     default_args={
@@ -67,19 +72,11 @@ READINESS_PARAMS = {
         ),
         "force": Param(False, type="boolean", description="Request every ready player, even those with predictions."),
         "skip_event_wait": Param(False, type="boolean", description="Do not wait for Phase 4's Pub/Sub event."),
-        "prop_types": Param(
-            ["points"],
-            type="array",
-            minItems=1,
-            uniqueItems=True,
-            items={"type": "string", "enum": list(config.PROP_TYPES)},
-            description="Prop types to request per player.",
-        ),
         "event_deadline": Param(
-            "06:00",
+            config.BACKUP_START,
             type="string",
             pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-            description="Eastern time on the game date when the event wait ends.",
+            description="Pacific time on the game date when the event wait ends (the platform's backup).",
         ),
         "event_wait_seconds": Param(
             None, type=["null", "integer"], minimum=0, description="Cap the event wait (manual runs and tests)."
@@ -95,7 +92,18 @@ READINESS_PARAMS = {
         ),
         "poll_interval_seconds": Param(60, type="number", minimum=0.5, description="BigQuery poll interval."),
         "min_ready_pct": Param(THRESHOLDS.min_ready_pct, type="number", minimum=0, maximum=100),
-        "min_ready_players": Param(THRESHOLDS.min_ready_players, type="integer", minimum=0),
+        "min_ready_players": Param(
+            THRESHOLDS.min_ready_players,
+            type="integer",
+            minimum=0,
+            description="Ready with this many players, whatever the %.",
+        ),
+        "degraded_min_players": Param(
+            THRESHOLDS.degraded_min_players,
+            type="integer",
+            minimum=1,
+            description="After the wait: proceed degraded with at least this many ready; below, stop (critical).",
+        ),
         "straggler_alert_count": Param(
             THRESHOLDS.straggler_alert_count,
             type="integer",
@@ -111,63 +119,68 @@ def nba_phase5_predictions() -> None:
         """Resolve the game date (param or run date, Eastern); an off day ends the run here."""
         return batch.resolve_game_day(context)
 
+    @task.branch
+    def check_batch_status(**context) -> str:  # type: ignore[no-untyped-def]
+        """Dedup first: a day already complete is skipped at once (unless `force`), without waiting."""
+        return batch.check_batch_status(context)
+
+    skip_already_complete = EmptyOperator(
+        task_id="skip_already_complete", doc_md="Every ready player already had an active prediction."
+    )
     wait_for_phase4_event = Phase4EventSensor(
         task_id="wait_for_phase4_event",
         game_date=GAME_DATE,
         deadline_clock="{{ params.event_deadline }}",
         wait_seconds="{{ params.event_wait_seconds }}",
         skip_wait="{{ params.skip_event_wait }}",
-        doc_md="Deferrable wait for Phase 4's event; at the deadline the run goes on (scheduled backup path).",
+        doc_md="Deferrable wait for Phase 4's event; at 06:00 PT the run goes on (the backup path).",
     )
 
     @task_group(group_id="phase4_readiness")
     def phase4_readiness() -> None:
-        """Wait (deferred) until Phase 4 looks ready, then gate on it; a failed gate is a critical alert."""
+        """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
         wait_for_phase4_ready = BigQueryPollSensor(
             task_id="wait_for_phase4_ready",
             sql="phase4_readiness.sql",
             query_params=READINESS_PARAMS,
             timeout_minutes="{{ params.phase4_wait_minutes }}",
             poll_interval_seconds="{{ params.poll_interval_seconds }}",
-            doc_md="Polls Phase 4's run row and ready counts until ready or the wait runs out.",
+            doc_md="Polls Phase 4's run row and ready counts until ready (≥ 80 % or ≥ 100) or the wait runs out.",
         )
         check_phase4_ready = BigQueryCheckOperator(
             task_id="check_phase4_ready",
             sql="phase4_gate.sql",
-            query_params=[
-                {"name": name, "parameterType": {"type": p["type"]}, "parameterValue": {"value": p["value"]}}
-                for name, p in READINESS_PARAMS.items()
-            ],
+            query_params=api_query_parameters(READINESS_PARAMS),
             use_legacy_sql=False,
             deferrable=True,
             retries=0,
             on_failure_callback=PipelineAlertNotifier(
-                severity="critical", message=f"Phase 4 is not ready for {GAME_DATE}: no predictions will be made"
+                severity="critical", message="{{ phase4_not_ready(ti, params) }}", include_exception=False
             ),
-            doc_md="Gate: Phase 4 succeeded, ≥ min_ready_pct % and ≥ min_ready_players production-ready.",
+            doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published.",
         )
-        wait_for_phase4_ready >> check_phase4_ready
 
-    @task.branch
-    def check_batch_status(**context) -> str:  # type: ignore[no-untyped-def]
-        """Dedup: skip a batch that is already complete (unless `force`); else fan out to what is missing."""
-        return batch.check_batch_status(context)
+        @task
+        def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+            """Fully ready, or degraded with the ready players (a warning alert says so)."""
+            return batch.proceed_with_ready_players(readiness, context)
+
+        check = wait_for_phase4_ready >> check_phase4_ready
+        check >> proceed_with_ready_players(wait_for_phase4_ready.output)  # type: ignore[arg-type]
 
     fan_out_requests = PredictionFanOutOperator(
         task_id="fan_out_requests",
         game_date=GAME_DATE,
-        prop_types="{{ params.prop_types | join(',') }}",
         force="{{ params.force }}",
+        topic=REQUEST_TOPIC,
+        line_table=LINE_TABLE,
         pool="prediction_fanout",
-        doc_md="Publishes one request per ready player and prop type still missing a prediction.",
-    )
-    skip_already_complete = EmptyOperator(
-        task_id="skip_already_complete", doc_md="The day's batch was already complete."
+        doc_md="Publishes one request per ready player still missing an active prediction (everyone with force).",
     )
 
     @task_group(group_id="retry_stragglers")
     def retry_stragglers() -> None:
-        """Wait for predictions, republish only the missing requests, N rounds, then verify."""
+        """Wait for predictions, republish only the missing players, N rounds, then verify."""
         previous = None
         for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
             wait = BigQueryPollSensor(
@@ -176,10 +189,10 @@ def nba_phase5_predictions() -> None:
                 query_params=REQUEST_PARAMS,
                 timeout_minutes="{{ params.straggler_wait_minutes }}",
                 poll_interval_seconds="{{ params.poll_interval_seconds }}",
-                progress_column="requests_done",
+                progress_column="players_complete",
                 settle_polls="{{ params.straggler_settle_polls }}",
                 covered_by=batch.wait_task(round_number - 1) if round_number > 1 else None,
-                doc_md="Waits until predictions cover the requests, the workers go quiet, or the wait runs out.",
+                doc_md="Waits until predictions cover the ready players, the workers go quiet, or the wait runs out.",
             )
             if previous is not None:
                 previous >> wait
@@ -189,9 +202,10 @@ def nba_phase5_predictions() -> None:
             republish = PredictionFanOutOperator(
                 task_id=f"republish_round_{round_number}",
                 game_date=GAME_DATE,
-                prop_types="{{ params.prop_types | join(',') }}",
+                topic=REQUEST_TOPIC,
+                line_table=LINE_TABLE,
                 covered_by=batch.wait_task(round_number),
-                doc_md="Republishes only the requests whose predictions are still missing.",
+                doc_md="Republishes only the players whose predictions are still missing.",
             )
             wait >> republish
             previous = republish
@@ -208,16 +222,15 @@ def nba_phase5_predictions() -> None:
     )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def record_batch_run(**context) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        """MERGE this run's row into processor_run_history, whatever happened (rerun-safe)."""
-        return batch.record_batch_run(context)
+    def record_batch_run(**context) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
+        """Finish this run's row in processor_run_history, whatever happened (rerun-safe)."""
+        return run_history.record_batch_run(context)
 
-    game_day = resolve_game_day()
     status = check_batch_status()
     stragglers = retry_stragglers()
-    game_day >> wait_for_phase4_event >> phase4_readiness() >> status
-    status >> fan_out_requests >> stragglers >> batch_done
+    resolve_game_day() >> status
     status >> skip_already_complete >> batch_done
+    status >> wait_for_phase4_event >> phase4_readiness() >> fan_out_requests >> stragglers >> batch_done
     [stragglers, skip_already_complete] >> record_batch_run()
 
 

@@ -57,9 +57,9 @@ def task_context(dag: Any, task_id: str, game_date: date | None = None, **params
     }
 
 
-def request_ids(day: date, players: list[str], prop_type: str = "points") -> set[str]:
+def request_ids(day: date, players: list[str]) -> set[str]:
     """The request ids the fan-out gives ``players`` on ``day``."""
-    return {request_id(day, p, prop_type) for p in players}
+    return {request_id(day, p) for p in players}
 
 
 class InjectingPublisher:
@@ -105,19 +105,24 @@ def ready_players(bq: Any, day: date) -> list[str]:
     return [row["player_lookup"] for row in rows]
 
 
-def write_predictions(bq: Any, day: date, players: list[str], prop_type: str = "points") -> int:
-    """Insert predictions directly, where a worker would."""
+def write_predictions(bq: Any, day: date, players: list[str], system_id: str = "test_system") -> int:
+    """Insert active predictions directly, where a worker would (production columns only)."""
+    import uuid
+    from decimal import Decimal
+
     now = datetime.now(UTC)
     rows = [
         {
-            "game_date": day,
+            "prediction_id": str(uuid.uuid4()),
+            "system_id": system_id,
             "player_lookup": p,
-            "prop_type": prop_type,
-            "predicted_value": 20.5,
-            "confidence": 0.7,
-            "model_version": "test",
-            "request_id": request_id(day, p, prop_type),
-            "batch_id": "test",
+            "game_date": day,
+            "game_id": "0022500000",
+            "prediction_version": 1,
+            "predicted_points": Decimal("20.5"),
+            "confidence_score": Decimal("0.7"),
+            "recommendation": "NO_LINE",
+            "is_active": True,
             "created_at": now,
         }
         for p in players
@@ -125,20 +130,32 @@ def write_predictions(bq: Any, day: date, players: list[str], prop_type: str = "
     return insert_rows(bq, config.PREDICTIONS_TABLE, rows)
 
 
-def prediction_count(bq: Any, day: date) -> int:
+def prediction_count(bq: Any, day: date, *, active_only: bool = True) -> int:
+    """Active predictions for ``day`` (every row with ``active_only=False``)."""
     rows = run_query(
-        bq, f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d", {"d": day}
+        bq,
+        f"SELECT COUNTIF(is_active OR NOT @active_only) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` "
+        "WHERE game_date = @d",
+        {"d": day, "active_only": active_only},
     )
     return int(rows[0]["n"])
 
 
 def run_history(bq: Any, day: date) -> list[dict[str, Any]]:
-    return run_query(
+    """This DAG's run-history rows for ``day``, ``summary`` decoded into a dict."""
+    rows = run_query(
         bq,
-        f"SELECT * FROM `{bq.project}.{config.RUN_HISTORY_TABLE}` "
-        "WHERE data_date = @d AND processor_name = 'phase5_coordinator' ORDER BY updated_at",
-        {"d": day},
+        f"SELECT * EXCEPT (summary, trigger_message_data), TO_JSON_STRING(summary) AS summary, "
+        f"TO_JSON_STRING(trigger_message_data) AS trigger_message_data FROM `{bq.project}.{config.RUN_HISTORY_TABLE}` "
+        "WHERE data_date = @d AND processor_name = @p ORDER BY started_at",
+        {"d": day, "p": config.PHASE5_PROCESSOR},
     )
+    from nba_phase5.status import decode_summary
+
+    for row in rows:
+        row["summary"] = decode_summary(row["summary"])
+        row["trigger_message_data"] = decode_summary(row["trigger_message_data"])
+    return rows
 
 
 def alerts(bq: Any, day: date) -> list[dict[str, Any]]:
@@ -223,7 +240,6 @@ FAST = {
     "game_date": None,
     "force": False,
     "skip_event_wait": False,
-    "prop_types": ["points"],
     "event_wait_seconds": 20,
     "poll_interval_seconds": 1,
     "phase4_wait_minutes": 0,

@@ -3,12 +3,14 @@
 Standard library only. The steps, in an order that never lets Composer parse a DAG whose code is not
 there yet:
 
-0. export the environment's current dags/ and plugins/ to .local/deploy-backups/ (the rollback point);
-1. provision the Pub/Sub topics and subscriptions and the BigQuery tables (idempotent);
-2. install ``requirements.txt`` as the environment's PyPI packages, only when they differ (an
+0. ``python -m nba_phase5 provision --check``: the project has every table, column, topic and
+   subscription the DAG uses (read-only); if not, stop before anything is written;
+1. export the environment's current dags/ and plugins/ to .local/deploy-backups/ (the rollback point);
+2. provision the Pub/Sub topics and subscriptions and the BigQuery tables (idempotent, never alters);
+3. install ``requirements.txt`` as the environment's PyPI packages, only when they differ (an
    environment update takes many minutes, and Composer refuses an update that changes nothing);
-3. create the ``prediction_fanout`` pool;
-4. import ``plugins/`` (the package and its .airflowignore), then ``include/`` as ``dags/include``,
+4. create the ``prediction_fanout`` pool;
+5. import ``plugins/`` (the package and its .airflowignore), then ``include/`` as ``dags/include``,
    then the DAG files last.
 
     python tools/deploy.py --env nba-staging --location us-east1 --project my-staging-project [--dry-run]
@@ -49,6 +51,10 @@ class Step:
     what: str
     argv: tuple[str, ...]
     only_if_packages_differ: bool = False
+    # Made just before the step runs, so a deploy refused by an earlier step leaves no empty folders.
+    creates: tuple[Path, ...] = ()
+    # Printed when the step fails: what to do about it.
+    on_failure: str = ""
 
     def shell(self) -> str:
         return shlex.join(self.argv)
@@ -89,23 +95,43 @@ def stage(destination: Path, root: Path = ROOT) -> Path:
     return destination
 
 
+def check_step(project: str) -> Step:
+    """``provision --check``: first, and read-only, so that a project lacking a column the DAG reads or
+    writes (or the wrong project id) stops the deploy before the backup, the provisioning or any upload.
+    """
+    return Step(
+        "check the project's tables, topics and subscriptions against what the DAG uses",
+        (sys.executable, "-m", "nba_phase5", "provision", "--check", "--project", project),
+        on_failure=(
+            f"project {project} is not ready for the DAG (problems above); nothing was backed up or deployed. "
+            f"A new project lacking tables or topics: create them with `python -m nba_phase5 provision "
+            f"--project {project}`, then deploy again. A wrong column: provisioning never alters an existing "
+            "table; the table's owner must fix it (docs/deploy.md)."
+        ),
+    )
+
+
 def plan(env: str, location: str, project: str, root: Path = ROOT, backup: Path | None = None) -> list[Step]:
     """The deployment's commands for the tree at ``root`` (a staged copy, see ``stage``).
 
-    With ``backup``, the environment's current dags/ and plugins/ are exported there first: the
-    rollback point (docs/deploy.md). ``deploy`` validates the arguments first.
+    The read-only ``provision --check`` comes first. With ``backup``, the environment's current dags/
+    and plugins/ are exported there next: the rollback point (docs/deploy.md), before anything changes.
+    ``deploy`` validates the arguments first.
     """
     where = ("--environment", env, "--location", location, "--project", project)
-    storage = ("gcloud", "composer", "environments", "storage")
-    steps = []
+    environments = ("gcloud", "composer", "environments")
+    storage = (*environments, "storage")
+    steps = [check_step(project)]
     if backup is not None:
         steps += [
             Step(
                 f"back up the environment's {kind}/ (rollback point)",
                 (*storage, kind, "export", *where, "--destination", str(backup / kind)),
+                creates=(backup / kind,),
             )
             for kind in ("dags", "plugins")
         ]
+    requirements = str(root / "requirements.txt")
     steps += [
         Step(
             "provision Pub/Sub and BigQuery (idempotent)",
@@ -113,39 +139,10 @@ def plan(env: str, location: str, project: str, root: Path = ROOT, backup: Path 
         ),
         Step(
             "install requirements.txt as the environment's PyPI packages",
-            (
-                "gcloud",
-                "composer",
-                "environments",
-                "update",
-                env,
-                "--location",
-                location,
-                "--project",
-                project,
-                "--update-pypi-packages-from-file",
-                str(root / "requirements.txt"),
-            ),
+            (*environments, "update", env, *where[2:], "--update-pypi-packages-from-file", requirements),
             only_if_packages_differ=True,
         ),
-        Step(
-            "create the fan-out pool",
-            (
-                "gcloud",
-                "composer",
-                "environments",
-                "run",
-                env,
-                "--location",
-                location,
-                "--project",
-                project,
-                "pools",
-                "--",
-                "set",
-                *POOL,
-            ),
-        ),
+        Step("create the fan-out pool", (*environments, "run", env, *where[2:], "pools", "--", "set", *POOL)),
     ]
     plugin_sources = sorted((root / "plugins").iterdir())
     steps += [
@@ -182,9 +179,6 @@ def deploy(env: str, location: str, project: str, *, dry_run: bool, backup_root:
             "Deploy from a shell that has not sourced .local/stack.env (or unset them)."
         )
     backup = backup_root / f"{env}-{time.strftime('%Y%m%dT%H%M%S')}"
-    if not dry_run:
-        (backup / "dags").mkdir(parents=True)
-        (backup / "plugins").mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="nba-phase5-deploy-") as staging:
         steps = plan(env, location, project, stage(Path(staging)), backup)
         return _deploy(steps, env, location, project, dry_run=dry_run)
@@ -207,8 +201,12 @@ def _deploy(steps: list[Step], env: str, location: str, project: str, *, dry_run
         print(f"[{number}/{len(steps)}] {step.what}{note}\n  $ {step.shell()}", flush=True)
         if dry_run:
             continue
+        for folder in step.creates:
+            folder.mkdir(parents=True)
         if subprocess.run(list(step.argv), env=run_env, check=False).returncode != 0:
             print(f"error: step {number} ({step.what}) failed; nothing after it ran", file=sys.stderr)
+            if step.on_failure:
+                print(f"error: {step.on_failure}", file=sys.stderr)
             return 1
     print("Dry run: nothing was changed." if dry_run else "Deployed. Check the DAG in the environment's UI.")
     return 0

@@ -33,27 +33,30 @@ PROGRESS = [
         "waiting for Phase 4's completion event on {1} (deadline {2})",
     ),
     (
-        re.compile(r"Phase 4 event (\S+): (\d+)/(\d+) players ready"),
+        re.compile(r"Phase 4 event (\S+): (\d+) players ready of (\S+)"),
         "Phase 4 event received (message {0}): {1}/{2} players ready",
     ),
     (re.compile(r"No Phase 4 event by (\S+)"), "no event by {0}: scheduled backup path"),
     (
-        re.compile(r"Done: \{'phase4_run_succeeded': True.*'players_ready': (\d+), 'players_total': (\d+)"),
+        re.compile(r"Done: \{'phase4_ran': True.*'players_ready': (\d+), 'players_total': (\d+)"),
         "Phase 4 ready: {0}/{1} players production-ready",
     ),
     (re.compile(r"Batch status (\S+): (\d+)/(\d+) players complete"), "batch status {0}: {1}/{2} players complete"),
     (re.compile(r"Publishing (\d+) requests for (\d+) players"), "publishing {0} prediction requests"),
     (re.compile(r"Published (\d+)/(\d+) requests"), "published {0}/{1}"),
     (
-        re.compile(r"Not done yet \(\{'requests_wanted': (\d+), 'requests_done': (\d+)"),
-        "waiting for predictions: {1}/{0}",
+        re.compile(r"Not done yet \(\{'players_ready': (\d+), 'players_complete': (\d+)"),
+        "waiting for predictions: {1}/{0} players",
     ),
-    (re.compile(r"Still not done at .*'requests_missing': (\d+)"), "round wait over: {0} still missing"),
-    (re.compile(r"Done: \{'requests_wanted': (\d+), 'requests_done': (\d+)"), "predictions cover {1}/{0} requests"),
+    (
+        re.compile(r"(?:Still not done at|No progress in).*'players_missing': (\d+)"),
+        "round wait over: {0} still missing",
+    ),
+    (re.compile(r"Done: \{'players_ready': (\d+), 'players_complete': (\d+)"), "predictions cover {1}/{0} players"),
     (re.compile(r"\[(\w+) alert\] (.*)"), "ALERT ({0}): {1}"),
     (
-        re.compile(r"Recorded run history: \{'data_date': '(\S+)', 'run_id': '\S+', 'status': '(\w+)'"),
-        "run history recorded: {1}",
+        re.compile(r"Run history (\w+): \{\"outcome\": \"(\w+)\""),
+        "run history recorded: {0} ({1})",
     ),
 ]
 

@@ -1,4 +1,7 @@
--- Games on the schedule for the run's game date (0 on an off day).
-SELECT COUNT(*) AS games
+-- Games on the schedule for game_date, and around it: no games at all in the surrounding weeks is a
+-- schedule outage, not an off day. The table appends on every update: count distinct game ids.
+SELECT
+  COUNT(DISTINCT IF(game_date = @game_date, game_id, NULL)) AS games,
+  COUNT(DISTINCT game_id) AS games_around
 FROM nba_raw.nbac_schedule
-WHERE game_date = @game_date
+WHERE game_date BETWEEN DATE_SUB(@game_date, INTERVAL 14 DAY) AND DATE_ADD(@game_date, INTERVAL 14 DAY)

@@ -1,53 +1,85 @@
--- One row per (data_date, processor_name, run_id): rerunning the recorder updates it, never adds one.
+-- This DAG's row in the platform's shared run history (production columns only, PLATFORM.md section 4):
+-- one row per (processor_name, data_date, run_id). The batch writes it `running` when it starts and
+-- finishes it at the end; rerunning the recorder updates the row, never adds one. Phase 5's own
+-- figures travel in `summary`. Whether the run raised alerts is read from this run's pipeline_alerts rows.
 MERGE nba_reference.processor_run_history AS target
 USING (
   SELECT
-    @data_date AS data_date,
-    'phase5_coordinator' AS processor_name,
+    @processor_name AS processor_name,
     @run_id AS run_id,
+    @data_date AS data_date,
+    @season_year AS season_year,
     @status AS status,
-    @triggered_by AS triggered_by,
-    @started_at AS started_at,
-    @completed_at AS completed_at,
     @records_processed AS records_processed,
-    @players_ready AS players_ready,
-    @players_total AS players_total,
-    @requests_published AS requests_published,
-    @predictions_found AS predictions_found,
-    @straggler_rounds AS straggler_rounds,
-    @straggler_requests AS straggler_requests,
-    @completion_pct AS completion_pct,
-    @phase4_completed_at AS phase4_completed_at,
-    @event_received_at AS event_received_at,
-    @first_request_at AS first_request_at,
-    @batch_completed_at AS batch_completed_at,
-    @message AS message,
-    CURRENT_TIMESTAMP() AS updated_at
+    @triggered_by AS triggered_by,
+    @trigger_source AS trigger_source,
+    @trigger_message_id AS trigger_message_id,
+    PARSE_JSON(@trigger_message_data) AS trigger_message_data,
+    @started_at AS started_at,
+    @processed_at AS processed_at,
+    @duration_seconds AS duration_seconds,
+    @skipped AS skipped,
+    @skip_reason AS skip_reason,
+    @backfill_mode AS backfill_mode,
+    @force_reprocess AS force_reprocess,
+    @execution_host AS execution_host,
+    @phase AS phase,
+    @output_dataset AS output_dataset,
+    @output_table AS output_table,
+    @dependency_check_passed AS dependency_check_passed,
+    PARSE_JSON(@upstream_dependencies) AS upstream_dependencies,
+    PARSE_JSON(@summary) AS summary,
+    alerts.alert_sent,
+    alerts.alert_type
+  FROM (
+    SELECT
+      COUNT(*) > 0 AS alert_sent,
+      -- The most severe alert this run raised.
+      ARRAY_AGG(
+        severity ORDER BY CASE severity WHEN 'critical' THEN 4 WHEN 'error' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END DESC
+        LIMIT 1
+      )[SAFE_OFFSET(0)] AS alert_type
+    FROM nba_reference.pipeline_alerts
+    WHERE game_date = @data_date
+      AND run_id = @run_id
+  ) AS alerts
 ) AS source
 ON target.data_date = source.data_date
   AND target.processor_name = source.processor_name
   AND target.run_id = source.run_id
 WHEN MATCHED THEN UPDATE SET
+  season_year = source.season_year,
   status = source.status,
-  triggered_by = source.triggered_by,
-  started_at = source.started_at,
-  completed_at = source.completed_at,
   records_processed = source.records_processed,
-  players_ready = source.players_ready,
-  players_total = source.players_total,
-  requests_published = source.requests_published,
-  predictions_found = source.predictions_found,
-  straggler_rounds = source.straggler_rounds,
-  straggler_requests = source.straggler_requests,
-  completion_pct = source.completion_pct,
-  phase4_completed_at = source.phase4_completed_at,
-  event_received_at = source.event_received_at,
-  first_request_at = source.first_request_at,
-  batch_completed_at = source.batch_completed_at,
-  message = source.message,
-  updated_at = source.updated_at
+  triggered_by = source.triggered_by,
+  trigger_source = source.trigger_source,
+  trigger_message_id = source.trigger_message_id,
+  trigger_message_data = source.trigger_message_data,
+  processed_at = source.processed_at,
+  duration_seconds = source.duration_seconds,
+  skipped = source.skipped,
+  skip_reason = source.skip_reason,
+  backfill_mode = source.backfill_mode,
+  force_reprocess = source.force_reprocess,
+  execution_host = source.execution_host,
+  phase = source.phase,
+  output_dataset = source.output_dataset,
+  output_table = source.output_table,
+  dependency_check_passed = source.dependency_check_passed,
+  upstream_dependencies = source.upstream_dependencies,
+  summary = source.summary,
+  alert_sent = source.alert_sent,
+  alert_type = source.alert_type
 WHEN NOT MATCHED THEN INSERT (
-  data_date, processor_name, run_id, status, triggered_by, started_at, completed_at, records_processed, players_ready, players_total, requests_published, predictions_found, straggler_rounds, straggler_requests, completion_pct, phase4_completed_at, event_received_at, first_request_at, batch_completed_at, message, updated_at
+  processor_name, run_id, data_date, season_year, status, records_processed, triggered_by, trigger_source,
+  trigger_message_id, trigger_message_data, started_at, processed_at, duration_seconds, skipped, skip_reason,
+  backfill_mode, force_reprocess, execution_host, phase, output_dataset, output_table, dependency_check_passed,
+  upstream_dependencies, summary, alert_sent, alert_type
 ) VALUES (
-  source.data_date, source.processor_name, source.run_id, source.status, source.triggered_by, source.started_at, source.completed_at, source.records_processed, source.players_ready, source.players_total, source.requests_published, source.predictions_found, source.straggler_rounds, source.straggler_requests, source.completion_pct, source.phase4_completed_at, source.event_received_at, source.first_request_at, source.batch_completed_at, source.message, source.updated_at
+  source.processor_name, source.run_id, source.data_date, source.season_year, source.status,
+  source.records_processed, source.triggered_by, source.trigger_source, source.trigger_message_id,
+  source.trigger_message_data, source.started_at, source.processed_at, source.duration_seconds, source.skipped,
+  source.skip_reason, source.backfill_mode, source.force_reprocess, source.execution_host, source.phase,
+  source.output_dataset, source.output_table, source.dependency_check_passed, source.upstream_dependencies,
+  source.summary, source.alert_sent, source.alert_type
 )

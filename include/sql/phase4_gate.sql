@@ -1,5 +1,6 @@
--- The readiness gate for BigQueryCheckOperator: every column must be true.
-SELECT phase4_run_succeeded, enough_ready_players, enough_ready_pct
+-- The readiness gate for BigQueryCheckOperator: Phase 4 ran and enough players are ready to proceed,
+-- fully or degraded (every column must be true).
+SELECT phase4_ran, can_proceed
 FROM (
 {% include 'phase4_readiness.sql' %}
 )

@@ -1,24 +1,35 @@
--- Is Phase 4 done for game_date? Its run-history success row, and enough production-ready players.
-WITH phase4_run AS (
-  SELECT COUNT(*) AS successful_runs, MAX(completed_at) AS completed_at
+-- Is Phase 4 done for game_date (PLATFORM.md section 3)? Its latest run-history row with a status that
+-- means it ran (success or partial, by processed_at), and how many players it made production-ready.
+WITH phase4_runs AS (
+  SELECT status, processed_at
   FROM nba_reference.processor_run_history
   WHERE data_date = @game_date
-    AND processor_name = 'ml_feature_store_v2'
-    AND status = 'success'
+    AND processor_name = @phase4_processor
+    AND status IN UNNEST(@phase4_ran_statuses)
+),
+phase4_run AS (
+  SELECT COUNT(*) AS runs, MAX(processed_at) AS processed_at
+  FROM phase4_runs
 ),
 players AS (
   SELECT COUNTIF(is_production_ready) AS players_ready, COUNT(*) AS players_total
   FROM nba_predictions.ml_feature_store_v2
   WHERE game_date = @game_date
+),
+verdict AS (
+  SELECT
+    phase4_run.runs > 0 AS phase4_ran,
+    (SELECT status FROM phase4_runs WHERE processed_at = phase4_run.processed_at LIMIT 1) AS phase4_status,
+    phase4_run.processed_at AS phase4_processed_at,
+    players.players_ready,
+    players.players_total,
+    ROUND(COALESCE(100 * SAFE_DIVIDE(players.players_ready, players.players_total), 0), 1) AS ready_pct
+  FROM phase4_run CROSS JOIN players
 )
 SELECT
-  phase4_run.successful_runs > 0 AS phase4_run_succeeded,
-  phase4_run.completed_at AS phase4_completed_at,
-  players.players_ready,
-  players.players_total,
-  players.players_ready >= @min_ready_players AS enough_ready_players,
-  COALESCE(100 * SAFE_DIVIDE(players.players_ready, players.players_total), 0) >= @min_ready_pct AS enough_ready_pct,
-  phase4_run.successful_runs > 0
-    AND players.players_ready >= @min_ready_players
-    AND COALESCE(100 * SAFE_DIVIDE(players.players_ready, players.players_total), 0) >= @min_ready_pct AS done
-FROM phase4_run CROSS JOIN players
+  *,
+  -- Ready: at least min_ready_pct of the players, or at least min_ready_players of them.
+  phase4_ran AND (ready_pct >= @min_ready_pct OR players_ready >= @min_ready_players) AS done,
+  -- After the wait, enough to proceed degraded; below it the day stops (critical).
+  phase4_ran AND players_ready >= @degraded_min_players AS can_proceed
+FROM verdict

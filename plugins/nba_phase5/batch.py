@@ -1,7 +1,8 @@
-"""What the DAG's Python tasks do: resolve the game day, judge the batch, verify it, record it.
+"""What the DAG's Python tasks do: resolve the game day, judge the batch, weigh readiness, verify.
 
 Each function takes the Airflow context and is re-entrant: clearing and rerunning a task recomputes
-its answer from BigQuery and XCom, never from state the previous try left behind.
+its answer from BigQuery and XCom, never from state the previous try left behind. The run-history
+row is built in :mod:`nba_phase5.run_history`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ log = logging.getLogger(__name__)
 
 # Task ids: outside tests clear these by id.
 GAME_DAY = "resolve_game_day"
-EVENT = "wait_for_phase4_event"
-READINESS_WAIT = "phase4_readiness.wait_for_phase4_ready"
-READINESS_GATE = "phase4_readiness.check_phase4_ready"
 BATCH_STATUS = "check_batch_status"
+EVENT = "wait_for_phase4_event"
+READINESS_GROUP = "phase4_readiness"
+READINESS_WAIT = f"{READINESS_GROUP}.wait_for_phase4_ready"
+READINESS_GATE = f"{READINESS_GROUP}.check_phase4_ready"
+READINESS_VERDICT = f"{READINESS_GROUP}.proceed_with_ready_players"
 FAN_OUT = "fan_out_requests"
 ALREADY_COMPLETE = "skip_already_complete"
 RETRY_GROUP = "retry_stragglers"
@@ -36,13 +39,13 @@ def wait_task(round_number: int) -> str:
     return f"{RETRY_GROUP}.wait_for_predictions_{round_number}"
 
 
-def _bq() -> Any:
+def bq_hook() -> Any:
     from nba_phase5.hooks.bigquery import Phase5BigQueryHook
 
     return Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID)
 
 
-def _sql(name: str, context: Any) -> str:
+def render_sql(name: str, context: Any) -> str:
     """Render ``include/sql/<name>`` with the task's Jinja environment (``{% include %}`` works)."""
     task = context["task"]
     env = task.get_template_env(dag=task.dag) if hasattr(task, "get_template_env") else task.dag.get_template_env()
@@ -50,43 +53,57 @@ def _sql(name: str, context: Any) -> str:
     return rendered
 
 
-def resolve_game_day(context: Any) -> bool:
-    """Push the run's game date; False (short-circuit) on an off day."""
-    params = context["params"]
-    dag_run = context["dag_run"]
-    run_time = context.get("logical_date") or dag_run.run_after
-    game_date = game_date_for_run(run_time, params.get("game_date"))
-    ti = context["ti"]
-    ti.xcom_push(key="game_date", value=game_date.isoformat())
-    ti.xcom_push(key="started_at", value=datetime.now(UTC).isoformat())
-    games = _bq().query_rows(_sql("game_day.sql", context), {"game_date": game_date})[0]["games"]
-    ti.xcom_push(key="games", value=games)
-    if not games:
-        log.info("No games on %s: nothing to predict, the run ends here.", game_date)
-        return False
-    log.info("Game date %s: %d games scheduled", game_date, games)
-    return True
-
-
 def game_date(context: Any) -> str:
     value: str = context["ti"].xcom_pull(task_ids=GAME_DAY, key="game_date")
     return value
 
 
-def _prop_types(context: Any) -> list[str]:
-    return list(context["params"]["prop_types"])
+def resolve_game_day(context: Any) -> bool:
+    """Push the run's game date; False (short-circuit) on an off day.
+
+    No game on the date but games in the weeks around it: an off day. No games at all around it: the
+    schedule itself is missing (an outage upstream), so the run warns and lets the Phase 4 gates decide
+    instead of ending as a silent off day.
+    """
+    from nba_phase5 import run_history
+
+    params = context["params"]
+    dag_run = context["dag_run"]
+    run_time = context.get("logical_date") or dag_run.run_after
+    day = game_date_for_run(run_time, params.get("game_date"))
+    ti = context["ti"]
+    ti.xcom_push(key="game_date", value=day.isoformat())
+    ti.xcom_push(key="started_at", value=datetime.now(UTC).isoformat())
+    row = bq_hook().query_rows(render_sql("game_day.sql", context), {"game_date": day})[0]
+    games, around = int(row["games"]), int(row["games_around"])
+    ti.xcom_push(key="games", value=games)
+    ti.xcom_push(key="schedule_outage", value=around == 0)
+    if around == 0:
+        from nba_phase5.notifications import raise_alert
+
+        raise_alert(
+            context,
+            "warning",
+            f"{config.SCHEDULE_TABLE} has no games within 14 days of {day}: cannot tell an off day from a "
+            "schedule outage, so the Phase 4 gates decide",
+        )
+    elif not games:
+        log.info("No games on %s: nothing to predict, the run ends here.", day)
+        return False
+    log.info("Game date %s: %d games scheduled", day, games)
+    run_history.record(context, running=True)
+    return True
 
 
 def check_batch_status(context: Any) -> str:
-    """Branch: skip work already done (dedup) unless ``force``; else fan out to what is missing."""
-    row = _bq().query_rows(
-        _sql("batch_status.sql", context),
-        {"game_date": {"type": "DATE", "value": game_date(context)}, "prop_types": _prop_types(context)},
+    """Branch, before any wait: skip a day that is already complete (dedup) unless ``force``."""
+    row = bq_hook().query_rows(
+        render_sql("prediction_coverage.sql", context), {"game_date": {"type": "DATE", "value": game_date(context)}}
     )[0]
-    ready, complete, started = row["players_ready"], row["players_complete"], row["players_started"]
-    if ready and complete == ready:
+    ready, complete = int(row["players_ready"]), int(row["players_complete"])
+    if row["done"]:
         state = "fully_complete"
-    elif started:
+    elif complete:
         state = "partially_complete"
     else:
         state = "not_started"
@@ -95,7 +112,49 @@ def check_batch_status(context: Any) -> str:
     log.info("Batch status %s: %d/%d players complete (force=%s)", state, complete, ready, force)
     if state == "fully_complete" and not force:
         return ALREADY_COMPLETE
-    return FAN_OUT
+    return EVENT
+
+
+def readiness_words(row: dict[str, Any] | None, day: str, degraded_min_players: int) -> str:
+    """Why Phase 4 is not ready, in words (the critical alert's text)."""
+    if not row:
+        return f"Phase 4 readiness for {day} could not be read"
+    if not row.get("phase4_ran"):
+        return f"{config.PHASE4_PROCESSOR} has not run for {day}"
+    ready, total = int(row.get("players_ready") or 0), int(row.get("players_total") or 0)
+    if not total:
+        return f"No feature records found for {day} in {config.FEATURE_STORE_TABLE}"
+    return (
+        f"{ready}/{total} players ready ({100.0 * ready / total:.1f} %) for {day}, "
+        f"fewer than the {degraded_min_players} needed to proceed"
+    )
+
+
+def phase4_not_ready_message(ti: Any, params: Any) -> str:
+    """The gate's critical alert (a template macro): what the last readiness poll saw, in words."""
+    row = ti.xcom_pull(task_ids=READINESS_WAIT)
+    day = ti.xcom_pull(task_ids=GAME_DAY, key="game_date")
+    words = readiness_words(row, day, int(params["degraded_min_players"]))
+    return f"Phase 4 is not ready: {words}. No predictions will be made."
+
+
+def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    """After the gate passed: full readiness, or degraded (a warning) with the players that are ready."""
+    row = dict(readiness or {})
+    degraded = not row.get("done")
+    row["degraded"] = degraded
+    if degraded:
+        from nba_phase5.notifications import raise_alert
+
+        ready, total = int(row.get("players_ready") or 0), int(row.get("players_total") or 0)
+        pct = 100.0 * ready / total if total else 0.0
+        raise_alert(
+            context,
+            "warning",
+            f"Phase 4 not fully ready for {game_date(context)} after {context['params']['phase4_wait_minutes']} "
+            f"min: proceeding with {ready}/{total} ready ({pct:.1f} %)",
+        )
+    return row
 
 
 def verify_completion(context: Any) -> dict[str, Any]:
@@ -105,123 +164,27 @@ def verify_completion(context: Any) -> dict[str, Any]:
 
     params = context["params"]
     last_wait = context["ti"].xcom_pull(task_ids=wait_task(STRAGGLER_ROUNDS + 1))
+    keys = ("players_ready", "players_complete", "players_missing")
     if covered(last_wait):
-        # The last wait saw every prediction in place; predictions are never deleted, so reuse it.
-        row = {k: last_wait[k] for k in ("requests_wanted", "requests_done", "requests_missing", "players_missing")}
+        # The last wait saw every prediction in place; active predictions only grow, so reuse it.
+        row = {k: last_wait[k] for k in keys}
     else:
-        row = _bq().query_rows(
-            _sql("prediction_coverage.sql", context),
-            {"game_date": {"type": "DATE", "value": game_date(context)}, "prop_types": _prop_types(context)},
+        row = bq_hook().query_rows(
+            render_sql("prediction_coverage.sql", context),
+            {"game_date": {"type": "DATE", "value": game_date(context)}},
         )[0]
-    wanted, done = row["requests_wanted"], row["requests_done"]
-    completion = round(100.0 * done / wanted, 2) if wanted else 100.0
+        row = {k: row[k] for k in keys}
+    ready, done = int(row["players_ready"]), int(row["players_complete"])
+    completion = round(100.0 * done / ready, 2) if ready else 100.0
     result = {**row, "completion_pct": completion, "batch_completed_at": datetime.now(UTC).isoformat()}
-    missing = row["players_missing"]
+    missing = int(row["players_missing"])
     if missing > int(params["straggler_alert_count"]):
         raise_alert(
             context,
             "warning",
             f"{missing} players still lack a prediction after {STRAGGLER_ROUNDS} retry rounds "
-            f"({completion}% of {wanted} requests complete)",
+            f"({done}/{ready} players, {completion}% complete)",
         )
     elif completion < float(params["completion_goal_pct"]):
         log.warning("Completion %.2f%% is below the %s%% goal", completion, params["completion_goal_pct"])
     return result
-
-
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def summarize_run(context: Any) -> dict[str, Any]:
-    """The run-history row for this run, from what its tasks pushed (a cleared task pushes again)."""
-    ti = context["ti"]
-
-    def pull(task_id: str, key: str = "return_value") -> Any:
-        return ti.xcom_pull(task_ids=task_id, key=key)
-
-    date_iso = pull(GAME_DAY, "game_date")
-    games = pull(GAME_DAY, "games")
-    event = pull(EVENT) or {}
-    readiness = pull(READINESS_WAIT) or {}
-    status_row = pull(BATCH_STATUS, "batch_status") or {}
-    fan_out = pull(FAN_OUT) or {}
-    republished = [pull(republish_task(n)) or {} for n in range(1, STRAGGLER_ROUNDS + 1)]
-    verify = pull(VERIFY) or {}
-
-    rounds_used = sum(1 for r in republished if r.get("requested"))
-    published = int(fan_out.get("published") or 0) + sum(int(r.get("published") or 0) for r in republished)
-    if date_iso is None:
-        status, message = "failed", "the game date could not be resolved"
-    elif games == 0:
-        status, message = "no_games", "no games scheduled"
-    elif status_row.get("state") == "fully_complete" and not status_row.get("force"):
-        status, message = "already_complete", "every ready player already had a prediction"
-    elif verify:
-        missing = int(verify.get("players_missing") or 0)
-        status = "success" if missing == 0 else "partial"
-        message = f"{missing} players missing after {rounds_used} straggler rounds"
-    else:
-        status, message = "failed", "the batch did not reach verification (see failed tasks)"
-
-    event_payload = event.get("event") or {}
-    phase4_completed = event_payload.get("completed_at") or readiness.get("phase4_completed_at")
-    players_ready = readiness.get("players_ready", event_payload.get("players_ready"))
-    players_total = readiness.get("players_total", event_payload.get("players_total"))
-    now = datetime.now(UTC)
-    return {
-        "data_date": date_iso,
-        "run_id": context["run_id"],
-        "status": status,
-        "triggered_by": event.get("triggered_by"),
-        "started_at": _ts(pull(GAME_DAY, "started_at")) or now,
-        "completed_at": now,
-        "records_processed": published,
-        "players_ready": players_ready,
-        "players_total": players_total,
-        "requests_published": published,
-        "predictions_found": verify.get("requests_done", status_row.get("requests_done")),
-        "straggler_rounds": rounds_used,
-        "straggler_requests": [int(r.get("published") or 0) for r in republished],
-        "completion_pct": verify.get("completion_pct", 100.0 if status == "already_complete" else None),
-        "phase4_completed_at": _ts(phase4_completed),
-        "event_received_at": _ts(event.get("event_received_at")),
-        "first_request_at": _ts(fan_out.get("first_published_at")),
-        "batch_completed_at": _ts(verify.get("batch_completed_at")),
-        "message": message,
-    }
-
-
-RUN_HISTORY_TYPES = {
-    "data_date": "DATE",
-    "run_id": "STRING",
-    "status": "STRING",
-    "triggered_by": "STRING",
-    "started_at": "TIMESTAMP",
-    "completed_at": "TIMESTAMP",
-    "records_processed": "INT64",
-    "players_ready": "INT64",
-    "players_total": "INT64",
-    "requests_published": "INT64",
-    "predictions_found": "INT64",
-    "straggler_rounds": "INT64",
-    "straggler_requests": "ARRAY<INT64>",
-    "completion_pct": "FLOAT64",
-    "phase4_completed_at": "TIMESTAMP",
-    "event_received_at": "TIMESTAMP",
-    "first_request_at": "TIMESTAMP",
-    "batch_completed_at": "TIMESTAMP",
-    "message": "STRING",
-}
-
-
-def record_batch_run(context: Any) -> dict[str, Any]:
-    """MERGE this run's row into processor_run_history (a rerun updates it, never adds one)."""
-    row = summarize_run(context)
-    if row["data_date"] is None:
-        log.error("No game date resolved: nothing to record")
-        return row
-    params = {name: {"type": RUN_HISTORY_TYPES[name], "value": value} for name, value in row.items()}
-    _bq().query_rows(_sql("merge_run_history.sql", context), params)
-    log.info("Recorded run history: %s", row)
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}

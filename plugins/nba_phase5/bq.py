@@ -89,6 +89,28 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
     return bigquery.ScalarQueryParameter(name, type_ or _scalar_type(value), value)  # type: ignore[arg-type]
 
 
+def api_query_parameters(params: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``{name: {"type": T, "value": v}}`` in the REST API's form, for the provider's BigQuery operators.
+
+    ``ARRAY<T>`` values are lists (or a comma-separated string, as Jinja renders them).
+    """
+    rendered = []
+    for name, spec in params.items():
+        type_, value = str(spec["type"]), spec["value"]
+        if type_.startswith("ARRAY<"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            rendered.append(
+                {
+                    "name": name,
+                    "parameterType": {"type": "ARRAY", "arrayType": {"type": type_[6:-1]}},
+                    "parameterValue": {"arrayValues": [{"value": item} for item in items]},
+                }
+            )
+        else:
+            rendered.append({"name": name, "parameterType": {"type": type_}, "parameterValue": {"value": value}})
+    return rendered
+
+
 def run_query(client: bigquery.Client, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
     """Run ``sql`` with named parameters and return the rows as dicts."""
     from google.cloud import bigquery
@@ -108,25 +130,50 @@ def table_schema(table_name: str) -> list[dict[str, Any]]:
     return fields
 
 
+def _insert_column(field: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(name, parameter type, SELECT expression) for one schema field of an INSERT … FROM UNNEST(@rows)."""
+    name, type_ = str(field["name"]), str(field["type"])
+    if field.get("mode") == "REPEATED":
+        return name, f"ARRAY<{type_}>", f"r.{name}"
+    if type_ == "JSON":
+        # A JSON query parameter is not portable (bqemulator refuses it): the value travels as a STRING
+        # and is parsed in the query, which real BigQuery accepts too.
+        return name, "STRING", f"PARSE_JSON(r.{name})"
+    return name, type_, f"r.{name}"
+
+
+def _insert_value(value: object, type_: str, expression: str) -> object:
+    if type_.startswith("ARRAY<"):
+        return [] if value is None else value  # BigQuery stores a NULL array as []
+    if expression.startswith("PARSE_JSON(") and value is not None and not isinstance(value, str):
+        return json.dumps(value, default=str)  # a str is taken as JSON text already
+    return value
+
+
 def insert_rows(client: bigquery.Client, table_name: str, rows: Sequence[Mapping[str, object]]) -> int:
-    """Insert ``rows`` into ``dataset.table`` with DML; columns and types come from its schema file."""
+    """Insert ``rows`` into ``dataset.table`` with DML; columns and types come from its schema file.
+
+    JSON columns take a dict, a list or JSON text; REPEATED columns take a list (None is empty).
+    """
     from google.cloud import bigquery
 
-    columns = [(f["name"], f["type"]) for f in table_schema(table_name)]
-    names = [name for name, _ in columns]
+    columns = [_insert_column(f) for f in table_schema(table_name)]
+    names = [name for name, _, _ in columns]
     unknown = {key for row in rows for key in row} - set(names)
     if unknown:
         raise ValueError(f"{table_name} has no columns {sorted(unknown)}")
     column_list = ", ".join(names)
     sql = (
         f"INSERT INTO `{client.project}.{table_name}` ({column_list}) "  # noqa: S608 - names from schema files
-        f"SELECT {', '.join('r.' + n for n in names)} FROM UNNEST(@rows) AS r"
+        f"SELECT {', '.join(expression for _, _, expression in columns)} FROM UNNEST(@rows) AS r"
     )
     inserted = 0
     for start in range(0, len(rows), INSERT_CHUNK_ROWS):
         chunk = rows[start : start + INSERT_CHUNK_ROWS]
         structs = [
-            bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in columns))
+            bigquery.StructQueryParameter(
+                None, *(query_parameter(n, _insert_value(row.get(n), t, e), t) for n, t, e in columns)
+            )
             for row in chunk
         ]
         job = client.query(

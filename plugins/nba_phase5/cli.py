@@ -40,10 +40,19 @@ def _count(value: str) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from nba_phase5.provisioning import provision
+    from nba_phase5.provisioning import check, provision
 
-    report = provision(config.project_id(args.project))
-    print(report.summary())
+    project = config.project_id(args.project)
+    if not args.check:
+        print(provision(project).summary())
+        return 0
+    problems = check(project)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s): project {project} is not ready for the DAG.", file=sys.stderr)
+        return 1
+    print(f"OK: project {project} has every topic, subscription, table and column the DAG uses.")
     return 0
 
 
@@ -59,6 +68,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         ready_pct=args.ready_pct,
         games=not args.no_games,
         phase4_run=not args.no_phase4_run,
+        phase4_status=args.phase4_status,
     )
     print(report.summary())
     return 0
@@ -66,21 +76,26 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_publish_phase4(args: argparse.Namespace) -> int:
     from nba_phase5.clients import bigquery_client, publisher_client
-    from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+    from nba_phase5.phase4_publisher import build_event, count_production_ready, latest_run_id, publish_completion_event
 
     project = config.project_id(args.project)
     if (args.players_ready is None) != (args.players_total is None):
         print("error: give both --players-ready and --players-total, or neither", file=sys.stderr)
         return 2
+    run_id = args.run_id
     if args.players_ready is None:
-        ready, total = count_production_ready(bigquery_client(project), args.date)
+        client = bigquery_client(project)
+        ready, total = count_production_ready(client, args.date)
         if total == 0:
             print(f"error: the feature store has no players for {args.date}; seed it first", file=sys.stderr)
             return 1
+        # As Phase 4 does: the event carries the run id of the run that wrote the features.
+        run_id = run_id or latest_run_id(client, args.date)
     else:
         ready, total = args.players_ready, args.players_total
     try:
-        event = build_event(args.date, ready, total, correlation_id=args.correlation_id)
+        # --players-total is what the real event calls players_processed (rows written).
+        event = build_event(args.date, ready, total, run_id=run_id)
     except InvalidEventError as exc:
         print(f"error: not published: {exc.reason}", file=sys.stderr)
         return 2
@@ -159,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("provision", help="create every topic, subscription, dataset and table (idempotent)")
+    p.add_argument("--check", action="store_true", help="change nothing: list what the project lacks, exit 1 if any")
+    # Also accepted after the command (`provision --check --project X`, as tools/deploy.py runs it):
+    # argparse refuses a top-level option there. SUPPRESS keeps a --project given before the command.
+    p.add_argument("--project", default=argparse.SUPPRESS, help="GCP project (default: $GCP_PROJECT)")
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser("seed", help="write a realistic game day to BigQuery (replaces that date only)")
@@ -167,13 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-pct", type=_percent, default=93.0, help="percent production-ready (default 93)")
     p.add_argument("--no-games", action="store_true", help="seed an off day: no games, no players")
     p.add_argument("--no-phase4-run", action="store_true", help="leave out Phase 4's run-history row")
+    p.add_argument("--phase4-status", choices=("success", "partial"), default="success", help="Phase 4's run status")
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("publish-phase4", help="publish Phase 4's completion event, as Phase 4 does")
     p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
     p.add_argument("--players-ready", type=_count, help="default: counted in the feature store")
     p.add_argument("--players-total", type=_count, help="default: counted in the feature store")
-    p.add_argument("--correlation-id", help="optional id carried through to the DAG's logs")
+    p.add_argument(
+        "--run-id",
+        "--correlation-id",
+        dest="run_id",
+        help="Phase 4's run id for the event (default: its latest run-history row's, when counting)",
+    )
     p.set_defaults(func=cmd_publish_phase4)
 
     p = sub.add_parser("worker", help="run the local prediction worker (stand-in for Phase 5 workers)")

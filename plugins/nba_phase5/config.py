@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 DAG_ID = "nba_phase5_predictions"
+# NBA game dates are Eastern: the run for game date D opens at 00:00 Eastern on D.
 DAG_TIMEZONE = "America/New_York"
+# The platform's backup schedule is Pacific (PLATFORM.md §2): /start at 06:00 PT, retries 06:15 and 06:30 PT.
+BACKUP_TIMEZONE = "America/Los_Angeles"
+BACKUP_START = "06:00"
+# The longest a run waits by default: 00:00 ET → 06:00 PT is 9 h of event window, then the 30-minute
+# readiness wait and three 10-minute straggler waits; an hour of margin on top.
+RUN_TIMEOUT = timedelta(hours=9, minutes=30 + 3 * 10) + timedelta(hours=1)
 
 PHASE4_COMPLETE_TOPIC = "nba-phase4-precompute-complete"
 PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
-PREDICTION_REQUESTS_TOPIC = "nba-phase5-prediction-requests"
-PREDICTION_REQUESTS_SUBSCRIPTION = "nba-phase5-prediction-requests-sub"
+# The production workers' topic (the coordinator's PREDICTION_REQUEST_TOPIC); they receive it by push.
+PREDICTION_REQUESTS_TOPIC = "prediction-request-prod"
+# Local only: the stand-in worker pulls from this subscription (production pushes to the workers).
+PREDICTION_REQUESTS_SUBSCRIPTION = "prediction-request-prod-local-worker"
 
 RUN_HISTORY_TABLE = "nba_reference.processor_run_history"
 ALERTS_TABLE = "nba_reference.pipeline_alerts"
@@ -26,34 +36,28 @@ SCHEDULE_TABLE = "nba_raw.nbac_schedule"
 
 PHASE4_PROCESSOR = "ml_feature_store_v2"
 PHASE5_PROCESSOR = "phase5_coordinator"
+# Phase 4 counts as having run when its latest run-history row has one of these statuses.
+PHASE4_RAN_STATUSES = ("success", "partial")
+# The stand-in worker's prediction system; completion counts any system_id.
+LOCAL_SYSTEM_ID = "local_weighted_avg_v1"
 
 GCP_CONN_ID = "google_cloud_default"
-
-# Prop types a request may ask for (the DAG's `prop_types` param offers exactly these).
-PROP_TYPES = (
-    "points",
-    "rebounds",
-    "assists",
-    "threes",
-    "steals",
-    "blocks",
-    "turnovers",
-    "minutes",
-    "pra",
-    "pts_reb",
-    "pts_ast",
-    "reb_ast",
-    "stocks",
-    "fantasy_score",
-)
+# Per-environment overrides, as Airflow Variables (read when a task runs, never at parse time).
+REQUEST_TOPIC_VARIABLE = "nba_phase5_request_topic"
+#: ``dataset.table`` with ``game_date, player_lookup, points_line``; unset → requests carry no lines.
+LINE_TABLE_VARIABLE = "nba_phase5_line_table"
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The plan's thresholds; every one can be overridden per run through DAG params."""
+    """The platform's thresholds (PLATFORM.md §3); every one can be overridden per run through DAG params."""
 
+    #: Phase 4 is ready when this share of its players is production-ready ...
     min_ready_pct: float = 80.0
-    min_ready_players: int = 50
+    #: ... or when at least this many are.
+    min_ready_players: int = 100
+    #: After the wait, proceed degraded with at least this many ready players; below it, critical.
+    degraded_min_players: int = 50
     phase4_wait_minutes: int = 30
     straggler_alert_count: int = 20
     completion_goal_pct: float = 95.0
@@ -86,3 +90,14 @@ def include_dir() -> Path:
     raise FileNotFoundError(
         "include/ not found (looked in " + ", ".join(str(c) for c in candidates) + "); set NBA_PHASE5_INCLUDE_DIR"
     )
+
+
+# --- Alert delivery (notifications.py) ----------------------------------------------------------------
+# PLATFORM.md §3: alerts go to e-mail and Slack. Each channel is optional: a missing connection or an
+# empty recipient list skips it (the BigQuery row in ALERTS_TABLE is always written).
+#: Slack incoming-webhook connection (conn type ``slackwebhook``; the webhook URL, or its token, as password).
+ALERT_SLACK_CONN_ID = "slack_alerts"
+#: SMTP connection for alert e-mail; its ``from_email`` extra is the sender.
+ALERT_SMTP_CONN_ID = "smtp_default"
+#: Airflow Variable holding the alert e-mail recipients, comma-separated.
+ALERT_EMAILS_VARIABLE = "nba_phase5_alert_emails"

@@ -5,10 +5,12 @@ precompute runs overnight, after the previous evening's games. So the game day "
 Eastern: any run time from 18:00 on D-1 up to 17:59 on D means game date D. This makes the three ways
 a user starts a run agree:
 
-* the scheduled run (cron 04:00 Eastern on D) → D;
+* the scheduled run (cron 00:00 Eastern on D: the run opens as the game day begins) → D;
 * ``airflow dags test nba_phase5_predictions D`` (logical date D 00:00 UTC, i.e. 19:00 or 20:00
   Eastern on D-1) → D;
-* a backfill over D (one run per schedule tick, 04:00 Eastern on D) → D.
+* a backfill over D (one run per schedule tick, 00:00 Eastern on D) → D.
+
+The event wait ends at the platform's backup time, 06:00 Pacific on D (09:00 Eastern).
 
 Asset-triggered runs have no logical date: their ``run_after`` is used instead.
 """
@@ -18,11 +20,10 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from nba_phase5.config import DAG_TIMEZONE
+from nba_phase5.config import BACKUP_START, BACKUP_TIMEZONE, DAG_TIMEZONE
 from nba_phase5.contract import InvalidEventError, parse_game_date
 
 ROLLOVER_HOUR = 18
-DEFAULT_EVENT_DEADLINE = "06:00"
 
 
 def game_date_for_run(
@@ -55,11 +56,11 @@ def parse_clock(value: str) -> time:
 
 def event_deadline(
     game_date: date,
-    clock: str = DEFAULT_EVENT_DEADLINE,
+    clock: str = BACKUP_START,
     *,
     now: datetime,
     wait_seconds: float | None = None,
-    tz: str = DAG_TIMEZONE,
+    tz: str = BACKUP_TIMEZONE,
 ) -> datetime:
     """When the event wait gives up: ``clock`` on the game date in ``tz``.
 

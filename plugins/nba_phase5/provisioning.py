@@ -1,13 +1,16 @@
 """Idempotent provisioning of every topic, subscription, dataset and table this package uses.
 
 Replaces the plan's ``deploy_pubsub_infrastructure.sh``: the same code runs against the emulators and
-against real GCP. A resource that already exists is left exactly as it is.
+against real GCP. A resource that already exists is left exactly as it is: in production the run
+history, the feature store, the schedule and the predictions table belong to the platform (PLATFORM.md).
+
+``check`` is the read-only counterpart: it lists what the DAG needs and the project lacks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,13 +21,25 @@ from nba_phase5.clients import bigquery_client, publisher_client, subscriber_cli
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-# Push-free pull subscriptions; the trigger's ack deadline covers validate-then-ack in the triggerer.
-SUBSCRIPTIONS = {
-    config.PHASE5_TRIGGER_SUBSCRIPTION: (config.PHASE4_COMPLETE_TOPIC, 60),
-    config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120),
-}
 TOPICS = (config.PHASE4_COMPLETE_TOPIC, config.PREDICTION_REQUESTS_TOPIC)
+# Pull subscriptions: name → (topic, ack deadline). The trigger's deadline covers validate-then-ack in
+# the triggerer.
+TRIGGER_SUBSCRIPTIONS = {config.PHASE5_TRIGGER_SUBSCRIPTION: (config.PHASE4_COMPLETE_TOPIC, 60)}
+# Only the local stand-in worker reads this one. Production pushes the requests to its workers; on real
+# GCP a pull subscription nobody reads would keep an unread copy of every request for the whole
+# retention period, so it is created (and checked) on the emulators only.
+LOCAL_WORKER_SUBSCRIPTIONS = {config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120)}
 MESSAGE_RETENTION_SECONDS = 7 * 24 * 3600
+DAY_MS = 24 * 3600 * 1000
+
+# Spellings BigQuery uses for the same type: the API answers with the legacy names (INTEGER, FLOAT,
+# BOOLEAN, RECORD) whatever the table was created with.
+TYPE_ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
+
+
+def subscriptions(*, emulators: bool) -> dict[str, tuple[str, int]]:
+    """The pull subscriptions to provision: the worker's stand-in one only against the emulators."""
+    return {**TRIGGER_SUBSCRIPTIONS, **(LOCAL_WORKER_SUBSCRIPTIONS if emulators else {})}
 
 
 @dataclass
@@ -38,7 +53,10 @@ class ProvisionReport:
         return f"Created {len(self.created)}: " + ", ".join(self.created) + f" ({len(self.existing)} already existed)."
 
     def ensure(self, label: str, get: Callable[[], object], create: Callable[[], object]) -> None:
-        """Create the resource unless ``get`` finds it; losing a create race counts as existing."""
+        """Create the resource unless ``get`` finds it; losing a create race counts as existing.
+
+        Never an update: an existing resource, whatever its shape, is not touched.
+        """
         from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 
         try:
@@ -70,12 +88,16 @@ def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp
     table.description = spec.get("description")
     partitioning = spec.get("time_partitioning")
     if partitioning:
+        expiration_days = partitioning.get("expiration_days")
         table.time_partitioning = bigquery.TimePartitioning(
-            type_=partitioning.get("type", "DAY"), field=partitioning["field"]
+            type_=partitioning.get("type", "DAY"),
+            field=partitioning["field"],
+            expiration_ms=expiration_days * DAY_MS if expiration_days else None,
         )
-        # Full scans of these day-partitioned tables are a cost bug; the emulator does not model it.
+        # Full scans of these day-partitioned tables are a cost bug, so real GCP requires the filter on
+        # every one unless a spec says otherwise (the spec's flag wins); the emulator does not model it.
         if real_gcp:
-            table.require_partition_filter = True
+            table.require_partition_filter = bool(spec.get("require_partition_filter", True))
     if spec.get("clustering"):
         table.clustering_fields = spec["clustering"]
     return table
@@ -118,7 +140,7 @@ def provision_pubsub(project: str, report: ProvisionReport) -> None:
 
     subscriber = subscriber_client()
     with subscriber:
-        for subscription, (topic, ack_deadline) in SUBSCRIPTIONS.items():
+        for subscription, (topic, ack_deadline) in subscriptions(emulators=using_emulators()).items():
             request = {
                 "name": subscriber.subscription_path(project, subscription),
                 "topic": publisher.topic_path(project, topic),
@@ -137,3 +159,86 @@ def provision(project: str) -> ProvisionReport:
     provision_pubsub(project, report)
     provision_bigquery(project, report)
     return report
+
+
+def _type(field_repr: dict[str, Any]) -> str:
+    name = str(field_repr.get("type", "")).upper()
+    return TYPE_ALIASES.get(name, name)
+
+
+def _mode(field_repr: dict[str, Any]) -> str:
+    return str(field_repr.get("mode") or "NULLABLE").upper()
+
+
+def compare_columns(table_name: str, needed: Iterable[dict[str, Any]], live: Iterable[dict[str, Any]]) -> list[str]:
+    """What keeps the DAG from using ``live`` columns (API representations) as ``needed`` describes.
+
+    Every needed column must exist with the same type (aliases are equal) and the same repeatedness.
+    A column the DAG may leave NULL must not be REQUIRED live: the DAG's inserts would be refused.
+    Extra live columns are fine: the schema files are the subset of the production tables the DAG uses.
+    """
+    by_name = {str(f["name"]).lower(): f for f in live}
+    problems = []
+    for want in needed:
+        name, want_type, want_mode = want["name"], _type(want), _mode(want)
+        have = by_name.get(name.lower())
+        where = f"{table_name}: column {name}"
+        if have is None:
+            problems.append(f"{where} ({want['type']}) is missing")
+        elif _type(have) != want_type:
+            problems.append(f"{where} is {have.get('type')}, the DAG needs {want['type']}")
+        elif (_mode(have) == "REPEATED") != (want_mode == "REPEATED"):
+            problems.append(f"{where} is {_mode(have)}, the DAG needs {want_mode}")
+        elif _mode(have) == "REQUIRED" and want_mode == "NULLABLE":
+            problems.append(f"{where} is REQUIRED, the DAG needs NULLABLE (it may leave it empty)")
+        elif want_type == "RECORD":
+            problems += compare_columns(f"{where}", want.get("fields", []), have.get("fields", []))
+    return problems
+
+
+def check_bigquery(project: str) -> list[str]:
+    from google.api_core.exceptions import NotFound
+
+    client = bigquery_client(project)
+    problems = []
+    for table_name, spec in table_specs().items():
+        try:
+            table = client.get_table(f"{project}.{table_name}")
+        except NotFound:
+            problems.append(f"{table_name}: table is missing")
+            continue
+        problems += compare_columns(table_name, spec["schema"], [f.to_api_repr() for f in table.schema])
+    return problems
+
+
+def check_pubsub(project: str) -> list[str]:
+    from google.api_core.exceptions import NotFound
+
+    publisher = publisher_client()
+    problems = []
+    for topic in TOPICS:
+        try:
+            publisher.get_topic(topic=publisher.topic_path(project, topic))
+        except NotFound:
+            problems.append(f"topic {topic} is missing")
+    with subscriber_client() as subscriber:
+        for name, (topic, _) in subscriptions(emulators=using_emulators()).items():
+            try:
+                live = subscriber.get_subscription(subscription=subscriber.subscription_path(project, name))
+            except NotFound:
+                problems.append(f"subscription {name} is missing")
+                continue
+            if live.topic != publisher.topic_path(project, topic):
+                problems.append(f"subscription {name} reads {live.topic}, the DAG needs topic {topic}")
+            # The DAG pulls; Pub/Sub refuses pulls on a push subscription.
+            if live.push_config.push_endpoint:
+                problems.append(f"subscription {name} pushes to {live.push_config.push_endpoint}; the DAG pulls")
+    return problems
+
+
+def check(project: str) -> list[str]:
+    """Every way ``project`` falls short of what the DAG reads and writes; empty when it is ready.
+
+    Read-only: nothing is created or changed.
+    """
+    return check_pubsub(project) + check_bigquery(project)

@@ -6,8 +6,9 @@ date range.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
@@ -21,18 +22,17 @@ LATENCY_GOAL = timedelta(minutes=10)
 COMPLETION_GOAL_PCT = config.DEFAULT_THRESHOLDS.completion_goal_pct
 CONSECUTIVE_GOAL = 3
 
+# Phase 5's figures live in the production table's `summary` JSON (it has no column for them).
 RUNS_SQL = """
-SELECT data_date, run_id, status, triggered_by, players_ready, players_total, requests_published,
-  predictions_found, straggler_rounds, straggler_requests, completion_pct, phase4_completed_at,
-  event_received_at, first_request_at, batch_completed_at, updated_at
+SELECT data_date, run_id, status, triggered_by, started_at, processed_at, TO_JSON_STRING(summary) AS summary
 FROM `{table}`
-WHERE data_date BETWEEN @first AND @last AND processor_name = 'phase5_coordinator'
-ORDER BY data_date, updated_at
+WHERE data_date BETWEEN @first AND @last AND processor_name = @processor
+ORDER BY data_date, started_at
 """
 PREDICTIONS_SQL = """
 SELECT game_date, COUNT(*) AS predictions, COUNT(DISTINCT player_lookup) AS players
 FROM `{table}`
-WHERE game_date BETWEEN @first AND @last
+WHERE game_date BETWEEN @first AND @last AND is_active
 GROUP BY game_date
 """
 ALERTS_SQL = """
@@ -43,8 +43,18 @@ GROUP BY game_date, severity
 """
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return round((end - start).total_seconds(), 1) if start and end else None
+def decode_summary(summary: object) -> dict[str, Any]:
+    """The run's ``summary`` JSON as a dict (empty when missing or unreadable)."""
+    if isinstance(summary, dict):
+        return summary
+    try:
+        value = json.loads(summary) if isinstance(summary, str) else None
+    except ValueError:
+        return {}
+    # A JSON column read back through some clients arrives encoded once more.
+    if isinstance(value, str):
+        return decode_summary(value)
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -67,6 +77,8 @@ class DayStatus:
     phase4_to_first_request_s: float | None = None
     first_request_to_complete_s: float | None = None
     batches: int = 0
+    degraded: bool = False
+    alert_channels: list[str] | None = None
     alerts: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,7 +113,13 @@ class StatusReport:
 def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]:
     params = {"first": first, "last": last}
     project = client.project
-    runs = run_query(client, RUNS_SQL.format(table=f"{project}.{config.RUN_HISTORY_TABLE}"), params)
+    runs = run_query(
+        client,
+        RUNS_SQL.format(table=f"{project}.{config.RUN_HISTORY_TABLE}"),
+        {**params, "processor": config.PHASE5_PROCESSOR},
+    )
+    for row in runs:
+        row.update(decode_summary(row.pop("summary")))
     predictions = {
         r["game_date"]: r
         for r in run_query(client, PREDICTIONS_SQL.format(table=f"{project}.{config.PREDICTIONS_TABLE}"), params)
@@ -121,23 +139,25 @@ def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]
         if day_runs:
             latest = day_runs[-1]
             status.runs = len(day_runs)
-            status.batches = sum(1 for r in day_runs if r["status"] in ("success", "partial"))
+            status.batches = sum(1 for r in day_runs if r.get("requests_fan_out"))
+            status.status = latest.get("outcome") or latest["status"]
+            status.triggered_by = latest["triggered_by"]
             for key in (
-                "status",
-                "triggered_by",
                 "players_ready",
                 "players_total",
                 "completion_pct",
                 "straggler_rounds",
+                "phase4_to_event_s",
+                "event_to_first_request_s",
+                "phase4_to_first_request_s",
+                "first_request_to_complete_s",
+                "alert_channels",
             ):
-                setattr(status, key, latest[key])
-            status.requests_published = sum(int(r["requests_published"] or 0) for r in day_runs)
-            status.last_run_requests = latest["requests_published"]
-            status.straggler_requests = list(latest["straggler_requests"] or [])
-            status.phase4_to_event_s = _seconds(latest["phase4_completed_at"], latest["event_received_at"])
-            status.event_to_first_request_s = _seconds(latest["event_received_at"], latest["first_request_at"])
-            status.phase4_to_first_request_s = _seconds(latest["phase4_completed_at"], latest["first_request_at"])
-            status.first_request_to_complete_s = _seconds(latest["first_request_at"], latest["batch_completed_at"])
+                setattr(status, key, latest.get(key))
+            status.degraded = bool(latest.get("degraded"))
+            status.requests_published = sum(int(r.get("requests_published") or 0) for r in day_runs)
+            status.last_run_requests = latest.get("requests_published")
+            status.straggler_requests = list(latest.get("straggler_requests") or [])
         if day in predictions:
             status.predictions = predictions[day]["predictions"]
             status.players_predicted = predictions[day]["players"]
@@ -237,6 +257,12 @@ def render(status: StatusReport) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     if not status.days:
         lines.append(f"(no runs between {status.first} and {status.last})")
+    silent = [d.game_date for d in status.days if d.alert_channels == []]
+    if silent:
+        lines.append(
+            f"Alerts reached only BigQuery on {', '.join(silent)}: no Slack connection and no e-mail "
+            "recipients were configured (see README, Alerts)."
+        )
     lines += ["", f"Go/no-go {status.first} → {status.last}: {'GO' if status.go else 'NO-GO'}"]
     lines += [f"  [{'x' if c.passed else ' '}] {c.name}: {c.detail}" for c in status.checklist]
     return "\n".join(lines)

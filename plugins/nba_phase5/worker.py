@@ -1,16 +1,22 @@
 """A local prediction worker: the stand-in for the production Phase 5 workers.
 
-It pulls requests from ``nba-phase5-prediction-requests-sub``, predicts each prop with a simple,
-transparent model from the player's feature row, and writes ``player_prop_predictions``. It acks a
-message only after its row is written, and a request id is written at most once (MERGE on
-``request_id``), so redelivery and republishing never duplicate a prediction.
+It pulls the coordinator's requests (PLATFORM.md §7: body ``{player_lookup, game_date, game_id,
+line_values}``; attributes ``request_id``, ``batch_id``, ``force``) from the local pull subscription,
+predicts points with :mod:`nba_phase5.local_model` from the player's feature row, and writes
+``player_prop_predictions`` rows in the production shape (§6) under ``config.LOCAL_SYSTEM_ID``.
 
-The model (a stand-in, not the production model): a weighted recent average,
-``0.5·last5 + 0.3·last10 + 0.2·season`` points, scaled by the opponent's defence relative to a
-league-average rating of 112; rebounds and assists use their 10-game averages, threes 12 % of points,
-steals and blocks a per-minute rate, turnovers scale with usage; the combined props
-(``pra``, ``pts_reb``, ``stocks``, ``fantasy_score`` …) are sums of those. Confidence falls with
-the spread between recent and season form and with low feature quality.
+Guarantees, per (game_date, player_lookup, system_id):
+
+* never two active rows. A request for a player who already has an active row writes nothing (a
+  duplicate), unless it is forced (attribute ``force=true``): then one MERGE inserts the new row
+  (``prediction_version`` = latest + 1) and deactivates the old one (``is_active = FALSE``,
+  ``superseded_by`` = the new id), atomically;
+* a redelivered request never writes twice: ``prediction_id`` is a UUID5 of the request id, and an id
+  already in the table is never inserted again;
+* a message is acked only after its batch is written (or found to be a duplicate).
+
+The guarantees hold for one worker process (batches are sequential); concurrent workers could both
+insert a first version, as two concurrent MERGEs cannot see each other's rows.
 
 Fault knobs for demos and tests: ``drop_rate`` acks without writing (a reproducible set given
 ``seed``; a request already dropped once is never dropped again), ``delay_ms`` per batch,
@@ -20,95 +26,37 @@ Fault knobs for demos and tests: ``drop_rate`` acks without writing (a reproduci
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
-from nba_phase5.bq import query_parameter, run_query
+from nba_phase5.bq import query_parameter, run_query, with_transient_retry
+from nba_phase5.local_model import MissingFeatureError, named_features, predict
+from nba_phase5.worker_io import PREDICTION_COLUMNS, WorkerRequest, merge_sql, parse_request
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
-MODEL_VERSION = "local-weighted-avg-v1"
-LEAGUE_DEF_RATING = 112.0
+PREDICTION_NAMESPACE = uuid.UUID("8a4f2a61-3c0e-4b7e-9f55-2d9e1c7b6a10")
 FEATURES_SQL = """
-SELECT game_date, player_lookup, points_avg_last_5, points_avg_last_10, points_avg_season,
-  rebounds_avg_last_10, assists_avg_last_10, minutes_avg_last_10, usage_rate, opponent_def_rating,
-  feature_quality_score
+SELECT game_date, player_lookup, universal_player_id, features, feature_names, feature_quality_score
 FROM `{table}`
 WHERE game_date IN UNNEST(@game_dates) AND player_lookup IN UNNEST(@players)
 """
-MERGE_SQL = """
-MERGE `{table}` AS target
-USING (
-  SELECT r.game_date, r.player_lookup, r.prop_type, r.predicted_value, r.confidence, r.model_version,
-    r.request_id, r.batch_id, r.created_at
-  FROM UNNEST(@rows) AS r
-) AS source
-ON target.game_date = source.game_date AND target.request_id = source.request_id
-WHEN NOT MATCHED THEN INSERT (
-  game_date, player_lookup, prop_type, predicted_value, confidence, model_version, request_id, batch_id, created_at
-) VALUES (
-  source.game_date, source.player_lookup, source.prop_type, source.predicted_value, source.confidence,
-  source.model_version, source.request_id, source.batch_id, source.created_at
-)
+# Rows this batch wrote: its created_at / updated_at is the batch's own timestamp.
+OUTCOME_SQL = """
+SELECT COUNTIF(created_at = @now) AS written, COUNTIF(updated_at = @now AND NOT is_active) AS superseded
+FROM `{table}`
+WHERE game_date IN UNNEST(@game_dates) AND system_id = @system_id AND player_lookup IN UNNEST(@players)
 """
-PREDICTION_COLUMNS = (
-    ("game_date", "DATE"),
-    ("player_lookup", "STRING"),
-    ("prop_type", "STRING"),
-    ("predicted_value", "FLOAT64"),
-    ("confidence", "FLOAT64"),
-    ("model_version", "STRING"),
-    ("request_id", "STRING"),
-    ("batch_id", "STRING"),
-    ("created_at", "TIMESTAMP"),
-)
-
-
-def predict(prop_type: str, features: dict[str, Any]) -> tuple[float, float]:
-    """(predicted value, confidence 0–1) for one prop from one feature row."""
-    last5 = float(features["points_avg_last_5"] or 0)
-    last10 = float(features["points_avg_last_10"] or 0)
-    season = float(features["points_avg_season"] or 0)
-    defence = float(features["opponent_def_rating"] or LEAGUE_DEF_RATING)
-    points = (0.5 * last5 + 0.3 * last10 + 0.2 * season) * (defence / LEAGUE_DEF_RATING)
-    rebounds = float(features["rebounds_avg_last_10"] or 0)
-    assists = float(features["assists_avg_last_10"] or 0)
-    minutes = float(features.get("minutes_avg_last_10") or 0)
-    usage = float(features.get("usage_rate") or 20.0)
-    steals, blocks = 0.035 * minutes, 0.025 * minutes
-    turnovers = 0.1 * minutes * usage / 30.0
-    values = {
-        "points": points,
-        "rebounds": rebounds,
-        "assists": assists,
-        "threes": 0.12 * points,
-        "steals": steals,
-        "blocks": blocks,
-        "turnovers": turnovers,
-        "minutes": minutes,
-        "pra": points + rebounds + assists,
-        "pts_reb": points + rebounds,
-        "pts_ast": points + assists,
-        "reb_ast": rebounds + assists,
-        "stocks": steals + blocks,
-        "fantasy_score": points + 1.2 * rebounds + 1.5 * assists + 3 * (steals + blocks) - turnovers,
-    }
-    if prop_type not in values:
-        raise ValueError(f"unknown prop type {prop_type!r}")
-    spread = abs(last5 - season) / max(season, 1.0)
-    quality = float(features["feature_quality_score"] or 0) / 100.0
-    confidence = max(0.05, min(0.95, quality * (1.0 - min(spread, 0.8))))
-    return round(values[prop_type], 2), round(confidence, 3)
 
 
 @dataclass
@@ -116,8 +64,10 @@ class WorkerStats:
     received: int = 0
     written: int = 0
     duplicates: int = 0
+    superseded: int = 0
     dropped: int = 0
     invalid: int = 0
+    no_features: int = 0
     dropped_ids: list[str] = field(default_factory=list)
     # Deliveries per request id: how the tests see whether anything was requested twice.
     deliveries: Counter[str] = field(default_factory=Counter, repr=False)
@@ -136,8 +86,23 @@ class WorkerOptions:
     batch_size: int = 500
 
 
+def prediction_id(request_id: str) -> str:
+    """The row id of a request's prediction: the same request (redelivered) gives the same id."""
+    return str(uuid.uuid5(PREDICTION_NAMESPACE, request_id))
+
+
+def one_per_player(requests: list[WorkerRequest]) -> tuple[list[WorkerRequest], int]:
+    """One request per (game_date, player) of a batch, a forced one first; and how many were left out."""
+    chosen: dict[tuple[str, str], WorkerRequest] = {}
+    for request in requests:
+        key = (request.game_date, request.player_lookup)
+        if key not in chosen or (request.force and not chosen[key].force):
+            chosen[key] = request
+    return list(chosen.values()), len(requests) - len(chosen)
+
+
 class PredictionWorker:
-    """Pull → predict → write (MERGE on request_id) → ack, in batches."""
+    """Pull → predict → write (one MERGE per batch) → ack, in batches."""
 
     def __init__(self, options: WorkerOptions, *, stop: threading.Event | None = None) -> None:
         if not 0.0 <= options.drop_rate <= 1.0:
@@ -157,73 +122,86 @@ class PredictionWorker:
             return True
         return False
 
-    def _features(self, client: bigquery.Client, requests: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    def _features(self, client: bigquery.Client, requests: list[WorkerRequest]) -> dict[tuple[str, str], Any]:
         rows = run_query(
             client,
             FEATURES_SQL.format(table=f"{client.project}.{config.FEATURE_STORE_TABLE}"),
             {
-                "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r["game_date"] for r in requests})},
-                "players": sorted({r["player_lookup"] for r in requests}),
+                "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r.game_date for r in requests})},
+                "players": sorted({r.player_lookup for r in requests}),
             },
         )
         return {(row["game_date"].isoformat(), row["player_lookup"]): row for row in rows}
 
-    def write(self, client: bigquery.Client, requests: list[dict[str, Any]]) -> int:
-        """Write predictions for ``requests``; returns how many rows were new."""
-        from google.cloud import bigquery
-
+    def rows(self, client: bigquery.Client, requests: list[WorkerRequest], now: datetime) -> list[dict[str, Any]]:
+        """The prediction rows for ``requests`` (players without a usable feature row are skipped)."""
         features = self._features(client, requests)
-        now = datetime.now(UTC)
         rows = []
         for request in requests:
-            feature_row = features.get((request["game_date"], request["player_lookup"]))
-            if feature_row is None:
-                log.warning(
-                    "No features for %s on %s: request %s skipped",
-                    request["player_lookup"],
-                    request["game_date"],
-                    request["request_id"],
+            feature_row = features.get((request.game_date, request.player_lookup))
+            try:
+                if feature_row is None:
+                    raise MissingFeatureError("no feature row")
+                quality = feature_row["feature_quality_score"]
+                made = predict(
+                    named_features(feature_row),
+                    quality_score=None if quality is None else float(quality),
+                    line_values=request.line_values,
                 )
+            except MissingFeatureError as exc:
+                self.stats.no_features += 1
+                log.warning("No prediction for %s on %s (%s): %s", *request.key, request.request_id, exc)
                 continue
-            value, confidence = predict(request["prop_type"], feature_row)
             rows.append(
                 {
-                    **request,
-                    "predicted_value": value,
-                    "confidence": confidence,
-                    "model_version": MODEL_VERSION,
+                    "prediction_id": prediction_id(request.request_id),
+                    "player_lookup": request.player_lookup,
+                    "universal_player_id": feature_row["universal_player_id"],
+                    "game_date": request.game_date,
+                    "game_id": request.game_id,
+                    "predicted_points": made.predicted_points,
+                    "confidence_score": made.confidence_score,
+                    "recommendation": made.recommendation,
+                    "current_points_line": made.current_points_line,
+                    "line_margin": made.line_margin,
+                    "has_prop_line": made.current_points_line is not None,
+                    "line_source": "ACTUAL_PROP" if made.current_points_line is not None else None,
+                    "force": request.force,
                     "created_at": now,
                 }
             )
+        return rows
+
+    def write(self, client: bigquery.Client, requests: list[WorkerRequest]) -> int:
+        """Write predictions for ``requests``; returns how many rows were new."""
+        from google.cloud import bigquery
+
+        now = datetime.now(UTC)
+        rows = self.rows(client, requests, now)
         if not rows:
             return 0
         structs = [
             bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in PREDICTION_COLUMNS))
             for row in rows
         ]
-        job = client.query(
-            MERGE_SQL.format(table=f"{client.project}.{config.PREDICTIONS_TABLE}"),
-            job_config=bigquery.QueryJobConfig(
-                query_parameters=[bigquery.ArrayQueryParameter("rows", "STRUCT", structs)]
-            ),
+        table = f"{client.project}.{config.PREDICTIONS_TABLE}"
+        scope = {
+            "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r["game_date"] for r in rows})},
+            "players": sorted({r["player_lookup"] for r in rows}),
+            "system_id": config.LOCAL_SYSTEM_ID,
+        }
+        job_config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ArrayQueryParameter("rows", "STRUCT", structs),
+                *(query_parameter(name, value) for name, value in scope.items()),
+            ]
         )
-        job.result()
-        return int(job.num_dml_affected_rows or 0)
-
-    @staticmethod
-    def parse(data: bytes) -> list[dict[str, Any]]:
-        body = json.loads(data)
-        date.fromisoformat(body["game_date"])
-        return [
-            {
-                "game_date": body["game_date"],
-                "player_lookup": str(body["player_lookup"]),
-                "prop_type": str(prop),
-                "request_id": str(body["request_id"]),
-                "batch_id": body.get("batch_id"),
-            }
-            for prop in body["prop_types"]
-        ]
+        # Retried on transient errors: rerunning the MERGE after a lost reply inserts nothing twice, as
+        # the prediction ids are already in the table. A lasting error leaves the batch unacked.
+        with_transient_retry(lambda: client.query(merge_sql(table), job_config=job_config).result(), "MERGE")
+        outcome = run_query(client, OUTCOME_SQL.format(table=table), {**scope, "now": now})[0]
+        self.stats.superseded += int(outcome["superseded"] or 0)
+        return int(outcome["written"] or 0)
 
     def run(self) -> WorkerStats:
         from google.api_core.exceptions import DeadlineExceeded
@@ -259,43 +237,50 @@ class PredictionWorker:
         log.info("Worker done: %s", self.stats)
         return self.stats
 
+    def _accept(self, message: Any) -> WorkerRequest | None:
+        """The message's request, or None when it is invalid or dropped (both are acked unwritten)."""
+        try:
+            request = parse_request(message.message.data, dict(message.message.attributes))
+        except ValueError as exc:
+            self.stats.invalid += 1
+            log.warning("Invalid request %s acked and dropped: %s", message.message.message_id, exc)
+            return None
+        self.stats.deliveries[request.request_id] += 1
+        if self.should_drop(request.request_id):
+            # run_day.py counts these lines: keep "Dropped request <id> for <player> on <date> ".
+            log.info(
+                "Dropped request %s for %s on %s (drop rate %s)",
+                request.request_id,
+                request.player_lookup,
+                request.game_date,
+                self.options.drop_rate,
+            )
+            self.stats.dropped += 1
+            self.stats.dropped_ids.append(request.request_id)
+            return None
+        return request
+
     def _handle(self, client: Any, subscriber: Any, path: str, received: list[Any]) -> None:
         options = self.options
         if options.delay_ms:
             time.sleep(options.delay_ms / 1000.0)
-        to_write: dict[str, dict[str, Any]] = {}
-        ack_ids = []
+        accepted: list[WorkerRequest] = []
         for message in received:
             self.stats.received += 1
             if options.crash_after is not None and self.stats.received > options.crash_after:
                 # Exit hard mid-batch: nothing below is written or acked, as in a real crash.
                 log.error("crash_after=%d reached: exiting hard", options.crash_after)
                 os._exit(3)
-            ack_ids.append(message.ack_id)
-            try:
-                requests = self.parse(message.message.data)
-            except (ValueError, KeyError, TypeError) as exc:
-                self.stats.invalid += 1
-                log.warning("Invalid request %s acked and dropped: %s", message.message.message_id, exc)
-                continue
-            for request in requests:
-                self.stats.deliveries[request["request_id"]] += 1
-                if self.should_drop(request["request_id"]):
-                    log.info(
-                        "Dropped request %s for %s on %s (drop rate %s)",
-                        request["request_id"],
-                        request["player_lookup"],
-                        request["game_date"],
-                        options.drop_rate,
-                    )
-                    self.stats.dropped += 1
-                    self.stats.dropped_ids.append(request["request_id"])
-                    continue
-                if request["request_id"] in to_write:
-                    self.stats.duplicates += 1
-                to_write[request["request_id"]] = request
+            request = self._accept(message)
+            if request is not None:
+                accepted.append(request)
+        to_write, repeats = one_per_player(accepted)
+        self.stats.duplicates += repeats
         if to_write:
-            written = self.write(client, list(to_write.values()))
+            unusable = self.stats.no_features
+            written = self.write(client, to_write)
+            unusable = self.stats.no_features - unusable
             self.stats.written += written
-            self.stats.duplicates += len(to_write) - written
-        subscriber.acknowledge(request={"subscription": path, "ack_ids": ack_ids})
+            self.stats.duplicates += len(to_write) - unusable - written
+        # Acked only now: a crash or a failed write above leaves the whole batch to be redelivered.
+        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in received]})

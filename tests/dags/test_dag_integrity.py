@@ -9,12 +9,17 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
+# Dedup before any wait: an already complete day never waits for an event it already consumed.
 EXPECTED_EDGES = {
-    "resolve_game_day": ["wait_for_phase4_event"],
+    "resolve_game_day": ["check_batch_status"],
+    "check_batch_status": ["skip_already_complete", "wait_for_phase4_event"],
     "wait_for_phase4_event": ["phase4_readiness.wait_for_phase4_ready"],
-    "phase4_readiness.wait_for_phase4_ready": ["phase4_readiness.check_phase4_ready"],
-    "phase4_readiness.check_phase4_ready": ["check_batch_status"],
-    "check_batch_status": ["fan_out_requests", "skip_already_complete"],
+    "phase4_readiness.wait_for_phase4_ready": [
+        "phase4_readiness.check_phase4_ready",
+        "phase4_readiness.proceed_with_ready_players",
+    ],
+    "phase4_readiness.check_phase4_ready": ["phase4_readiness.proceed_with_ready_players"],
+    "phase4_readiness.proceed_with_ready_players": ["fan_out_requests"],
     "fan_out_requests": ["retry_stragglers.wait_for_predictions_1"],
     "retry_stragglers.wait_for_predictions_1": ["retry_stragglers.republish_round_1"],
     "retry_stragglers.republish_round_1": ["retry_stragglers.wait_for_predictions_2"],
@@ -88,17 +93,32 @@ def test_params_validate_in_the_trigger_form(dagbag) -> None:  # type: ignore[no
     from airflow.sdk.exceptions import ParamValidationError
 
     dag = dagbag.dags["nba_phase5_predictions"]
-    assert {"game_date", "force", "skip_event_wait", "prop_types", "event_deadline"} <= set(dag.params)
+    assert {
+        "game_date",
+        "force",
+        "skip_event_wait",
+        "event_wait_seconds",
+        "phase4_wait_minutes",
+        "straggler_wait_minutes",
+        "poll_interval_seconds",
+    } <= set(dag.params)
+    assert "prop_types" not in dag.params  # the platform predicts points only
 
     def validated(conf: dict) -> dict:  # type: ignore[type-arg]
         params = copy.deepcopy(dag.params)
         params.update(conf)
         return params.validate()  # type: ignore[no-any-return]
 
-    good = validated({"game_date": "2025-11-28", "prop_types": ["points", "rebounds"]})
+    good = validated({"game_date": "2025-11-28", "degraded_min_players": 50})
     assert good["game_date"] == "2025-11-28"
     assert good["force"] is False
-    for bad in ({"game_date": "28/11/2025"}, {"prop_types": ["dunks"]}, {"event_deadline": "25:00"}, {"force": "yes"}):
+    bad_confs = (
+        {"game_date": "28/11/2025"},
+        {"degraded_min_players": 0},
+        {"event_deadline": "25:00"},
+        {"force": "yes"},
+    )
+    for bad in bad_confs:
         with pytest.raises(ParamValidationError):
             validated(bad)
 
@@ -107,3 +127,13 @@ def test_tasks_a_user_may_clear_are_documented(dagbag) -> None:  # type: ignore[
     dag = dagbag.dags["nba_phase5_predictions"]
     for task in dag.tasks:
         assert task.doc_md or task.doc, task.task_id
+
+
+def test_the_run_for_d_opens_at_midnight_eastern_and_outlasts_its_waits(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    dag = dagbag.dags["nba_phase5_predictions"]
+    assert "0 0 * * *" in (Path(__file__).resolve().parents[2] / "dags" / "nba_phase5_predictions.py").read_text()
+    assert dag.params["event_deadline"] == "06:00"
+    # 00:00 ET to 06:00 PT is 9 h; plus the 30-minute readiness wait and three straggler waits.
+    assert dag.dagrun_timeout > timedelta(hours=9, minutes=30 + 3 * dag.params["straggler_wait_minutes"])

@@ -21,7 +21,6 @@ WORKER_DROP_RATE = 0.05
 WORKER_SEED = 11
 # Every run passes these: short polls and waits, so a scheduled day takes a minute, not an hour.
 FAST_CONF = {
-    "prop_types": ["points"],
     "poll_interval_seconds": 2,
     "phase4_wait_minutes": 0,
     "straggler_wait_minutes": 0.5,

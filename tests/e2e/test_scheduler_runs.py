@@ -82,7 +82,7 @@ def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_
     [row] = run_history(client, DAY)
     assert (row["status"], row["triggered_by"], row["run_id"]) == ("success", "pubsub", RUN_ID)
     assert len(ready) == 108
-    assert row["requests_published"] == sum(requests.values())  # what run history says Pub/Sub saw
+    assert row["records_processed"] == sum(requests.values())  # what run history says Pub/Sub saw
     assert sum(row["straggler_requests"]) == len(republished)
     assert prediction_count(client, DAY) == len(ready)
 
@@ -120,7 +120,7 @@ def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, 
     assert request_tap() == Counter(request_ids(DAY, lost))  # each lost one once, nothing else
     assert prediction_count(client, DAY) == len(ready)
     [row] = run_history(client, DAY)  # record_batch_run ran again: still one row for (date, run)
-    assert (row["status"], row["run_id"], row["completion_pct"]) == ("success", RUN_ID, 100.0)
+    assert (row["status"], row["run_id"], row["summary"]["completion_pct"]) == ("success", RUN_ID, 100.0)
 
 
 def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, client, request_tap) -> None:  # type: ignore[no-untyped-def]

@@ -28,6 +28,10 @@ near_valid = st.fixed_dictionaries(
         "processor": json_values,
         "completed_at": st.text(max_size=30) | json_values,
         "correlation_id": json_values,
+        "players_processed": st.integers(-5, 6000) | json_values,
+        "players_failed": st.integers(-5, 6000) | json_values,
+        "timestamp": st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()) | json_values,
+        "run_id": json_values,
         "extra": json_values,
     },
 )
@@ -44,7 +48,7 @@ def parse_or_refuse(body: bytes) -> None:
         assert reason.strip()
         return
     # Anything accepted is a real, consistent event that round-trips.
-    assert 0 <= event.players_ready <= event.players_total
+    assert 0 <= event.players_ready <= (event.total_players if event.total_players is not None else 5000)
     assert Phase4CompletionEvent.from_json(event.to_json(), today=TODAY) == event
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from helpers import InjectingPublisher, alerts, ready_players, render_sql, run_dag, run_history, task_context
 from nba_phase5 import batch, config
+from nba_phase5 import run_history as run_history_module
 from nba_phase5.hooks.pubsub import BatchPublishHook
 from nba_phase5.prediction_requests import PredictionRequest
 from nba_phase5.seeding import seed_day
@@ -26,7 +27,7 @@ PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
 
 
 def _requests(project: str, n: int) -> list[PredictionRequest]:
-    return [PredictionRequest("2025-06-01", f"player{i:04d}", "points", "fault", project) for i in range(n)]
+    return [PredictionRequest("2025-06-01", f"player{i:04d}", "0022500001", "fault") for i in range(n)]
 
 
 def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(stack, drain) -> None:  # type: ignore[no-untyped-def]
@@ -113,10 +114,10 @@ def test_record_batch_run_twice_keeps_one_row(bq, phase5_dag) -> None:  # type: 
     day = date(2025, 6, 4)
     context = task_context(phase5_dag, "record_batch_run", day)
     context["ti"].xcoms[("resolve_game_day", "games")] = 0  # an off day: the simplest complete run
-    batch.record_batch_run(context)
-    batch.record_batch_run(context)
+    run_history_module.record_batch_run(context)
+    run_history_module.record_batch_run(context)
     [row] = run_history(bq, day)
-    assert (row["status"], row["run_id"]) == ("no_games", "test_run")
+    assert (row["status"], row["skip_reason"], row["run_id"]) == ("skipped", "no_data", "test_run")
 
 
 def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +158,7 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     assert state == "success", tasks
     [row] = run_history(bq, day)
     assert row["status"] == "partial"
-    assert row["completion_pct"] < 100
+    assert row["summary"]["completion_pct"] < 100
     [alert] = alerts(bq, day)
     assert alert["severity"] == "warning"
     assert "still lack a prediction" in alert["message"]
@@ -179,11 +180,11 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     wait = BigQueryPollSensor(
         task_id=batch.wait_task(1),
         sql=render_sql(phase5_dag, "prediction_coverage.sql"),
-        query_params={"game_date": day, "prop_types": {"type": "ARRAY<STRING>", "value": "points"}},
+        query_params={"game_date": day},
         timeout_minutes=0,
     )
     xcoms[(batch.wait_task(1), "return_value")] = wait.execute({"ti": XComTI(batch.wait_task(1), xcoms)})
-    assert xcoms[(batch.wait_task(1), "return_value")]["requests_missing"] == 7
+    assert xcoms[(batch.wait_task(1), "return_value")]["players_missing"] == 7
     republish = PredictionFanOutOperator(
         task_id=batch.republish_task(1),
         game_date=day.isoformat(),

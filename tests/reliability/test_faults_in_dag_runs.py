@@ -56,7 +56,7 @@ def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twic
     assert worker.stats.deliveries == Counter(request_ids(day, ready))  # every ready player exactly once
     assert prediction_count(bq, day) == len(ready) == 180
     [row] = run_history(bq, day)
-    assert (row["status"], row["requests_published"]) == ("success", 180)
+    assert (row["status"], row["records_processed"]) == ("success", 180)
 
 
 def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_those(

@@ -19,6 +19,8 @@ ALLOWED = {
     "table_name",
     "column_list",
     "', '.join(('r.' + n for n in names))",
+    # bq.insert_rows: per-column select expressions (`r.name`, or PARSE_JSON(r.name) for JSON columns).
+    "', '.join((expression for _, _, expression in columns))",
     "' AND '.join(where)",
     "k",
     "column",

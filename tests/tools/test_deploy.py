@@ -24,10 +24,15 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     commands = [line.strip()[2:] for line in done.stdout.splitlines() if line.strip().startswith("$ ")]
     where = "--environment nba-staging --location us-east1 --project example-staging-project"
-    backups = commands[:2]  # the rollback point comes first
+    # The read-only check comes first: a project the DAG cannot use stops the deploy before anything.
+    assert commands[0].endswith("-m nba_phase5 provision --check --project example-staging-project")
+    steps = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert steps[0].startswith("[1/")
+    assert "check the project's tables, topics and subscriptions" in steps[0]
+    backups = commands[1:3]  # then the rollback point
     assert [c.split(" export ")[0].rsplit(" ", 1)[1] for c in backups] == ["dags", "plugins"]
     assert all(where in c and "/deploy-backups/nba-staging-" in c for c in backups)
-    commands = commands[2:]
+    commands = commands[3:]
     assert commands[0].endswith("-m nba_phase5 provision --project example-staging-project")
     assert commands[1].startswith("gcloud composer environments update nba-staging --location us-east1")
     assert "--update-pypi-packages-from-file" in commands[1]
@@ -45,6 +50,50 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none() -> None:
     ]
     assert all(where in c for c in imports)
     assert done.stdout.rstrip().endswith("Dry run: nothing was changed.")
+
+
+def _fake_run(calls: list[list[str]], failing: str | None = None):  # type: ignore[no-untyped-def]
+    """Stands in for subprocess.run: records each command; the one containing ``failing`` fails."""
+
+    def run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv))
+        failed = failing is not None and failing in " ".join(argv)
+        return subprocess.CompletedProcess(argv, 1 if failed else 0, stdout="{}", stderr="")
+
+    return run
+
+
+def test_a_failed_check_stops_the_deploy_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(deploy.subprocess, "run", _fake_run(calls, failing="provision --check"))
+    for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    code = deploy.deploy("nba-staging", "us-east1", "example-staging-project", dry_run=False, backup_root=tmp_path)
+    assert code == 1
+    assert len(calls) == 1  # no backup, no provisioning, no upload
+    assert calls[0][-4:] == ["provision", "--check", "--project", "example-staging-project"]
+    assert list(tmp_path.iterdir()) == []  # not even an empty backup folder
+    err = capsys.readouterr().err
+    assert "error: step 1 (check the project's tables, topics and subscriptions" in err
+    assert "project example-staging-project is not ready for the DAG (problems above)" in err
+    assert "nothing was backed up or deployed" in err
+
+
+def test_a_passing_check_lets_the_other_steps_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(deploy.subprocess, "run", _fake_run(calls))
+    for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    code = deploy.deploy("nba-staging", "us-east1", "example-staging-project", dry_run=False, backup_root=tmp_path)
+    assert code == 0
+    assert "--check" in calls[0]
+    assert calls[1][4:6] == ["dags", "export"]
+    assert calls[2][4:6] == ["plugins", "export"]
+    [backup] = tmp_path.iterdir()  # made when the backup ran, after the check passed
+    assert sorted(p.name for p in backup.iterdir()) == ["dags", "plugins"]
+    assert calls[-1][-1].endswith("nba_phase5_predictions.py")
 
 
 def test_staged_tree_has_what_composer_needs_and_no_bytecode(tmp_path: Path) -> None:
@@ -84,6 +133,7 @@ def test_requirements_become_composer_pypi_packages() -> None:
     assert "apache-airflow" not in packages  # Composer owns Airflow itself
     assert set(packages) == {
         "apache-airflow-providers-google",
+        "apache-airflow-providers-slack",
         "apache-airflow-providers-smtp",
         "google-cloud-bigquery",
         "google-cloud-pubsub",

@@ -1,7 +1,8 @@
-"""Fan out prediction requests: one Pub/Sub message per production-ready player and prop type."""
+"""Fan out prediction requests: one Pub/Sub message per production-ready player, in the workers' format."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -12,23 +13,36 @@ from airflow.sdk import BaseOperator
 from nba_phase5 import config
 from nba_phase5.prediction_requests import PredictionRequest, batch_id
 
+# A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
+# because the name (unlike values) cannot be a query parameter.
+LINE_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,1023}")
+LINE_VALUES_SQL = """
+SELECT player_lookup, ARRAY_AGG(DISTINCT points_line IGNORE NULLS ORDER BY points_line) AS line_values
+FROM `{table}`
+WHERE game_date = @game_date AND player_lookup IN UNNEST(@players)
+GROUP BY player_lookup
+"""
+
 
 class PredictionFanOutOperator(BaseOperator):
-    """Publishes a prediction request for every ready player (× prop type) still lacking a prediction.
+    """Publishes one prediction request for every ready player still lacking an active prediction.
 
-    The players come from ``sql`` (by default ``missing_requests.sql``: ready players without a
+    The players come from ``sql`` (by default ``missing_requests.sql``: ready players without an active
     prediction, or all of them with ``force``), so a rerun or a straggler round publishes only what is
-    missing. Messages go out through :class:`~nba_phase5.hooks.pubsub.BatchPublishHook`: batched,
+    missing. Each message is the workers' body ``{player_lookup, game_date, game_id, line_values}``
+    (line values from ``line_table`` when one is set, else ``[]``), with request and batch ids as
+    attributes. Messages go out through :class:`~nba_phase5.hooks.pubsub.BatchPublishHook`: batched,
     asynchronous, with flow control; failed publishes are retried, and the task fails if any request
-    is still unpublished. ``request_id`` is deterministic, so workers can deduplicate.
+    is still unpublished.
 
     Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id"}``.
 
     :param game_date: ISO game date (templated).
-    :param prop_types: prop types to request per player: a list, or comma-separated as the DAG renders it (templated).
-    :param force: request every ready player, predictions or not (templated).
-    :param sql: query returning ``player_lookup, prop_type`` rows (templated, ``.sql`` file).
-    :param topic: Pub/Sub topic the workers subscribe to.
+    :param force: request every ready player, predictions or not; the worker supersedes them (templated).
+    :param sql: query returning ``player_lookup, game_id`` rows (templated, ``.sql`` file).
+    :param topic: Pub/Sub topic the workers listen on (templated: the DAG reads it from a Variable).
+    :param line_table: ``dataset.table`` with ``game_date, player_lookup, points_line`` rows; empty for
+        no lines (templated).
     :param project_id: project for topic and tables; default from the connection.
     :param covered_by: task id of a coverage poll; when it found every prediction in place, nothing is
         queried or published (a straggler round after a complete wait).
@@ -36,7 +50,7 @@ class PredictionFanOutOperator(BaseOperator):
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("game_date", "prop_types", "force", "sql", "project_id")
+    template_fields: Sequence[str] = ("game_date", "force", "sql", "topic", "line_table", "project_id")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
     ui_color = "#fdf1e6"
@@ -45,10 +59,10 @@ class PredictionFanOutOperator(BaseOperator):
         self,
         *,
         game_date: str,
-        prop_types: Sequence[str] | str = ("points",),
         force: bool | str = False,
         sql: str = "missing_requests.sql",
         topic: str = config.PREDICTION_REQUESTS_TOPIC,
+        line_table: str | None = None,
         project_id: str | None = None,
         covered_by: str | None = None,
         max_publish_attempts: int = 3,
@@ -57,10 +71,10 @@ class PredictionFanOutOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.game_date = game_date
-        self.prop_types = prop_types
         self.force = force
         self.sql = sql
         self.topic = topic
+        self.line_table = line_table
         self.project_id = project_id
         self.covered_by = covered_by
         self.max_publish_attempts = max_publish_attempts
@@ -78,16 +92,29 @@ class PredictionFanOutOperator(BaseOperator):
 
         return BatchPublishHook(gcp_conn_id=self.gcp_conn_id)
 
+    @property
+    def forced(self) -> bool:
+        return str(self.force).lower() in ("true", "1")
+
     def missing_requests(self) -> list[tuple[str, str]]:
+        """(player_lookup, game_id) of every player to request."""
         rows = self.bigquery_hook.query_rows(
-            self.sql,
-            {
-                "game_date": {"type": "DATE", "value": self.game_date},
-                "prop_types": {"type": "ARRAY<STRING>", "value": self.prop_types},
-                "force": str(self.force).lower() in ("true", "1"),
-            },
+            self.sql, {"game_date": {"type": "DATE", "value": self.game_date}, "force": self.forced}
         )
-        return [(row["player_lookup"], row["prop_type"]) for row in rows]
+        return [(row["player_lookup"], row["game_id"]) for row in rows]
+
+    def line_values(self, players: list[str]) -> dict[str, list[float]]:
+        """Points lines per player from ``line_table``; empty when no table is configured."""
+        table = (self.line_table or "").strip()
+        if not table or table == "None" or not players:
+            return {}
+        if not LINE_TABLE_RE.fullmatch(table):
+            raise ValueError(f"line_table must be dataset.table (letters, digits, _), got {table[:80]!r}")
+        rows = self.bigquery_hook.query_rows(
+            LINE_VALUES_SQL.format(table=f"{self.bigquery_hook.project_id}.{table}"),
+            {"game_date": {"type": "DATE", "value": self.game_date}, "players": sorted(players)},
+        )
+        return {row["player_lookup"]: [float(v) for v in row["line_values"] or []] for row in rows}
 
     def execute(self, context: Any) -> dict[str, Any]:
         from nba_phase5.sensors.bigquery_poll import covered
@@ -100,7 +127,11 @@ class PredictionFanOutOperator(BaseOperator):
         else:
             project = self.project_id or self.bigquery_hook.project_id
             wanted = self.missing_requests()
-        requests = [PredictionRequest(self.game_date, player, prop, batch, project) for player, prop in wanted]
+        lines = self.line_values([player for player, _ in wanted])
+        requests = [
+            PredictionRequest(self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced)
+            for player, game_id in wanted
+        ]
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)
         if requests:
@@ -140,7 +171,7 @@ class PredictionFanOutOperator(BaseOperator):
             lost = [requests[i] for i in result.failed]
             raise RuntimeError(
                 f"{len(lost)} of {len(requests)} prediction requests are still unpublished after "
-                f"{self.max_publish_attempts} attempts (first: {lost[0].player_lookup}/{lost[0].prop_type}); "
+                f"{self.max_publish_attempts} attempts (first: {lost[0].player_lookup}); "
                 f"errors: {'; '.join(result.errors)}"
             )
         return summary

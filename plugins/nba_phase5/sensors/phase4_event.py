@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
-from nba_phase5.game_day import DEFAULT_EVENT_DEADLINE, event_deadline
+from nba_phase5.game_day import event_deadline
 
 PUBSUB = "pubsub"
 SCHEDULER_BACKUP = "scheduler_backup"
@@ -32,7 +32,7 @@ class Phase4EventSensor(BaseOperator):
     :param subscription: Pub/Sub subscription carrying Phase 4's events.
     :param project_id: project of the subscription; default from the connection.
     :param poke_interval: seconds between empty pulls.
-    :param timezone: the DAG's timezone, in which ``deadline_clock`` is read.
+    :param timezone: the timezone in which ``deadline_clock`` is read (the platform's backup runs on Pacific time).
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
@@ -43,13 +43,13 @@ class Phase4EventSensor(BaseOperator):
         self,
         *,
         game_date: str,
-        deadline_clock: str = DEFAULT_EVENT_DEADLINE,
+        deadline_clock: str = config.BACKUP_START,
         wait_seconds: str | int | None = None,
         skip_wait: str | bool = False,
         subscription: str = config.PHASE5_TRIGGER_SUBSCRIPTION,
         project_id: str | None = None,
         poke_interval: float = 5.0,
-        timezone: str = config.DAG_TIMEZONE,
+        timezone: str = config.BACKUP_TIMEZONE,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -100,15 +100,18 @@ class Phase4EventSensor(BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        self._report_rejected(context, event.get("rejected") or [])
+        result: dict[str, Any] = {"rejected": event.get("rejected") or []}
         if event.get("status") == "event":
             payload = event["event"]
             self.log.info(
-                "Phase 4 event %s: %s/%s players ready",
+                "Phase 4 event %s: %s players ready of %s",
                 event["message_id"],
                 payload["players_ready"],
-                payload["players_total"],
+                payload.get("players_total", payload.get("players_processed", "an unknown total")),
             )
             return {
+                **result,
                 "triggered_by": PUBSUB,
                 "event": payload,
                 "message_id": event["message_id"],
@@ -120,5 +123,28 @@ class Phase4EventSensor(BaseOperator):
                 event["deadline"],
                 event.get("pulls"),
             )
-            return {"triggered_by": SCHEDULER_BACKUP}
+            return {**result, "triggered_by": SCHEDULER_BACKUP}
+        if event.get("status") == "unavailable":
+            from nba_phase5.notifications import raise_alert
+
+            raise_alert(
+                context,
+                "warning",
+                f"Phase 4's events cannot be read from {self.subscription} ({event['reason']}): taking the "
+                "backup path now; `provision` restores the subscription",
+            )
+            return {**result, "triggered_by": SCHEDULER_BACKUP, "subscription_error": event["reason"]}
         raise RuntimeError(f"Unexpected trigger event: {event!r}")
+
+    def _report_rejected(self, context: Any, rejected: list[dict[str, str]]) -> None:
+        """One warning per run for every unusable event it saw, so a broken publisher is noticed at once."""
+        if not rejected:
+            return
+        from nba_phase5.notifications import raise_alert
+
+        reasons = "; ".join(f"{r['message_id']}: {r['reason']}" for r in rejected[:5])
+        raise_alert(
+            context,
+            "warning",
+            f"{len(rejected)} unusable Phase 4 event(s) on {self.subscription} were acked and ignored: {reasons}",
+        )

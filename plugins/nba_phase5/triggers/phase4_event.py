@@ -12,15 +12,20 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 
+MAX_REPORTED = 10
+
 
 def classify(data: bytes, game_date: date, *, today: date | None = None) -> tuple[str, str | Phase4CompletionEvent]:
-    """Sort one message: ``match`` (event), ``invalid``/``stale`` (reason: ack and drop), ``future`` (leave it)."""
+    """Sort one message: ``match`` (event), ``invalid``/``stale`` (reason: ack and drop), ``future`` (leave it).
+
+    A past date is not an error: Phase 4 backfills publish too, and backfills don't trigger predictions.
+    """
     try:
         event = Phase4CompletionEvent.from_json(data, today=today)
     except InvalidEventError as exc:
         return "invalid", exc.reason
     if event.game_date < game_date:
-        return "stale", f"event for past game date {event.game_date} (waiting for {game_date})"
+        return "stale", f"event for past game date {event.game_date} ignored (waiting for {game_date})"
     if event.game_date > game_date:
         return "future", f"event for later game date {event.game_date}; left for its own run"
     return "match", event
@@ -31,8 +36,10 @@ class Phase4EventTrigger(BaseTrigger):
 
     Unlike the provider's ``PubsubPullTrigger`` it validates before it acks: the matching event (and
     any duplicate of it) is acked after validation; malformed and past-date messages are acked and
-    logged with their reason; events for later dates are nacked so their own run receives them.
-    It pulls at least once before honouring a deadline already in the past.
+    logged with their reason (unusable ones are also reported in the final event, so the run can raise
+    one warning); events for later dates are nacked so their own run receives them. A subscription
+    that is missing or forbidden ends the wait at once with ``status='unavailable'``: the run takes the
+    backup path. It pulls at least once before honouring a deadline already in the past.
 
     :param project_id: Google Cloud project of the subscription.
     :param subscription: subscription name (not the full path).
@@ -54,7 +61,7 @@ class Phase4EventTrigger(BaseTrigger):
         deadline: str,
         poke_interval: float = 5.0,
         pull_timeout: float = 10.0,
-        max_messages: int = 100,
+        max_messages: int = 10,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | list[str] | None = None,
     ) -> None:
@@ -113,13 +120,31 @@ class Phase4EventTrigger(BaseTrigger):
             raise
         return messages
 
+    @staticmethod
+    def unavailable_reason(exc: BaseException) -> str | None:
+        """Why the subscription cannot be read at all (missing, forbidden), or None for other errors."""
+        from google.api_core.exceptions import NotFound, PermissionDenied
+
+        cause = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], BaseException) else exc
+        if isinstance(cause, (NotFound, PermissionDenied)):
+            return f"{type(cause).__name__}: {cause}"
+        return None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         target = date.fromisoformat(self.game_date)
         deadline = datetime.fromisoformat(self.deadline)
         pulls = 0
+        rejected: list[dict[str, str]] = []
         while True:
             remaining = (deadline - datetime.now(UTC)).total_seconds()
-            messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
+            try:
+                messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
+            except Exception as exc:
+                reason = self.unavailable_reason(exc)
+                if reason is None:
+                    raise
+                yield TriggerEvent({"status": "unavailable", "reason": reason, "pulls": pulls, "rejected": rejected})
+                return
             pulls += 1
             found: Phase4CompletionEvent | None = None
             found_id = ""
@@ -137,9 +162,14 @@ class Phase4EventTrigger(BaseTrigger):
                 elif kind == "future":
                     to_nack.append(received.ack_id)
                     self.log.info("Message %s: %s", message_id, detail)
+                elif kind == "stale":
+                    to_ack.append(received.ack_id)
+                    self.log.info("Message %s: %s", message_id, detail)
                 else:
                     to_ack.append(received.ack_id)
-                    self.log.warning("Dropped message %s (%s): %s", message_id, kind, detail)
+                    self.log.warning("Dropped unusable message %s: %s", message_id, detail)
+                    if len(rejected) < MAX_REPORTED:
+                        rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
             if to_ack:
                 await self.hook.acknowledge(project_id=self.project_id, subscription=self.subscription, ack_ids=to_ack)
             if to_nack:
@@ -152,11 +182,14 @@ class Phase4EventTrigger(BaseTrigger):
                         "message_id": found_id,
                         "received_at": datetime.now(UTC).isoformat(),
                         "pulls": pulls,
+                        "rejected": rejected,
                     }
                 )
                 return
             if datetime.now(UTC) >= deadline:
-                yield TriggerEvent({"status": "deadline", "deadline": self.deadline, "pulls": pulls})
+                yield TriggerEvent(
+                    {"status": "deadline", "deadline": self.deadline, "pulls": pulls, "rejected": rejected}
+                )
                 return
             if not messages or to_nack:
                 remaining = (deadline - datetime.now(UTC)).total_seconds()

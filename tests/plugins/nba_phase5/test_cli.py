@@ -42,7 +42,7 @@ def test_provision_seed_publish_round_trip(stack, drain) -> None:  # type: ignor
     assert published.returncode == 0, published.stderr
     [message] = drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     event = Phase4CompletionEvent.from_json(message.data)
-    assert (event.players_ready, event.players_total) == (170, 200)
+    assert (event.players_ready, event.total_players) == (170, 200)
 
 
 @pytest.mark.parametrize(

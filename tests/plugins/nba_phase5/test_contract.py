@@ -10,7 +10,19 @@ import pytest
 from nba_phase5.contract import MAX_EVENT_BYTES, InvalidEventError, Phase4CompletionEvent
 
 TODAY = date(2025, 11, 28)
+# The seed's manual test shape.
 VALID = {"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 420, "players_total": 450}
+# What the real Phase 4 publisher sends (PLATFORM.md section 1).
+REAL = {
+    "event_type": "phase4_complete",
+    "processor": "ml_feature_store_v2",
+    "game_date": "2025-11-28",
+    "players_processed": 450,
+    "players_ready": 418,
+    "players_failed": 2,
+    "timestamp": "2025-11-28T07:17:00+00:00",
+    "run_id": "ml_feature_store_v2_20251128_071700",
+}
 
 
 def parse(payload: object) -> Phase4CompletionEvent:
@@ -25,19 +37,33 @@ def test_valid_event_round_trips() -> None:
     assert parse(event.to_json()) == event
 
 
-def test_optional_fields_are_kept() -> None:
-    event = parse(
-        {
-            **VALID,
-            "processor": "ml_feature_store_v2",
-            "completed_at": "2025-11-28T07:12:00Z",
-            "correlation_id": "abc-123",
-        }
-    )
+def test_the_real_publishers_event_is_accepted() -> None:
+    event = parse(REAL)
+    assert (event.players_ready, event.players_processed, event.players_failed) == (418, 450, 2)
+    assert event.total_players == 450  # no players_total: players_processed is the total
+    assert event.timestamp == datetime(2025, 11, 28, 7, 17, tzinfo=UTC)
+    assert event.run_id == "ml_feature_store_v2_20251128_071700"
     assert event.processor == "ml_feature_store_v2"
-    assert event.completed_at == datetime(2025, 11, 28, 7, 12, tzinfo=UTC)
-    assert event.correlation_id == "abc-123"
-    assert json.loads(event.to_json())["completed_at"] == "2025-11-28T07:12:00+00:00"
+    assert json.loads(event.to_json()) == REAL
+
+
+def test_the_infrastructure_scripts_event_without_a_total_is_accepted() -> None:
+    event = parse({"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 418})
+    assert event.total_players is None
+    assert event.ready_pct is None
+
+
+def test_unknown_fields_are_ignored_but_kept() -> None:
+    event = parse({**REAL, "feature_version": "v2_enhanced_47", "shards": [1, 2]})
+    assert event == parse(REAL)
+    assert event.extras == {"feature_version": "v2_enhanced_47", "shards": [1, 2]}
+    assert json.loads(event.to_json())["feature_version"] == "v2_enhanced_47"
+
+
+def test_older_field_names_still_read() -> None:
+    event = parse({**VALID, "completed_at": "2025-11-28T07:12:00Z", "correlation_id": "abc-123"})
+    assert event.timestamp == datetime(2025, 11, 28, 7, 12, tzinfo=UTC)
+    assert event.run_id == "abc-123"
 
 
 @pytest.mark.parametrize(
@@ -76,15 +102,18 @@ def test_unreadable_bodies_are_refused(body: bytes, reason: str) -> None:
         ({"players_ready": True}, "must be an integer"),
         ({"players_ready": -1}, "between 0"),
         ({"players_total": 10**9}, "between 0"),
-        ({"players_ready": 451}, "exceeds players_total"),
+        ({"players_ready": 451}, "exceeds the total"),
+        ({"players_processed": -3}, "between 0"),
+        ({"players_failed": "2"}, "must be an integer"),
         ({"processor": ""}, "non-empty string"),
         ({"processor": 7}, "non-empty string"),
-        ({"correlation_id": "x" * 500}, "at most"),
+        ({"run_id": "x" * 500}, "at most"),
         ({"processor": "x'; DROP TABLE t; --"}, "identifier"),
-        ({"correlation_id": "a b"}, "identifier"),
-        ({"completed_at": "yesterday"}, "ISO 8601"),
-        ({"completed_at": "2025-11-28T07:12:00"}, "UTC offset"),
-        ({"extra": 1}, "unknown fields: extra"),
+        ({"run_id": "a b"}, "identifier"),
+        ({"timestamp": "yesterday"}, "ISO 8601"),
+        ({"timestamp": "2025-11-28T07:12:00"}, "UTC offset"),
+        ({"timestamp": "9999-12-31T23:59:59-23:59"}, "out of range"),
+        ({"timestamp": 1732777020}, "ISO 8601"),
     ],
 )
 def test_bad_fields_are_refused_with_reason(change: dict[str, object], reason: str) -> None:
@@ -93,7 +122,7 @@ def test_bad_fields_are_refused_with_reason(change: dict[str, object], reason: s
     assert reason.split(":")[0] in info.value.reason
 
 
-@pytest.mark.parametrize("missing", ["event_type", "game_date", "players_ready", "players_total"])
+@pytest.mark.parametrize("missing", ["event_type", "game_date", "players_ready"])
 def test_missing_required_field_is_named(missing: str) -> None:
     payload = {k: v for k, v in VALID.items() if k != missing}
     with pytest.raises(InvalidEventError, match=f"missing {missing}"):
@@ -104,8 +133,20 @@ def test_constructor_validates_too() -> None:
     with pytest.raises(InvalidEventError, match="exceeds"):
         Phase4CompletionEvent(date(2025, 11, 28), 10, 5)
     with pytest.raises(InvalidEventError, match="UTC offset"):
-        Phase4CompletionEvent(date(2025, 11, 28), 1, 5, completed_at=datetime(2025, 11, 28))
+        Phase4CompletionEvent(date(2025, 11, 28), 1, 5, timestamp=datetime(2025, 11, 28))
 
 
 def test_zero_total_is_valid_and_reports_zero_pct() -> None:
     assert parse({**VALID, "players_ready": 0, "players_total": 0}).ready_pct == 0.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000, b"1" + b"0" * 5000, b'"\\ud800"'],
+    ids=["deep-array", "deep-object", "huge-number", "lone-surrogate"],
+)
+def test_bodies_that_break_the_parser_are_refused_not_raised(body: bytes) -> None:
+    # 5,000 nested brackets make json.loads raise RecursionError: it must be a reason, not a crash.
+    with pytest.raises(InvalidEventError) as info:
+        parse(body)
+    assert info.value.reason

@@ -18,7 +18,7 @@ from nba_phase5 import batch, config
 from nba_phase5.clients import publisher_client
 from nba_phase5.contract import Phase4CompletionEvent
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
-from nba_phase5.phase4_publisher import publish_completion_event
+from nba_phase5.phase4_publisher import build_event, publish_completion_event
 from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
 from nba_phase5.sensors.bigquery_poll import DEADLINE_KEY, BigQueryPollSensor
@@ -28,11 +28,28 @@ from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 pytestmark = pytest.mark.integration
 
 
+class _AnyJsonError(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.startswith("event body is not JSON")
+
+    __hash__ = str.__hash__
+
+
+ANY_JSON_ERROR = _AnyJsonError("event body is not JSON …")
+
+
 def readiness_sensor(phase5_dag: Any, day: date, timeout_minutes: float = 0) -> BigQueryPollSensor:
     return BigQueryPollSensor(
         task_id="wait_for_phase4_ready",
         sql=render_sql(phase5_dag, "phase4_readiness.sql"),
-        query_params={"game_date": day, "min_ready_players": 50, "min_ready_pct": 80.0},
+        query_params={
+            "game_date": day,
+            "phase4_processor": config.PHASE4_PROCESSOR,
+            "phase4_ran_statuses": list(config.PHASE4_RAN_STATUSES),
+            "min_ready_players": 100,
+            "min_ready_pct": 80.0,
+            "degraded_min_players": 50,
+        },
         timeout_minutes=timeout_minutes,
         poll_interval_seconds=30,
     )
@@ -70,9 +87,16 @@ def test_validate_phase4_ready_not_complete(bq, phase5_dag) -> None:  # type: ig
     day = date(2025, 10, 2)
     seed_day(bq, day, players=450, ready_pct=93.34, phase4_run=False)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
-    assert row["phase4_run_succeeded"] is False
+    assert row["phase4_ran"] is False
     assert row["done"] is False
     assert row["timed_out"] is True
+
+
+def test_validate_phase4_ready_partial_run_counts_as_ran(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 16)
+    seed_day(bq, day, players=450, ready_pct=93.34, phase4_status="partial")
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert (row["phase4_ran"], row["phase4_status"], row["done"]) == (True, "partial", True)
 
 
 def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
@@ -80,9 +104,12 @@ def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type:
     seed_day(bq, day, players=450, ready_pct=13.34)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
     assert row["players_ready"] == 60
-    assert row["enough_ready_players"] is True
-    assert row["enough_ready_pct"] is False
-    assert row["done"] is False
+    assert row["done"] is False  # 13.3 % and fewer than 100
+    assert row["can_proceed"] is True  # 60 ≥ 50: degraded
+    # 100 or more ready is ready, whatever the share.
+    seed_day(bq, day, players=900, ready_pct=12)
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert (row["players_ready"], row["done"]) == (108, True)
 
 
 # 4–5: _wait_for_phase4
@@ -115,7 +142,7 @@ def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:  # type: ignore[no-unt
     row = sensor.execute_complete(context, event=None)
     assert row is not None
     assert row["timed_out"] is True
-    assert row["phase4_run_succeeded"] is False
+    assert row["phase4_ran"] is False
 
 
 # 6–7: _get_batch_status
@@ -137,7 +164,7 @@ def test_get_batch_status_partially_complete(bq, phase5_dag) -> None:  # type: i
     seed_day(bq, day, players=450, ready_pct=93.34)
     write_predictions(bq, day, ready_players(bq, day)[:300])
     context = task_context(phase5_dag, "check_batch_status", day)
-    assert batch.check_batch_status(context) == batch.FAN_OUT
+    assert batch.check_batch_status(context) == batch.EVENT
     status = context["ti"].xcom_pull(batch.BATCH_STATUS, "batch_status")
     assert status["state"] == "partially_complete"
     assert (status["players_complete"], status["players_ready"]) == (300, 420)
@@ -152,7 +179,8 @@ def test_get_players_needing_retry(bq) -> None:  # type: ignore[no-untyped-def]
     ready = ready_players(bq, day)
     write_predictions(bq, day, ready[:380])
     missing = fan_out(day).missing_requests()
-    assert missing == [(player, "points") for player in ready[380:]]
+    assert [player for player, _ in missing] == ready[380:]
+    assert all(game_id.startswith("00") for _, game_id in missing)
     assert len(missing) == 40
 
 
@@ -177,14 +205,31 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
     seed_day(bq, day, players=100, ready_pct=40)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
     assert row["players_ready"] == 40
-    assert row["enough_ready_players"] is False
+    assert row["can_proceed"] is False
     context = task_context(phase5_dag, "phase4_readiness.check_phase4_ready", day)
-    notifier = PipelineAlertNotifier(severity="critical", message="Phase 4 is not ready")
-    notifier.notify({**context, "exception": RuntimeError("Test failed")})
+    context["ti"].xcom_push("return_value", row)
+    context["ti"].task_id = batch.READINESS_WAIT
+    context["ti"].xcom_push("return_value", row)
+    context["ti"].task_id = batch.READINESS_GATE
+    message = batch.phase4_not_ready_message(context["ti"], context["params"])
+    notifier = PipelineAlertNotifier(severity="critical", message=message, include_exception=False)
+    notifier.notify({**context, "exception": RuntimeError("Test failed: [True, False]")})
     [alert] = alerts(bq, day)
     assert alert["severity"] == "critical"
-    assert alert["message"] == "Phase 4 is not ready: Test failed"
+    assert alert["message"] == (
+        f"Phase 4 is not ready: 40/100 players ready (40.0 %) for {day}, fewer than the 50 needed to proceed. "
+        "No predictions will be made."
+    )
     assert alert["task_id"] == "phase4_readiness.check_phase4_ready"
+
+
+def test_not_ready_reasons_are_words() -> None:
+    assert batch.readiness_words({"phase4_ran": False}, "2025-11-28", 50) == (
+        "ml_feature_store_v2 has not run for 2025-11-28"
+    )
+    assert batch.readiness_words({"phase4_ran": True, "players_total": 0}, "2025-11-28", 50).startswith(
+        "No feature records found"
+    )
 
 
 # 11–13: /trigger and /start
@@ -217,7 +262,7 @@ def _publish_raw(project: str, *bodies: bytes) -> None:
 def test_trigger_endpoint_valid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 10, 11)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
-    event = Phase4CompletionEvent(day, 420, 450)
+    event = build_event(day, 420, 450, run_id="phase4-run-1")
     publish_completion_event(publisher_client(), stack.project, event)
     payload = asyncio.run(_first_event(_trigger(day, 20)))
     assert payload["status"] == "event"
@@ -240,6 +285,8 @@ def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore
     assert payload["status"] == "deadline"
     # The invalid and stale ones were acked; the future-date one is left for its own run.
     assert [m.data for m in drain(config.PHASE5_TRIGGER_SUBSCRIPTION)] == [future]
+    # The two unusable ones are reported (the stale one is a Phase 4 backfill, not an error).
+    assert [r["reason"] for r in payload["rejected"]] == ["event is missing game_date", ANY_JSON_ERROR]
 
 
 def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore[no-untyped-def]
@@ -250,7 +297,7 @@ def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore
     assert payload["status"] == "deadline"
     assert payload["pulls"] == 1
     sensor = Phase4EventSensor(task_id="wait_for_phase4_event", game_date=day.isoformat())
-    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup"}
+    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup", "rejected": []}
     # A deadline in the past still takes an event that is waiting.
     publish_completion_event(publisher_client(), stack.project, Phase4CompletionEvent(day, 420, 450))
     assert asyncio.run(_first_event(_trigger(day, -60)))["status"] == "event"
@@ -277,7 +324,9 @@ def test_retry_endpoint_with_players(bq, drain) -> None:  # type: ignore[no-unty
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     result = fan_out(day, task_id="republish_round_1").execute(ctx("republish_round_1"))
     assert (result["requested"], result["published"], result["failed"]) == (40, 40, 0)
-    bodies = [json.loads(m.data) for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    messages = drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    bodies = [json.loads(m.data) for m in messages]
     assert sorted(b["player_lookup"] for b in bodies) == ready[380:]
-    assert {b["request_id"] for b in bodies} == {request_id(day, p, "points") for p in ready[380:]}
-    assert all(b["prop_types"] == ["points"] and b["game_date"] == day.isoformat() for b in bodies)
+    assert {m.attributes["request_id"] for m in messages} == {request_id(day, p) for p in ready[380:]}
+    assert all(set(b) == {"player_lookup", "game_date", "game_id", "line_values"} for b in bodies)
+    assert all(b["game_date"] == day.isoformat() and b["line_values"] == [] for b in bodies)

@@ -20,8 +20,8 @@ def test_dags_test_scheduled_and_backfill_agree(day: date) -> None:
     # `airflow dags test nba_phase5_predictions D`: logical date D at midnight UTC (evening before, Eastern).
     assert game_date_for_run(datetime(day.year, day.month, day.day, tzinfo=UTC)) == day
     # The scheduled run and each backfill run for D sit on the DAG's cron tick for D.
-    timetable = CronTriggerTimetable("0 4 * * *", timezone="America/New_York")
-    previous_tick = datetime(day.year, day.month, day.day, 4, tzinfo=ET) - timedelta(days=1)
+    timetable = CronTriggerTimetable("0 0 * * *", timezone="America/New_York")
+    previous_tick = datetime(day.year, day.month, day.day, 0, tzinfo=ET) - timedelta(days=1)
     info = timetable.next_dagrun_info(
         last_automated_data_interval=DataInterval(previous_tick, previous_tick),
         restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
@@ -45,14 +45,16 @@ def test_explicit_game_date_wins_and_is_validated() -> None:
         game_date_for_run(datetime(2025, 11, 28))
 
 
-def test_event_deadline_is_six_eastern_unless_overridden() -> None:
+def test_event_deadline_is_six_pacific_unless_overridden() -> None:
     day = date(2025, 11, 28)
-    now = datetime(2025, 11, 28, 9, tzinfo=UTC)  # 04:00 Eastern
-    assert event_deadline(day, now=now) == datetime(2025, 11, 28, 11, tzinfo=UTC)
+    now = datetime(2025, 11, 28, 5, tzinfo=UTC)  # 00:00 Eastern: the run opens
+    assert event_deadline(day, now=now) == datetime(2025, 11, 28, 14, tzinfo=UTC)  # 06:00 PST, 09:00 EST
+    summer = date(2026, 4, 10)
+    assert event_deadline(summer, now=now) == datetime(2026, 4, 10, 13, tzinfo=UTC)  # 06:00 PDT
     assert event_deadline(day, now=now, wait_seconds=30) == now + timedelta(seconds=30)
     # A manual run for a past date can still wait.
     later = datetime(2025, 12, 5, tzinfo=UTC)
     assert event_deadline(day, now=later, wait_seconds=120) == later + timedelta(seconds=120)
-    assert event_deadline(day, "05:15", now=now) == datetime(2025, 11, 28, 10, 15, tzinfo=UTC)
+    assert event_deadline(day, "05:15", now=now) == datetime(2025, 11, 28, 13, 15, tzinfo=UTC)
     with pytest.raises(ValueError, match="HH:MM"):
         event_deadline(day, "6am", now=now)

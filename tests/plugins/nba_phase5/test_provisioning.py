@@ -1,61 +1,275 @@
-"""Provisioning creates every resource once and changes nothing the second time."""
+"""Provisioning creates every resource once, never alters one, and ``--check`` names what a project lacks."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nba_phase5 import config
-from nba_phase5.provisioning import SUBSCRIPTIONS, TOPICS, build_table, provision, table_specs
+from nba_phase5.provisioning import (
+    TOPICS,
+    build_table,
+    check,
+    compare_columns,
+    provision,
+    subscriptions,
+    table_specs,
+)
 
-pytestmark = pytest.mark.integration
+PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
+integration = pytest.mark.integration
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": PLUGINS}
+    return subprocess.run(
+        [sys.executable, "-m", "nba_phase5", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def recreate_table(bq: Any, project: str, table_name: str, change: Any) -> None:
+    """Drop ``table_name`` and create it again from its spec with ``change(schema)`` applied."""
+    spec = table_specs()[table_name]
+    schema = change([dict(f) for f in spec["schema"]])
+    bq.delete_table(f"{project}.{table_name}")
+    bq.create_table(build_table(project, table_name, {**spec, "schema": schema}, real_gcp=False))
+
+
+# --- provision ---------------------------------------------------------------------------------------
+
+
+@integration
 def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-def]
     # The session fixture already provisioned once; run twice more to be sure it is stable.
     first = provision(stack.project)
     second = provision(stack.project)
     assert first.created == []
     assert second.created == []
-    assert len(second.existing) == len(TOPICS) + len(SUBSCRIPTIONS) + 3 + 5
+    assert len(second.existing) == len(TOPICS) + len(subscriptions(emulators=True)) + 3 + 5
     assert second.summary().startswith("Nothing to create")
 
 
+@integration
 def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
     first = provision("fresh-project")
-    assert len(first.created) == 12
+    assert len(first.created) == 2 + 2 + 3 + 5  # topics, subscriptions, datasets, tables
     assert first.existing == []
     assert provision("fresh-project").created == []
 
 
+@integration
 def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type: ignore[no-untyped-def]
     from nba_phase5.clients import publisher_client, subscriber_client
 
     publisher = publisher_client()
-    for topic in (config.PHASE4_COMPLETE_TOPIC, config.PREDICTION_REQUESTS_TOPIC):
+    for topic in ("nba-phase4-precompute-complete", "prediction-request-prod"):
         assert publisher.get_topic(topic=publisher.topic_path(stack.project, topic)).name.endswith(topic)
     with subscriber_client() as subscriber:
-        sub = subscriber.get_subscription(
-            subscription=subscriber.subscription_path(stack.project, config.PHASE5_TRIGGER_SUBSCRIPTION)
-        )
-        assert sub.topic.endswith(config.PHASE4_COMPLETE_TOPIC)
-        assert sub.ack_deadline_seconds == 60
+        for name, topic, deadline in (
+            ("nba-phase5-trigger-sub", "nba-phase4-precompute-complete", 60),
+            (config.PREDICTION_REQUESTS_SUBSCRIPTION, "prediction-request-prod", 120),
+        ):
+            sub = subscriber.get_subscription(subscription=subscriber.subscription_path(stack.project, name))
+            assert sub.topic.endswith(f"/topics/{topic}")
+            assert sub.ack_deadline_seconds == deadline
 
-    expected = {
-        config.RUN_HISTORY_TABLE: ("data_date", ["processor_name"]),
-        config.ALERTS_TABLE: ("game_date", ["severity"]),
-        config.FEATURE_STORE_TABLE: ("game_date", ["player_lookup"]),
-        config.PREDICTIONS_TABLE: ("game_date", ["player_lookup"]),
-        config.SCHEDULE_TABLE: ("game_date", ["game_id"]),
-    }
-    for name, (partition, clustering) in expected.items():
+    for name, spec in table_specs().items():
         table = bq.get_table(f"{stack.project}.{name}")
-        assert table.time_partitioning.field == partition
-        assert table.clustering_fields == clustering
+        assert table.time_partitioning.field == spec["time_partitioning"]["field"]
+        assert table.clustering_fields == spec["clustering"]
+        assert [f.name for f in table.schema] == [f["name"] for f in spec["schema"]]
+        days = spec["time_partitioning"].get("expiration_days")
+        assert table.time_partitioning.expiration_ms == (days * 24 * 3600 * 1000 if days else None)
+    clustered = bq.get_table(f"{stack.project}.{config.PREDICTIONS_TABLE}").clustering_fields
+    assert clustered == ["system_id", "player_lookup", "confidence_score", "game_date"]
 
 
-def test_real_gcp_tables_require_a_partition_filter() -> None:
+def test_the_local_worker_subscription_exists_only_on_the_emulators() -> None:
+    # On real GCP production pushes to its workers: a pull subscription nobody reads piles up copies.
+    assert set(subscriptions(emulators=True)) == {"nba-phase5-trigger-sub", config.PREDICTION_REQUESTS_SUBSCRIPTION}
+    assert set(subscriptions(emulators=False)) == {"nba-phase5-trigger-sub"}
+    assert subscriptions(emulators=False)["nba-phase5-trigger-sub"] == ("nba-phase4-precompute-complete", 60)
+
+
+def test_real_gcp_tables_require_a_partition_filter_and_keep_the_spec_layout() -> None:
     specs = table_specs()
     assert len(specs) == 5
     for name, spec in specs.items():
-        assert build_table("p", name, spec, real_gcp=True).require_partition_filter is True
+        real = build_table("p", name, spec, real_gcp=True)
+        assert real.require_partition_filter is True
+        assert real.clustering_fields == spec["clustering"]
         assert not build_table("p", name, spec, real_gcp=False).require_partition_filter
+    assert specs[config.SCHEDULE_TABLE]["require_partition_filter"] is True
+
+
+def test_the_spec_flag_wins_over_the_real_gcp_default() -> None:
+    spec = {**table_specs()[config.ALERTS_TABLE], "require_partition_filter": False}
+    assert build_table("p", config.ALERTS_TABLE, spec, real_gcp=True).require_partition_filter is False
+
+
+def test_partition_expiration_comes_from_the_spec() -> None:
+    specs = table_specs()
+    predictions = build_table("p", config.PREDICTIONS_TABLE, specs[config.PREDICTIONS_TABLE], real_gcp=True)
+    assert predictions.time_partitioning.expiration_ms == 365 * 24 * 3600 * 1000
+    run_history = build_table("p", config.RUN_HISTORY_TABLE, specs[config.RUN_HISTORY_TABLE], real_gcp=True)
+    assert run_history.time_partitioning.expiration_ms is None
+
+
+@integration
+def test_an_existing_table_is_never_altered(stack) -> None:  # type: ignore[no-untyped-def]
+    # Production's run history belongs to the platform: whatever its shape, provision leaves it as it is.
+    from google.cloud import bigquery
+
+    from nba_phase5.clients import bigquery_client
+
+    project = "keep-nba-props"
+    client = bigquery_client(project)
+    client.create_dataset(f"{project}.nba_reference")
+    foreign = bigquery.Table(
+        f"{project}.{config.RUN_HISTORY_TABLE}",
+        schema=[bigquery.SchemaField("processor_name", "STRING"), bigquery.SchemaField("legacy_flag", "INT64")],
+    )
+    foreign.description = "the platform's own table"
+    client.create_table(foreign)
+    client.query(
+        f"INSERT INTO `{project}.{config.RUN_HISTORY_TABLE}` (processor_name, legacy_flag) VALUES ('x', 7)"
+    ).result()
+    before = json.dumps(client.get_table(foreign.reference).to_api_repr(), sort_keys=True)
+
+    report = provision(project)
+
+    assert f"table {config.RUN_HISTORY_TABLE}" in report.existing
+    assert "dataset nba_reference" in report.existing
+    assert json.dumps(client.get_table(foreign.reference).to_api_repr(), sort_keys=True) == before
+    rows = client.query(f"SELECT processor_name, legacy_flag FROM `{project}.{config.RUN_HISTORY_TABLE}`").result()
+    assert [tuple(r.values()) for r in rows] == [("x", 7)]
+    # ... and check says why the DAG cannot use it.
+    assert "nba_reference.processor_run_history: column run_id (STRING) is missing" in check(project)
+
+
+# --- check: the comparison rules ---------------------------------------------------------------------
+
+
+def test_aliases_are_equal_and_extra_live_columns_are_fine() -> None:
+    needed = [
+        {"name": "a", "type": "INT64", "mode": "REQUIRED"},
+        {"name": "b", "type": "FLOAT64"},
+        {"name": "c", "type": "BOOL", "mode": "NULLABLE"},
+        {"name": "d", "type": "FLOAT64", "mode": "REPEATED"},
+    ]
+    live = [
+        {"name": "A", "type": "INTEGER", "mode": "REQUIRED"},
+        {"name": "b", "type": "FLOAT", "mode": "NULLABLE"},
+        {"name": "c", "type": "BOOLEAN"},
+        {"name": "d", "type": "FLOAT", "mode": "REPEATED"},
+        {"name": "production_only", "type": "STRING", "mode": "REQUIRED"},
+    ]
+    assert compare_columns("t", needed, live) == []
+
+
+def test_each_mismatch_is_named() -> None:
+    needed = [
+        {"name": "summary", "type": "JSON", "mode": "NULLABLE"},
+        {"name": "points", "type": "NUMERIC", "mode": "REQUIRED"},
+        {"name": "features", "type": "FLOAT64", "mode": "REPEATED"},
+        {"name": "score", "type": "FLOAT64", "mode": "NULLABLE"},
+        {"name": "note", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "ok", "type": "STRING", "mode": "REQUIRED"},
+    ]
+    live = [
+        {"name": "points", "type": "BIGNUMERIC", "mode": "REQUIRED"},
+        {"name": "features", "type": "FLOAT", "mode": "NULLABLE"},
+        {"name": "score", "type": "FLOAT", "mode": "REPEATED"},
+        {"name": "note", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "ok", "type": "STRING", "mode": "NULLABLE"},  # the DAG never leaves it empty: fine
+    ]
+    assert compare_columns("ds.t", needed, live) == [
+        "ds.t: column summary (JSON) is missing",
+        "ds.t: column points is BIGNUMERIC, the DAG needs NUMERIC",
+        "ds.t: column features is NULLABLE, the DAG needs REPEATED",
+        "ds.t: column score is REPEATED, the DAG needs NULLABLE",
+        "ds.t: column note is REQUIRED, the DAG needs NULLABLE (it may leave it empty)",
+    ]
+
+
+def test_nested_fields_are_compared_too() -> None:
+    needed = [{"name": "r", "type": "RECORD", "fields": [{"name": "x", "type": "INT64"}]}]
+    live = [{"name": "r", "type": "STRUCT", "fields": [{"name": "x", "type": "STRING"}]}]
+    assert compare_columns("t", needed, live) == ["t: column r: column x is STRING, the DAG needs INT64"]
+
+
+# --- check: against the emulator ---------------------------------------------------------------------
+
+
+@integration
+def test_a_fully_provisioned_project_has_no_problems(stack) -> None:  # type: ignore[no-untyped-def]
+    assert check(stack.project) == []
+    done = cli("provision", "--check", "--project", stack.project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == (
+        f"OK: project {stack.project} has every topic, subscription, table and column the DAG uses."
+    )
+
+
+@integration
+def test_check_names_a_missing_and_a_mistyped_column(stack) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.clients import bigquery_client
+
+    project = "check-nba-props"
+    provision(project)
+    client = bigquery_client(project)
+    recreate_table(client, project, config.RUN_HISTORY_TABLE, lambda s: [f for f in s if f["name"] != "summary"])
+
+    def mistype(schema: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for f in schema:
+            if f["name"] == "is_production_ready":
+                f["type"] = "STRING"
+        return schema
+
+    recreate_table(client, project, config.FEATURE_STORE_TABLE, mistype)
+
+    assert check(project) == [
+        "nba_predictions.ml_feature_store_v2: column is_production_ready is STRING, the DAG needs BOOL",
+        "nba_reference.processor_run_history: column summary (JSON) is missing",
+    ]
+    done = cli("--project", project, "provision", "--check")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "problem: nba_reference.processor_run_history: column summary (JSON) is missing" in done.stderr
+    assert "problem: nba_predictions.ml_feature_store_v2: column is_production_ready is STRING" in done.stderr
+    assert f"2 problem(s): project {project} is not ready" in done.stderr
+    # --check changed nothing, and provision does not repair a table it did not create.
+    assert provision(project).created == []
+    assert len(check(project)) == 2
+
+
+@integration
+def test_check_names_missing_tables_topics_and_subscriptions(stack) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.clients import bigquery_client, publisher_client, subscriber_client
+
+    project = "check-missing-nba-props"
+    provision(project)
+    bigquery_client(project).delete_table(f"{project}.{config.SCHEDULE_TABLE}")
+    with subscriber_client() as subscriber:
+        subscriber.delete_subscription(subscription=subscriber.subscription_path(project, "nba-phase5-trigger-sub"))
+    publisher = publisher_client()
+    publisher.delete_topic(topic=publisher.topic_path(project, "nba-phase4-precompute-complete"))
+
+    assert check(project) == [
+        "topic nba-phase4-precompute-complete is missing",
+        "subscription nba-phase5-trigger-sub is missing",
+        "nba_raw.nbac_schedule: table is missing",
+    ]
+    # A new project's missing resources are what provision is for.
+    assert sorted(provision(project).created) == [
+        "subscription nba-phase5-trigger-sub",
+        "table nba_raw.nbac_schedule",
+        "topic nba-phase4-precompute-complete",
+    ]
+    assert check(project) == []

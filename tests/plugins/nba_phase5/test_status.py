@@ -67,8 +67,25 @@ def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None
     first = date(2025, 8, 1)
     now = datetime.now(UTC)
     runs = []
-    for offset, (status, rounds) in enumerate([("success", [3, 0]), ("already_complete", [0, 0]), ("partial", [9, 4])]):
+    outcomes = [("success", "success", [3, 0]), ("skipped", "already_complete", [0, 0]), ("partial", "partial", [9, 4])]
+    for offset, (status, outcome, rounds) in enumerate(outcomes):
         d = first + timedelta(days=offset)
+        # The production row: Phase 5's figures in `summary` JSON.
+        figures = {
+            "outcome": outcome,
+            "players_ready": 418,
+            "players_total": 450,
+            "requests_fan_out": 418 if outcome != "already_complete" else 0,
+            "requests_published": 418 + sum(rounds),
+            "straggler_rounds": sum(1 for r in rounds if r),
+            "straggler_requests": rounds,
+            "completion_pct": 100.0 if status != "partial" else 93.0,
+            "phase4_to_event_s": 2.0,
+            "event_to_first_request_s": 1.0,
+            "phase4_to_first_request_s": 3.0,
+            "first_request_to_complete_s": 37.0,
+            "alert_channels": [] if offset == 2 else ["slack"],
+        }
         runs.append(
             {
                 "data_date": d,
@@ -76,17 +93,9 @@ def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None
                 "run_id": f"r{offset}",
                 "status": status,
                 "triggered_by": "pubsub",
-                "players_ready": 418,
-                "players_total": 450,
-                "requests_published": 418 + sum(rounds),
-                "straggler_rounds": sum(1 for r in rounds if r),
-                "straggler_requests": rounds,
-                "completion_pct": 100.0 if status != "partial" else 93.0,
-                "phase4_completed_at": now,
-                "event_received_at": now + timedelta(seconds=2),
-                "first_request_at": now + timedelta(seconds=3),
-                "batch_completed_at": now + timedelta(seconds=40),
-                "updated_at": now,
+                "started_at": now,
+                "processed_at": now + timedelta(seconds=40),
+                "summary": figures,
             }
         )
     insert_rows(bq, config.RUN_HISTORY_TABLE, runs)
@@ -117,6 +126,7 @@ def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None
     assert "NO-GO" in text
     assert "[ ] 3 consecutive successful runs: 0 in a row" in text
     assert "[x] Retry logic exercised" in text
+    assert "Alerts reached only BigQuery on 2025-08-03" in text
 
     report = json.loads(subprocess.run([*args, "--json"], env=env, capture_output=True, text=True, check=True).stdout)
     assert [d["game_date"] for d in report["days"]] == ["2025-08-01", "2025-08-02", "2025-08-03"]

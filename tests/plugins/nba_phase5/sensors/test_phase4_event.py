@@ -39,7 +39,7 @@ def test_scheduled_run_defers_to_the_trigger_until_the_deadline(monkeypatch: pyt
         sensor(skip_wait="False", wait_seconds="None").execute({"dag_run": Run("scheduled")})
     trigger = deferred.value.trigger
     assert isinstance(trigger, Phase4EventTrigger)
-    assert trigger.deadline == "2025-11-28T06:00:00-05:00"
+    assert trigger.deadline == "2025-11-28T06:00:00-08:00"  # 06:00 Pacific, the platform's backup time
     assert trigger.project_id == "p"
     assert deferred.value.method_name == "execute_complete"
 

@@ -1,0 +1,211 @@
+"""This DAG's row in the platform's shared ``processor_run_history`` (PLATFORM.md §4).
+
+Only production columns are written. Phase 5's own figures (players, requests per round, completion,
+latencies, degradation) have no column there and travel in ``summary`` JSON. The batch writes its row
+``running`` when it starts and finishes it at the end, both through one MERGE keyed on
+(processor_name, data_date, run_id): a hung run stays visible as ``running``, and rerunning the
+recorder updates the row instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from datetime import UTC, date, datetime
+from typing import Any
+
+from nba_phase5 import batch, config
+
+log = logging.getLogger(__name__)
+PHASE = "phase_5"
+OUTPUT_DATASET, OUTPUT_TABLE = config.PREDICTIONS_TABLE.split(".")
+# triggered_by (what started the batch) → the platform's trigger_source vocabulary.
+TRIGGER_SOURCES = {"pubsub": "pubsub", "scheduler_backup": "scheduler", "manual": "manual", "backfill": "manual"}
+COLUMN_TYPES = {
+    "processor_name": "STRING",
+    "run_id": "STRING",
+    "data_date": "DATE",
+    "season_year": "INT64",
+    "status": "STRING",
+    "records_processed": "INT64",
+    "triggered_by": "STRING",
+    "trigger_source": "STRING",
+    "trigger_message_id": "STRING",
+    "trigger_message_data": "STRING",
+    "started_at": "TIMESTAMP",
+    "processed_at": "TIMESTAMP",
+    "duration_seconds": "FLOAT64",
+    "skipped": "BOOL",
+    "skip_reason": "STRING",
+    "backfill_mode": "BOOL",
+    "force_reprocess": "BOOL",
+    "execution_host": "STRING",
+    "phase": "STRING",
+    "output_dataset": "STRING",
+    "output_table": "STRING",
+    "dependency_check_passed": "BOOL",
+    "upstream_dependencies": "STRING",
+    "summary": "STRING",
+}
+
+
+def season_year(day: date) -> int:
+    """The NBA season's starting year: October to December belong to that year's season."""
+    return day.year if day.month >= 8 else day.year - 1
+
+
+def run_trigger(context: Any) -> str:
+    """What started a run that never reached the event wait (dedup, off day, failure)."""
+    run_type = str(getattr(context["dag_run"], "run_type", ""))
+    if "backfill" in run_type:
+        return "backfill"
+    if "manual" in run_type:
+        return "manual"
+    return "scheduler_backup"
+
+
+def _pull(context: Any, task_id: str, key: str = "return_value") -> Any:
+    return context["ti"].xcom_pull(task_ids=task_id, key=key)
+
+
+def outcome(context: Any) -> tuple[str, str | None, str]:
+    """(status, skip_reason, message) of the run from what its tasks returned."""
+    if _pull(context, batch.GAME_DAY, "game_date") is None:
+        return "failed", None, "the game date could not be resolved"
+    games = _pull(context, batch.GAME_DAY, "games")
+    if games == 0 and not _pull(context, batch.GAME_DAY, "schedule_outage"):
+        return "skipped", "no_data", "no games scheduled"
+    status_row = _pull(context, batch.BATCH_STATUS, "batch_status") or {}
+    if status_row.get("state") == "fully_complete" and not status_row.get("force"):
+        return "skipped", "already_processed", "every ready player already had an active prediction"
+    verify = _pull(context, batch.VERIFY) or {}
+    if verify:
+        missing = int(verify.get("players_missing") or 0)
+        return ("success" if missing == 0 else "partial"), None, f"{missing} players missing after the retry rounds"
+    return "failed", None, "the batch did not reach verification (see failed tasks)"
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
+
+
+def summary(context: Any, status: str, message: str) -> dict[str, Any]:
+    """Phase 5's figures for the run: the JSON ``summary`` column."""
+    event = _pull(context, batch.EVENT) or {}
+    readiness = _pull(context, batch.READINESS_VERDICT) or _pull(context, batch.READINESS_WAIT) or {}
+    status_row = _pull(context, batch.BATCH_STATUS, "batch_status") or {}
+    fan_out = _pull(context, batch.FAN_OUT) or {}
+    rounds = [_pull(context, batch.republish_task(n)) or {} for n in range(1, batch.STRAGGLER_ROUNDS + 1)]
+    verify = _pull(context, batch.VERIFY) or {}
+    payload = event.get("event") or {}
+    straggler_requests = [int(r.get("published") or 0) for r in rounds]
+    phase4_done = payload.get("timestamp") or readiness.get("phase4_processed_at")
+    first_request = fan_out.get("first_published_at")
+    return {
+        "outcome": _legacy_outcome(status, context),
+        "message": message,
+        "games": _pull(context, batch.GAME_DAY, "games"),
+        "schedule_outage": bool(_pull(context, batch.GAME_DAY, "schedule_outage")),
+        "players_total": readiness.get("players_total", payload.get("players_processed")),
+        "players_ready": readiness.get("players_ready", payload.get("players_ready")),
+        "phase4_status": readiness.get("phase4_status"),
+        "degraded": bool(readiness.get("degraded")),
+        "batch_id": fan_out.get("batch_id"),
+        "requests_fan_out": int(fan_out.get("published") or 0),
+        "requests_published": int(fan_out.get("published") or 0) + sum(straggler_requests),
+        "straggler_requests": straggler_requests,
+        "straggler_rounds": sum(1 for r in rounds if r.get("requested")),
+        "players_predicted": verify.get("players_complete", status_row.get("players_complete")),
+        "players_missing": verify.get("players_missing"),
+        "completion_pct": verify.get("completion_pct", 100.0 if status_row.get("done") else None),
+        "events_rejected": event.get("rejected") or [],
+        "phase4_completed_at": phase4_done,
+        "event_received_at": event.get("event_received_at"),
+        "first_request_at": first_request,
+        "batch_completed_at": verify.get("batch_completed_at"),
+        "phase4_to_event_s": _seconds(phase4_done, event.get("event_received_at")),
+        "event_to_first_request_s": _seconds(event.get("event_received_at"), first_request),
+        "phase4_to_first_request_s": _seconds(phase4_done, first_request),
+        "first_request_to_complete_s": _seconds(first_request, verify.get("batch_completed_at")),
+        "alert_channels": _alert_channels(),
+    }
+
+
+def _legacy_outcome(status: str, context: Any) -> str:
+    """A one-word outcome for people: success, partial, failed, already_complete, no_games, running."""
+    if status != "skipped":
+        return status
+    games = _pull(context, batch.GAME_DAY, "games")
+    return "no_games" if games == 0 else "already_complete"
+
+
+def _alert_channels() -> list[str]:
+    try:
+        from nba_phase5.notifications import configured_channels
+
+        return list(configured_channels())
+    except Exception:
+        log.exception("Could not tell which alert channels are configured")
+        return []
+
+
+def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
+    """The production-shaped run-history row for this run (``running`` while the batch goes on)."""
+    day = date.fromisoformat(_pull(context, batch.GAME_DAY, "game_date"))
+    started = _pull(context, batch.GAME_DAY, "started_at") or datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
+    if running:
+        status, skip_reason, message = "running", None, "batch started"
+        figures: dict[str, Any] = {"outcome": "running", "message": message}
+    else:
+        status, skip_reason, message = outcome(context)
+        figures = summary(context, status, message)
+    event = _pull(context, batch.EVENT) or {}
+    triggered_by = event.get("triggered_by") or run_trigger(context)
+    gate_passed = _pull(context, batch.READINESS_VERDICT) is not None if not running else None
+    return {
+        "processor_name": config.PHASE5_PROCESSOR,
+        "run_id": context["run_id"],
+        "data_date": day,
+        "season_year": season_year(day),
+        "status": status,
+        "records_processed": figures.get("requests_published", 0),
+        "triggered_by": triggered_by,
+        "trigger_source": TRIGGER_SOURCES.get(triggered_by, "manual"),
+        "trigger_message_id": event.get("message_id"),
+        "trigger_message_data": json.dumps(event["event"]) if event.get("event") else None,
+        "started_at": datetime.fromisoformat(started),
+        "processed_at": None if running else now,
+        "duration_seconds": None if running else round((now - datetime.fromisoformat(started)).total_seconds(), 1),
+        "skipped": status == "skipped",
+        "skip_reason": skip_reason,
+        "backfill_mode": triggered_by == "backfill",
+        "force_reprocess": bool(context["params"].get("force")),
+        "execution_host": socket.gethostname(),
+        "phase": PHASE,
+        "output_dataset": OUTPUT_DATASET,
+        "output_table": OUTPUT_TABLE,
+        "dependency_check_passed": gate_passed,
+        "upstream_dependencies": json.dumps([config.PHASE4_PROCESSOR]),
+        "summary": json.dumps(figures, default=str),
+    }
+
+
+def record(context: Any, *, running: bool = False) -> dict[str, Any]:
+    """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
+    row = build_row(context, running=running)
+    params = {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()}
+    batch.bq_hook().query_rows(batch.render_sql("merge_run_history.sql", context), params)
+    log.info("Run history %s: %s", row["status"], row["summary"])
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
+
+
+def record_batch_run(context: Any) -> dict[str, Any] | None:
+    """The DAG's last task (ALL_DONE): finish this run's row, whatever happened."""
+    if _pull(context, batch.GAME_DAY, "game_date") is None:
+        log.error("No game date resolved: nothing to record")
+        return None
+    return record(context)
