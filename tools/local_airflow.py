@@ -22,6 +22,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -284,9 +285,7 @@ def start_airflow(
         _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
         _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
         for component in COMPONENTS:
-            argv = [str(AIRFLOW), component]
-            if component == "api-server":
-                argv += ["--port", str(port), "--host", "127.0.0.1"]
+            argv = component_argv(component, port)
             airflow.servers.append(_spawn(component, argv, env, log_dir / f"{component}.log"))
         worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
         airflow.servers.append(_spawn("prediction-worker", worker, env, log_dir / "worker.log"))
@@ -295,6 +294,32 @@ def start_airflow(
         stop_airflow(airflow)
         raise
     return airflow
+
+
+def component_argv(component: str, port: int) -> list[str]:
+    argv = [str(AIRFLOW), component]
+    if component == "api-server":
+        argv += ["--port", str(port), "--host", "127.0.0.1"]
+    return argv
+
+
+def kill_component(airflow: LocalAirflow, component: str) -> None:
+    """SIGKILL one component's process group, as a crash or an evicted pod would end it (fault tests)."""
+    server = next(s for s in airflow.servers if s.name == component)
+    os.killpg(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server.alive() and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(server.pid, os.WNOHANG)
+        time.sleep(0.1)
+    airflow.servers.remove(server)
+
+
+def start_component(airflow: LocalAirflow, component: str, stack_env: dict[str, str]) -> None:
+    """Start one component again (after :func:`kill_component`), logging beside the others."""
+    log_dir = Path(airflow.home) / "logs" / "components"
+    log = log_dir / f"{component}-restarted.log"
+    airflow.servers.append(_spawn(component, component_argv(component, airflow.port), airflow.env(stack_env), log))
 
 
 def _wait_until_ready(airflow: LocalAirflow, timeout: float) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
@@ -11,12 +13,29 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
+from nba_phase5.inbox import InboxEntry
 
 MAX_REPORTED = 10
+# Consecutive Pub/Sub or inbox failures (transient ones) before the wait gives up: about a minute of
+# jittered backoff, then the run takes the backup path with a warning instead of failing the day.
+MAX_CONSECUTIVE_ERRORS = 6
+BACKOFF_CAP_S = 20.0
+# Another run's trigger may record this date's event (runs for several dates can wait at once): look
+# in the inbox at start, after recording an event for this date, and at least this often.
+INBOX_CHECK_INTERVAL_S = 300.0
+
+
+@dataclass
+class Sorted:
+    """One pull's messages, sorted: events to record, and what to ack once they are recorded."""
+
+    entries: list[InboxEntry] = field(default_factory=list)
+    ack_after_record: list[str] = field(default_factory=list)
+    ack_now: list[str] = field(default_factory=list)
 
 
 def classify(data: bytes, game_date: date, *, today: date | None = None) -> tuple[str, str | Phase4CompletionEvent]:
-    """Sort one message: ``match`` (event), ``invalid``/``stale`` (reason: ack and drop), ``future`` (leave it).
+    """Sort one message: ``match``/``other`` (a valid event), ``stale`` or ``invalid`` (a reason).
 
     A past date is not an error: Phase 4 backfills publish too, and backfills don't trigger predictions.
     """
@@ -26,20 +45,20 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
         return "invalid", exc.reason
     if event.game_date < game_date:
         return "stale", f"event for past game date {event.game_date} ignored (waiting for {game_date})"
-    if event.game_date > game_date:
-        return "future", f"event for later game date {event.game_date}; left for its own run"
-    return "match", event
+    return ("match" if event.game_date == game_date else "other"), event
 
 
 class Phase4EventTrigger(BaseTrigger):
-    """Pulls ``subscription`` until a valid Phase 4 event for ``game_date`` arrives or ``deadline`` passes.
+    """Waits until the durable inbox holds a valid Phase 4 event for ``game_date``, or ``deadline`` passes.
 
-    Unlike the provider's ``PubsubPullTrigger`` it validates before it acks: the matching event (and
-    any duplicate of it) is acked after validation; malformed and past-date messages are acked and
-    logged with their reason (unusable ones are also reported in the final event, so the run can raise
-    one warning); events for later dates are nacked so their own run receives them. A subscription
-    that is missing or forbidden ends the wait at once with ``status='unavailable'``: the run takes the
-    backup path. It pulls at least once before honouring a deadline already in the past.
+    It looks in the inbox first (an event another run pulled, or one this run pulled before a crash
+    or a clear), then pulls ``subscription`` in small batches. Every valid event, for any date not in
+    the past, is written to the inbox *before* it is acked; duplicates collapse on the message id.
+    Past-date events are acked and ignored; unusable messages are acked, logged and reported in the
+    final event (so the run raises one warning). Pub/Sub or inbox errors are retried with jittered
+    backoff; a missing or forbidden subscription, or errors that persist, end the wait with
+    ``status='unavailable'``: the run takes the backup path. It pulls at least once before honouring a
+    deadline already in the past.
 
     :param project_id: Google Cloud project of the subscription.
     :param subscription: subscription name (not the full path).
@@ -47,7 +66,7 @@ class Phase4EventTrigger(BaseTrigger):
     :param deadline: ISO timestamp (with offset) after which the trigger gives up.
     :param poke_interval: seconds between pulls that returned nothing useful.
     :param pull_timeout: seconds one long-poll pull may block.
-    :param max_messages: messages per pull.
+    :param max_messages: messages per pull (small: every body is validated in the shared triggerer).
     :param gcp_conn_id: Airflow connection to Google Cloud.
     :param impersonation_chain: optional service account(s) to impersonate.
     """
@@ -100,6 +119,12 @@ class Phase4EventTrigger(BaseTrigger):
             gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain, project_id=self.project_id
         )
 
+    @cached_property
+    def bigquery_hook(self) -> Any:
+        from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+
+        return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
+
     async def _pull(self, timeout: float) -> list[Any]:
         from airflow.providers.google.cloud.hooks.pubsub import PubSubException
         from google.api_core.exceptions import DeadlineExceeded
@@ -130,67 +155,97 @@ class Phase4EventTrigger(BaseTrigger):
             return f"{type(cause).__name__}: {cause}"
         return None
 
+    def sort_messages(self, messages: list[Any], target: date, rejected: list[dict[str, str]]) -> Sorted:
+        """Decide each pulled message's fate; unusable ones are added to ``rejected`` (bounded)."""
+        result = Sorted()
+        now = datetime.now(UTC)
+        for received in messages:
+            kind, detail = classify(received.message.data, target)
+            message_id = received.message.message_id
+            if isinstance(detail, Phase4CompletionEvent):
+                result.entries.append(InboxEntry(message_id, detail, now))
+                result.ack_after_record.append(received.ack_id)
+                if kind == "other":
+                    self.log.info("Event %s for %s recorded for its own run", message_id, detail.game_date)
+                continue
+            result.ack_now.append(received.ack_id)
+            if kind == "stale":
+                self.log.info("Message %s: %s", message_id, detail)
+            else:
+                self.log.warning("Dropped unusable message %s: %s", message_id, detail)
+                if len(rejected) < MAX_REPORTED:
+                    rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
+        return result
+
+    async def _find(self, target: date) -> InboxEntry | None:
+        from nba_phase5 import inbox
+
+        return await asyncio.to_thread(inbox.find, self.bigquery_hook, target)
+
+    async def _pull_and_record(self, target: date, remaining: float, rejected: list[dict[str, str]]) -> Sorted:
+        """One pull: record valid events in the inbox, then ack them."""
+        from nba_phase5 import inbox
+
+        messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
+        sorted_ = self.sort_messages(messages, target, rejected)
+        where = {"project_id": self.project_id, "subscription": self.subscription}
+        if sorted_.ack_now:
+            await self.hook.acknowledge(**where, ack_ids=sorted_.ack_now)
+        if sorted_.entries:
+            # Durable first: if this write fails nothing valid is acked, and Pub/Sub redelivers it.
+            await asyncio.to_thread(inbox.record, self.bigquery_hook, sorted_.entries, pulled_for=target)
+            await self.hook.acknowledge(**where, ack_ids=sorted_.ack_after_record)
+        return sorted_
+
+    def _event(self, entry: InboxEntry, pulls: int, rejected: list[dict[str, str]]) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "event",
+                "event": entry.event.to_dict(),
+                "message_id": entry.message_id,
+                "received_at": entry.received_at.isoformat(),
+                "pulls": pulls,
+                "rejected": rejected,
+            }
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         target = date.fromisoformat(self.game_date)
         deadline = datetime.fromisoformat(self.deadline)
-        pulls = 0
+        pulls, errors, last_check = 0, 0, 0.0
         rejected: list[dict[str, str]] = []
         while True:
-            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            loop = asyncio.get_running_loop()
+            pulled = Sorted()
             try:
-                messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
+                entry = None
+                if loop.time() - last_check >= INBOX_CHECK_INTERVAL_S or not last_check:
+                    entry, last_check = await self._find(target), loop.time()
+                if entry is None:
+                    remaining = (deadline - datetime.now(UTC)).total_seconds()
+                    pulled = await self._pull_and_record(target, remaining, rejected)
+                    pulls += 1
+                    if any(e.event.game_date == target for e in pulled.entries):
+                        entry, last_check = await self._find(target), loop.time()
+                errors = 0
             except Exception as exc:
+                errors += 1
                 reason = self.unavailable_reason(exc)
-                if reason is None:
-                    raise
+                if reason is None and errors < MAX_CONSECUTIVE_ERRORS:
+                    delay = min(BACKOFF_CAP_S, 2.0**errors) * random.uniform(0.5, 1.0)
+                    self.log.warning("Phase 4 event wait: %s (attempt %d); retrying in %.1f s", exc, errors, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                reason = reason or f"{type(exc).__name__}: {exc} (after {errors} attempts)"
                 yield TriggerEvent({"status": "unavailable", "reason": reason, "pulls": pulls, "rejected": rejected})
                 return
-            pulls += 1
-            found: Phase4CompletionEvent | None = None
-            found_id = ""
-            to_ack: list[str] = []
-            to_nack: list[str] = []
-            for received in messages:
-                kind, detail = classify(received.message.data, target)
-                message_id = received.message.message_id
-                if kind == "match":
-                    to_ack.append(received.ack_id)
-                    if found is None:
-                        found, found_id = detail, message_id  # type: ignore[assignment]
-                    else:
-                        self.log.info("Duplicate Phase 4 event %s for %s acked and ignored", message_id, target)
-                elif kind == "future":
-                    to_nack.append(received.ack_id)
-                    self.log.info("Message %s: %s", message_id, detail)
-                elif kind == "stale":
-                    to_ack.append(received.ack_id)
-                    self.log.info("Message %s: %s", message_id, detail)
-                else:
-                    to_ack.append(received.ack_id)
-                    self.log.warning("Dropped unusable message %s: %s", message_id, detail)
-                    if len(rejected) < MAX_REPORTED:
-                        rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
-            if to_ack:
-                await self.hook.acknowledge(project_id=self.project_id, subscription=self.subscription, ack_ids=to_ack)
-            if to_nack:
-                await self.hook.nack(project_id=self.project_id, subscription=self.subscription, ack_ids=to_nack)
-            if found is not None:
-                yield TriggerEvent(
-                    {
-                        "status": "event",
-                        "event": found.to_dict(),
-                        "message_id": found_id,
-                        "received_at": datetime.now(UTC).isoformat(),
-                        "pulls": pulls,
-                        "rejected": rejected,
-                    }
-                )
+            if entry is not None:
+                yield self._event(entry, pulls, rejected)
                 return
-            if datetime.now(UTC) >= deadline:
+            if datetime.now(UTC) >= deadline and pulls:
                 yield TriggerEvent(
                     {"status": "deadline", "deadline": self.deadline, "pulls": pulls, "rejected": rejected}
                 )
                 return
-            if not messages or to_nack:
-                remaining = (deadline - datetime.now(UTC)).total_seconds()
-                await asyncio.sleep(max(0.0, min(self.poke_interval, remaining)))
+            if not (pulled.ack_now or pulled.ack_after_record):
+                await asyncio.sleep(max(0.0, min(self.poke_interval, (deadline - datetime.now(UTC)).total_seconds())))

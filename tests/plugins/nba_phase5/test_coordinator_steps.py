@@ -273,20 +273,25 @@ def test_trigger_endpoint_valid_message(stack, drain) -> None:  # type: ignore[n
 def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 10, 12)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
-    future = Phase4CompletionEvent(day + timedelta(days=1), 1, 2).to_json()
+    later = day + timedelta(days=18)  # a date no other test of the session waits for
+    tomorrow = build_event(later, 1, 2)
     _publish_raw(
         stack.project,
         b'{"event_type":"phase4_complete","players_ready":1,"players_total":2}',  # missing game_date
         b"not json",
-        Phase4CompletionEvent(day - timedelta(days=1), 1, 2).to_json(),  # stale
-        future,
+        build_event(day - timedelta(days=1), 1, 2).to_json(),  # stale
+        tomorrow.to_json(),
     )
     payload = asyncio.run(_first_event(_trigger(day, 4)))
     assert payload["status"] == "deadline"
-    # The invalid and stale ones were acked; the future-date one is left for its own run.
-    assert [m.data for m in drain(config.PHASE5_TRIGGER_SUBSCRIPTION)] == [future]
+    # Everything was acked: the invalid and stale ones dropped, tomorrow's recorded in the inbox first.
+    assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []
     # The two unusable ones are reported (the stale one is a Phase 4 backfill, not an error).
     assert [r["reason"] for r in payload["rejected"]] == ["event is missing game_date", ANY_JSON_ERROR]
+    # That date's run finds its event in the inbox at once, without pulling.
+    found = asyncio.run(_first_event(_trigger(later, 4)))
+    assert (found["status"], found["pulls"]) == ("event", 0)
+    assert Phase4CompletionEvent.from_dict(found["event"]) == tomorrow
 
 
 def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ def test_classify_sorts_every_kind_of_message() -> None:
 
     assert kind(Phase4CompletionEvent(DAY, 420, 450).to_json()) == "match"
     assert kind(Phase4CompletionEvent(date(2025, 11, 27), 420, 450).to_json()) == "stale"
-    assert kind(Phase4CompletionEvent(date(2025, 11, 29), 420, 450).to_json()) == "future"
+    assert kind(Phase4CompletionEvent(date(2025, 11, 29), 420, 450).to_json()) == "other"  # recorded for its run
     assert kind(b"{oops") == "invalid"
     assert kind(b'{"event_type":"phase4_complete","game_date":"2099-01-01","players_ready":1,"players_total":2}') == (
         "invalid"

@@ -1,0 +1,10 @@
+-- Record validated Phase 4 events before they are acked: one row per Pub/Sub message id, so a
+-- redelivered or re-pulled message never makes a second row.
+MERGE nba_reference.phase5_event_inbox AS target
+USING (
+  SELECT r.message_id, r.game_date, r.received_at, r.event, r.pulled_for_date
+  FROM UNNEST(@rows) AS r
+) AS source
+ON target.game_date = source.game_date AND target.message_id = source.message_id
+WHEN NOT MATCHED THEN INSERT (message_id, game_date, received_at, event, pulled_for_date)
+VALUES (source.message_id, source.game_date, source.received_at, source.event, source.pulled_for_date)

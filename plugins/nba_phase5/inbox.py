@@ -1,0 +1,79 @@
+"""The durable inbox of Phase 4's completion events (``nba_reference.phase5_event_inbox``).
+
+A Pub/Sub ack is final, and the trigger that acks runs in a shared triggerer that can die at any
+moment. So a valid event is written here first, keyed by its message id, and acked only after the
+write: the run for its game date is satisfied by an inbox row, whichever run pulled it. That makes a
+triggerer crash between ack and the trigger's event, a run waiting for another date, and a
+clear-and-rerun of the sensor all find the event again instead of losing or stealing it.
+
+Only this package writes the table; it is not part of the platform (README, *The platform's contracts*).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from nba_phase5 import config
+from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
+
+ROW_TYPES = (
+    ("message_id", "STRING"),
+    ("game_date", "DATE"),
+    ("received_at", "TIMESTAMP"),
+    ("event", "STRING"),
+    ("pulled_for_date", "DATE"),
+)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One recorded event: what arrived, as which message, and when this package first saw it."""
+
+    message_id: str
+    event: Phase4CompletionEvent
+    received_at: datetime
+
+
+def _sql(name: str) -> str:
+    return (config.include_dir() / "sql" / name).read_text()
+
+
+def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
+    """Write ``entries`` (idempotent per message id); raises if BigQuery did not take them."""
+    from google.cloud import bigquery
+
+    from nba_phase5.bq import query_parameter
+
+    if not entries:
+        return
+    values = [
+        {
+            "message_id": entry.message_id,
+            "game_date": entry.event.game_date,
+            "received_at": entry.received_at,
+            "event": json.dumps(entry.event.to_dict(), separators=(",", ":")),
+            "pulled_for_date": pulled_for,
+        }
+        for entry in entries
+    ]
+    structs = [
+        bigquery.StructQueryParameter(None, *(query_parameter(n, row[n], t) for n, t in ROW_TYPES)) for row in values
+    ]
+    hook.query_rows(_sql("inbox_record.sql"), {"rows": bigquery.ArrayQueryParameter("rows", "STRUCT", structs)})
+
+
+def find(hook: Any, game_date: date) -> InboxEntry | None:
+    """The first event recorded for ``game_date``, or None."""
+    rows = hook.query_rows(_sql("inbox_find.sql"), {"game_date": {"type": "DATE", "value": game_date}})
+    if not rows:
+        return None
+    row = rows[0]
+    try:
+        # Validated before it was written; parsed again so nothing unvalidated ever leaves the inbox.
+        event = Phase4CompletionEvent.from_json(row["event"], today=game_date)
+    except InvalidEventError:
+        return None
+    return InboxEntry(str(row["message_id"]), event, row["received_at"])
