@@ -18,15 +18,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.google.cloud.operators.bigquery import BigQueryCheckOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
 
 from nba_phase5 import batch, config, run_history
 from nba_phase5.bq import api_query_parameters
 from nba_phase5.config import DEFAULT_THRESHOLDS as THRESHOLDS
+from nba_phase5.config import WAIT_LIMITS as LIMITS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
 from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
@@ -52,6 +53,8 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
     catchup=False,
     max_active_runs=3,
     dagrun_timeout=config.RUN_TIMEOUT,
+    # A run that dies without recording itself (timed out, killed) is recorded `failed` and alerts.
+    on_failure_callback=run_history.on_run_failure,
     template_searchpath=[str(config.include_dir() / "sql")],
     user_defined_macros={"phase4_not_ready": batch.phase4_not_ready_message},
     tags=["nba", "phase5", "predictions"],
@@ -79,18 +82,32 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
             description="Pacific time on the game date when the event wait ends (the platform's backup).",
         ),
         "event_wait_seconds": Param(
-            None, type=["null", "integer"], minimum=0, description="Cap the event wait (manual runs and tests)."
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=LIMITS.event_wait_seconds,
+            description="Cap the event wait (manual runs and tests).",
         ),
         "phase4_wait_minutes": Param(
-            THRESHOLDS.phase4_wait_minutes, type="number", minimum=0, description="How long the gates wait for Phase 4."
+            THRESHOLDS.phase4_wait_minutes,
+            type="number",
+            minimum=0,
+            maximum=LIMITS.phase4_wait_minutes,
+            description="How long the gates wait for Phase 4.",
         ),
         "straggler_wait_minutes": Param(
-            10, type="number", minimum=0, description="How long each straggler round waits for predictions."
+            10,
+            type="number",
+            minimum=0,
+            maximum=LIMITS.straggler_wait_minutes,
+            description="How long each straggler round waits for predictions.",
         ),
         "straggler_settle_polls": Param(
             3, type="integer", minimum=0, description="End a straggler wait after this many polls without progress."
         ),
-        "poll_interval_seconds": Param(60, type="number", minimum=0.5, description="BigQuery poll interval."),
+        "poll_interval_seconds": Param(
+            60, type="number", minimum=0.5, maximum=LIMITS.poll_interval_seconds, description="BigQuery poll interval."
+        ),
         "min_ready_pct": Param(THRESHOLDS.min_ready_pct, type="number", minimum=0, maximum=100),
         "min_ready_players": Param(
             THRESHOLDS.min_ready_players,
@@ -111,6 +128,13 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
             description="Warn when more players than this still lack a prediction.",
         ),
         "completion_goal_pct": Param(THRESHOLDS.completion_goal_pct, type="number", minimum=0, maximum=100),
+        "critical_completion_pct": Param(
+            THRESHOLDS.critical_completion_pct,
+            type="number",
+            minimum=0,
+            maximum=100,
+            description="Below this completion after the rounds (or with no prediction at all) the run fails.",
+        ),
     },
 )
 def nba_phase5_predictions() -> None:
@@ -147,17 +171,26 @@ def nba_phase5_predictions() -> None:
             poll_interval_seconds="{{ params.poll_interval_seconds }}",
             doc_md="Polls Phase 4's run row and ready counts until ready (≥ 80 % or ≥ 100) or the wait runs out.",
         )
-        check_phase4_ready = BigQueryCheckOperator(
+        check_phase4_ready = Phase4GateOperator(
             task_id="check_phase4_ready",
             sql="phase4_gate.sql",
             query_params=api_query_parameters(READINESS_PARAMS),
             use_legacy_sql=False,
             deferrable=True,
-            retries=0,
-            on_failure_callback=PipelineAlertNotifier(
-                severity="critical", message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+            # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
+            # 80-160 s and 160-180 s (exponential, jittered per try, capped): at most ~8 min in all.
+            retries=4,
+            retry_delay=timedelta(seconds=20),
+            retry_exponential_backoff=2.0,
+            max_retry_delay=timedelta(minutes=3),
+            on_failure_callback=Phase4GateNotifier(
+                not_ready=PipelineAlertNotifier(
+                    severity="critical", message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+                ),
+                unavailable=PipelineAlertNotifier(severity="error", message=UNAVAILABLE_MESSAGE),
             ),
-            doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published.",
+            doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
+            "A BigQuery error is retried, and only an error alert if it persists.",
         )
 
         @task

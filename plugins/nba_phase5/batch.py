@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from nba_phase5 import config
 from nba_phase5.game_day import game_date_for_run
 
@@ -28,7 +30,7 @@ FAN_OUT = "fan_out_requests"
 ALREADY_COMPLETE = "skip_already_complete"
 RETRY_GROUP = "retry_stragglers"
 VERIFY = f"{RETRY_GROUP}.verify_completion"
-STRAGGLER_ROUNDS = 2
+STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
 
 
 def republish_task(round_number: int) -> str:
@@ -157,8 +159,23 @@ def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -
     return row
 
 
+class BatchIncompleteError(AirflowFailException):
+    """The batch ended far from complete: the run fails at once (no retry) and the alert is critical."""
+
+    alert_severity = "critical"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.alert_message = message
+
+
 def verify_completion(context: Any) -> dict[str, Any]:
-    """Final coverage after the straggler rounds; a warning alert when too many players still lack one."""
+    """Final coverage after the straggler rounds, judged loudly.
+
+    No prediction at all, or completion under ``critical_completion_pct``: critical, the run fails
+    (a worker outage must not look like a green day). Under the goal, or more than
+    ``straggler_alert_count`` players missing: a warning, and the run is ``partial``.
+    """
     from nba_phase5.notifications import raise_alert
     from nba_phase5.sensors.bigquery_poll import covered
 
@@ -174,17 +191,14 @@ def verify_completion(context: Any) -> dict[str, Any]:
             {"game_date": {"type": "DATE", "value": game_date(context)}},
         )[0]
         row = {k: row[k] for k in keys}
-    ready, done = int(row["players_ready"]), int(row["players_complete"])
+    ready, done, missing = (int(row[k]) for k in keys)
     completion = round(100.0 * done / ready, 2) if ready else 100.0
     result = {**row, "completion_pct": completion, "batch_completed_at": datetime.now(UTC).isoformat()}
-    missing = int(row["players_missing"])
-    if missing > int(params["straggler_alert_count"]):
-        raise_alert(
-            context,
-            "warning",
-            f"{missing} players still lack a prediction after {STRAGGLER_ROUNDS} retry rounds "
-            f"({done}/{ready} players, {completion}% complete)",
-        )
-    elif completion < float(params["completion_goal_pct"]):
-        log.warning("Completion %.2f%% is below the %s%% goal", completion, params["completion_goal_pct"])
+    summary = f"{done}/{ready} players predicted ({completion}%) after {STRAGGLER_ROUNDS} retry rounds"
+    if ready and (done == 0 or completion < float(params["critical_completion_pct"])):
+        # Recorded before failing, so the run's row carries the figures.
+        context["ti"].xcom_push(key="return_value", value={**result, "incomplete": True})
+        raise BatchIncompleteError(f"Prediction batch for {game_date(context)} failed: {summary}")
+    if missing > int(params["straggler_alert_count"]) or completion < float(params["completion_goal_pct"]):
+        raise_alert(context, "warning", f"{missing} players still lack a prediction: {summary}")
     return result

@@ -23,10 +23,12 @@ INSERT_CHUNK_ROWS = 1000
 # Reads and MERGEs are idempotent, so a transient error (5xx, rate limit) is retried with backoff;
 # a plain INSERT is not (a lost reply could make a duplicate), and neither is a bad query.
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+# No BigQuery call waits forever: a job not done in this time fails the task (and its retries decide).
+QUERY_TIMEOUT_S = 300.0
 log = logging.getLogger(__name__)
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
     from google.api_core import exceptions
 
     transient = (
@@ -45,7 +47,7 @@ def with_transient_retry(call: Callable[[], Any], what: str) -> Any:
         try:
             return call()
         except Exception as exc:
-            if delay is None or not _is_transient(exc):
+            if delay is None or not is_transient(exc):
                 raise
             log.warning(
                 "Transient BigQuery error on %s (attempt %d): %s; retrying in %.0f s", what, attempt, exc, delay
@@ -73,6 +75,8 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
     """A typed parameter; ``{"type": T, "value": v}`` names the type (for values rendered as strings)."""
     from google.cloud import bigquery
 
+    if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter, bigquery.StructQueryParameter)):
+        return value  # already built (struct arrays for DML inserts)
     if isinstance(value, Mapping) and set(value) == {"type", "value"}:
         return query_parameter(name, value["value"], str(value["type"]))
     if type_ and type_.startswith("ARRAY<"):
@@ -120,7 +124,11 @@ def run_query(client: bigquery.Client, sql: str, params: Mapping[str, object] | 
         use_legacy_sql=False,
     )
     first_line = sql.strip().splitlines()[0][:80] if sql.strip() else "query"
-    rows = with_transient_retry(lambda: list(client.query(sql, job_config=job_config).result()), first_line)
+
+    def query() -> list[Any]:
+        return list(client.query(sql, job_config=job_config, timeout=60).result(timeout=QUERY_TIMEOUT_S))
+
+    rows = with_transient_retry(query, first_line)
     return [dict(row.items()) for row in rows]
 
 
@@ -183,7 +191,7 @@ def insert_rows(client: bigquery.Client, table_name: str, rows: Sequence[Mapping
                 use_legacy_sql=False,
             ),
         )
-        job.result()
+        job.result(timeout=QUERY_TIMEOUT_S)
         inserted += job.num_dml_affected_rows or 0
     return inserted
 
@@ -196,5 +204,5 @@ def delete_date(client: bigquery.Client, table_name: str, column: str, day: date
     sql = f"DELETE FROM `{client.project}.{table_name}` WHERE " + " AND ".join(where)  # noqa: S608
     params = [query_parameter("day", day)] + [query_parameter(k, v) for k, v in equals.items()]
     job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-    job.result()
+    job.result(timeout=QUERY_TIMEOUT_S)
     return job.num_dml_affected_rows or 0

@@ -17,9 +17,28 @@ DAG_TIMEZONE = "America/New_York"
 # The platform's backup schedule is Pacific (PLATFORM.md §2): /start at 06:00 PT, retries 06:15 and 06:30 PT.
 BACKUP_TIMEZONE = "America/Los_Angeles"
 BACKUP_START = "06:00"
-# The longest a run waits by default: 00:00 ET → 06:00 PT is 9 h of event window, then the 30-minute
-# readiness wait and three 10-minute straggler waits; an hour of margin on top.
-RUN_TIMEOUT = timedelta(hours=9, minutes=30 + 3 * 10) + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class WaitLimits:
+    """The most a run may wait, per wait param; the run's timeout is derived from them."""
+
+    #: 00:00 ET → 06:00 PT: the event window of the run for D. No event wait is ever longer.
+    event_wait_seconds: int = 9 * 3600
+    phase4_wait_minutes: int = 60
+    straggler_wait_minutes: int = 30
+    poll_interval_seconds: int = 600
+    straggler_rounds: int = 2
+
+    @property
+    def run_timeout(self) -> timedelta:
+        """Every wait at its maximum (the event window, readiness, one wait per round and the last) + 1 h."""
+        waits = self.phase4_wait_minutes + (self.straggler_rounds + 1) * self.straggler_wait_minutes
+        return timedelta(seconds=self.event_wait_seconds, minutes=waits) + timedelta(hours=1)
+
+
+WAIT_LIMITS = WaitLimits()
+RUN_TIMEOUT = WAIT_LIMITS.run_timeout
 
 PHASE4_COMPLETE_TOPIC = "nba-phase4-precompute-complete"
 PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
@@ -27,9 +46,17 @@ PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
 PREDICTION_REQUESTS_TOPIC = "prediction-request-prod"
 # Local only: the stand-in worker pulls from this subscription (production pushes to the workers).
 PREDICTION_REQUESTS_SUBSCRIPTION = "prediction-request-prod-local-worker"
+# The requests' dead-letter topic (PLATFORM.md §7: after 5 delivery attempts). Locally the stand-in
+# worker also publishes every request it cannot use there itself, with a ``dlq_reason`` attribute.
+PREDICTION_REQUESTS_DLQ_TOPIC = "prediction-request-dlq"
+PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS = 5
+# Local only: a pull subscription on the dead-letter topic, to inspect what was dead-lettered.
+PREDICTION_REQUESTS_DLQ_SUBSCRIPTION = "prediction-request-dlq-local"
 
 RUN_HISTORY_TABLE = "nba_reference.processor_run_history"
 ALERTS_TABLE = "nba_reference.pipeline_alerts"
+# This package's own durable inbox of Phase 4 events (see include/schemas).
+EVENT_INBOX_TABLE = "nba_reference.phase5_event_inbox"
 FEATURE_STORE_TABLE = "nba_predictions.ml_feature_store_v2"
 PREDICTIONS_TABLE = "nba_predictions.player_prop_predictions"
 SCHEDULE_TABLE = "nba_raw.nbac_schedule"
@@ -61,6 +88,8 @@ class Thresholds:
     phase4_wait_minutes: int = 30
     straggler_alert_count: int = 20
     completion_goal_pct: float = 95.0
+    #: After the rounds, below this completion (or with no prediction at all) the run fails: critical.
+    critical_completion_pct: float = 50.0
 
 
 DEFAULT_THRESHOLDS = Thresholds()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from nba_phase5.config import BACKUP_START, BACKUP_TIMEZONE, DAG_TIMEZONE
+from nba_phase5.config import BACKUP_START, BACKUP_TIMEZONE, DAG_TIMEZONE, WAIT_LIMITS
 from nba_phase5.contract import InvalidEventError, parse_game_date
 
 ROLLOVER_HOUR = 18
@@ -67,6 +67,8 @@ def event_deadline(
     ``wait_seconds`` replaces that with ``now + wait_seconds``: manual runs and tests shorten the wait
     with it, and a manual run for a past date (whose clock deadline has gone) can still wait.
     """
+    longest = now + timedelta(seconds=WAIT_LIMITS.event_wait_seconds)
     if wait_seconds is not None:
-        return now + timedelta(seconds=float(wait_seconds))
-    return datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz))
+        return min(now + timedelta(seconds=float(wait_seconds)), longest)
+    # A run started long before its date (a manual run for next week) still ends within the run's timeout.
+    return min(datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz)), longest)

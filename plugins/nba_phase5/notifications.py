@@ -31,7 +31,8 @@ TITLE_MESSAGE_CHARS = 120
 
 def _game_date(context: Any) -> date | None:
     ti = context.get("ti")
-    value = ti.xcom_pull(task_ids=GAME_DAY_TASK, key="game_date") if ti is not None else None
+    # A DAG-level callback has no task instance: it passes the game date in the context itself.
+    value = ti.xcom_pull(task_ids=GAME_DAY_TASK, key="game_date") if ti is not None else context.get("game_date")
     return date.fromisoformat(value) if value else None
 
 
@@ -264,10 +265,14 @@ class PipelineAlertNotifier(BaseNotifier):
         exception = context.get("exception")
         if exception is not None and self.include_exception:
             message = f"{message}: {exception}"
+        # A failure that already knows how bad it is (e.g. a batch far from complete) says so itself.
+        severity = getattr(exception, "alert_severity", None) or self.severity
+        if getattr(exception, "alert_message", None):
+            message = str(exception.alert_message)  # type: ignore[union-attr]
         try:
             raise_alert(
                 context,
-                self.severity,
+                severity,
                 message,
                 gcp_conn_id=self.gcp_conn_id,
                 smtp_conn_id=self.smtp_conn_id,

@@ -80,6 +80,8 @@ def outcome(context: Any) -> tuple[str, str | None, str]:
     if status_row.get("state") == "fully_complete" and not status_row.get("force"):
         return "skipped", "already_processed", "every ready player already had an active prediction"
     verify = _pull(context, batch.VERIFY) or {}
+    if verify.get("incomplete"):
+        return "failed", None, f"only {verify.get('completion_pct')}% of ready players predicted"
     if verify:
         missing = int(verify.get("players_missing") or 0)
         return ("success" if missing == 0 else "partial"), None, f"{missing} players missing after the retry rounds"
@@ -209,3 +211,56 @@ def record_batch_run(context: Any) -> dict[str, Any] | None:
         log.error("No game date resolved: nothing to record")
         return None
     return record(context)
+
+
+def on_run_failure(context: Any) -> None:
+    """The DAG's failure callback: a run that died without recording itself (timeout, killed) is not silent.
+
+    When ``record_batch_run`` already wrote the run's final row, its tasks have alerted and there is
+    nothing to add. Otherwise (the row is still ``running``, or missing) the run is recorded ``failed``
+    and a critical alert says so.
+    """
+    from nba_phase5.game_day import game_date_for_run
+    from nba_phase5.notifications import raise_alert
+
+    dag_run = context["dag_run"]
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    run_time = getattr(dag_run, "logical_date", None) or dag_run.run_after
+    day = game_date_for_run(run_time, conf.get("game_date"))
+    hook = batch.bq_hook()
+    where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
+    rows = hook.query_rows((config.include_dir() / "sql" / "run_status.sql").read_text(), where)
+    if rows and rows[0]["status"] != "running":
+        log.info("Run %s already recorded as %s", dag_run.run_id, rows[0]["status"])
+        return
+    reason = str(context.get("reason") or "the run failed before recording itself")
+    raise_alert({**context, "game_date": day.isoformat()}, "critical", f"Run {dag_run.run_id} for {day} died: {reason}")
+    started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
+    now = datetime.now(UTC)
+    triggered_by = run_trigger(context)
+    row = {
+        **where,
+        "season_year": season_year(day),
+        "status": "failed",
+        "records_processed": None,
+        "triggered_by": triggered_by,
+        "trigger_source": TRIGGER_SOURCES[triggered_by],
+        "trigger_message_id": None,
+        "trigger_message_data": None,
+        "started_at": started,
+        "processed_at": now,
+        "duration_seconds": round((now - started).total_seconds(), 1),
+        "skipped": False,
+        "skip_reason": None,
+        "backfill_mode": triggered_by == "backfill",
+        "force_reprocess": bool(conf.get("force")),
+        "execution_host": socket.gethostname(),
+        "phase": PHASE,
+        "output_dataset": OUTPUT_DATASET,
+        "output_table": OUTPUT_TABLE,
+        "dependency_check_passed": None,
+        "upstream_dependencies": json.dumps([config.PHASE4_PROCESSOR]),
+        "summary": json.dumps({"outcome": "failed", "message": reason}),
+    }
+    params = {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()}
+    hook.query_rows((config.include_dir() / "sql" / "merge_run_history.sql").read_text(), params)

@@ -78,9 +78,15 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     report = seed_day(bq, day, players=150, ready_pct=90, phase4_status="partial")
     tomorrow = real_event(day + timedelta(days=1), 70, 80)
+    poison = [
+        b"[" * 5000,  # json.loads raises RecursionError
+        b"\xff\xfe{not utf-8",
+        real_event(day, 1, 2, padding="x" * 1_000_000),  # a 1 MB body
+        real_event(day, 1, 2, timestamp="9999-12-31T23:59:59-23:59"),  # overflows on conversion
+    ]
     publish_raw(
         stack.project,
-        b"[" * 5000,  # junk: one warning alert for the run, nothing breaks
+        *poison,  # before the valid event: one warning alert for the run, nothing breaks
         real_event(day, report.players_ready, report.players_total, feature_version="v2_enhanced_47"),
         tomorrow,  # the next day's early event: left for its own run
     )
@@ -101,7 +107,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     assert figures["event_received_at"] <= figures["first_request_at"] <= figures["batch_completed_at"]
     [warning] = alerts(bq, day)
     assert warning["severity"] == "warning"
-    assert "1 unusable Phase 4 event" in warning["message"]
+    assert "4 unusable Phase 4 event" in warning["message"]
     assert (row["alert_sent"], row["alert_type"]) == (True, "warning")
 
     # A rerun before the deadline: dedup first, so it is skipped at once instead of waiting for an event.
@@ -270,3 +276,36 @@ def test_deleted_trigger_subscription_takes_the_backup_path_and_provision_restor
     finally:
         assert f"subscription {config.PHASE5_TRIGGER_SUBSCRIPTION}" in provision(stack.project).created
     subscriber.get_subscription(subscription=path)
+
+
+def test_worker_outage_fails_the_run_with_a_critical_alert(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 11, 15)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=60, ready_pct=100)
+    # No worker at all: every request goes unanswered through both straggler rounds.
+    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, straggler_wait_minutes=0.05)
+    assert state == "failed"
+    assert tasks["retry_stragglers.verify_completion"] == "failed"
+    [alert] = alerts(bq, day)
+    assert alert["severity"] == "critical"
+    assert "0/60 players predicted" in alert["message"]
+    [row] = run_history(bq, day)
+    assert (row["status"], row["summary"]["completion_pct"], row["alert_type"]) == ("failed", 0.0, "critical")
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the requests nobody answered
+
+
+def test_the_same_event_three_times_makes_one_batch(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 11, 6)
+    drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    report = seed_day(bq, day, players=100, ready_pct=90)
+    for _ in range(3):  # Phase 4 retried upstream, or Pub/Sub redelivered
+        publish_raw(stack.project, real_event(day, report.players_ready, report.players_total))
+    with running_worker(stack.project) as worker:
+        state, tasks = run_dag(phase5_dag, day)
+    assert state == "success", tasks
+    assert sum(worker.stats.deliveries.values()) == 90  # one request per ready player, once
+    assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []  # every copy acked (and recorded)
+    [row] = run_history(bq, day)
+    assert (row["triggered_by"], row["records_processed"]) == ("pubsub", 90)
+    assert alerts(bq, day) == []

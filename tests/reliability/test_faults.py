@@ -144,8 +144,12 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     day = date(2025, 6, 6)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=150, ready_pct=90)
+    from helpers import write_predictions
+
+    # The workers answered 80 of the 135 ready players, then the one left crashes on its next request.
+    write_predictions(bq, day, ready_players(bq, day)[:80])
     worker = subprocess.Popen(
-        [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "80"],
+        [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "0"],
         env={**os.environ, "PYTHONPATH": PLUGINS},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -158,7 +162,7 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     assert state == "success", tasks
     [row] = run_history(bq, day)
     assert row["status"] == "partial"
-    assert row["summary"]["completion_pct"] < 100
+    assert row["summary"]["completion_pct"] == round(100 * 80 / 135, 2)  # 59 %: above the critical 50 %
     [alert] = alerts(bq, day)
     assert alert["severity"] == "warning"
     assert "still lack a prediction" in alert["message"]

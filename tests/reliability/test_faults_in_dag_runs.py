@@ -121,7 +121,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     assert state == "success", tasks
     first_lines = {q.strip().splitlines()[0] for q in injected}
     assert len(injected) >= 6, first_lines
-    for sql in ("phase4_gate.sql", "batch_status.sql", "game_day.sql", "merge_run_history.sql"):
+    for sql in ("phase4_gate.sql", "prediction_coverage.sql", "game_day.sql", "merge_run_history.sql"):
         assert render_sql(phase5_dag, sql).strip().splitlines()[0] in first_lines, sql
     assert worker.stats.deliveries == Counter(request_ids(day, ready_players(bq, day)))
     assert prediction_count(bq, day) == 72

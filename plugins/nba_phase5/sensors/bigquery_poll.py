@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -12,6 +13,8 @@ from airflow.sdk import BaseOperator
 from nba_phase5 import config
 
 DEADLINE_KEY = "poll_deadline"
+# Polls at least this far apart defer (no worker slot held); shorter ones sleep in the task.
+MIN_DEFERRAL_S = 30.0
 PROGRESS_KEY = "poll_progress"
 
 
@@ -23,7 +26,8 @@ def covered(row: Any) -> bool:
 class BigQueryPollSensor(BaseOperator):
     """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``timeout_minutes`` pass.
 
-    Between polls the task defers on a timer, so a 30-minute wait costs no worker slot. It does not
+    Between polls 30 s or more apart the task defers on a timer, so a 30-minute wait costs no worker slot (shorter
+    polls, as in tests and demos, wait in the task: a deferral that short races the scheduler). It does not
     fail when it stops waiting: it returns the last row with ``timed_out`` (or ``settled``) set and
     leaves the verdict to the gate or verification downstream. Each rerun (clear) polls at least once.
 
@@ -114,19 +118,22 @@ class BigQueryPollSensor(BaseOperator):
     def _poll_or_defer(self, ti: Any, deadline: str) -> dict[str, Any]:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
-        row = self.poll()
-        result = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-        if row["done"]:
-            self.log.info("Done: %s", result)
-            return {**result, "timed_out": False, "settled": False}
-        if self._stalled(ti, row):
-            self.log.warning("No progress in %s polls: stopping the wait: %s", self.settle_polls, result)
-            return {**result, "timed_out": False, "settled": True}
-        if datetime.now(UTC) >= datetime.fromisoformat(deadline):
-            self.log.warning("Still not done at %s: %s", deadline, result)
-            return {**result, "timed_out": True, "settled": False}
-        self.log.info("Not done yet (%s); polling again in %ss", result, self.poll_interval_seconds)
-        self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=float(self.poll_interval_seconds))),
-            method_name="execute_complete",
-        )
+        interval = float(self.poll_interval_seconds)
+        while True:
+            row = self.poll()
+            result = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+            if row["done"]:
+                self.log.info("Done: %s", result)
+                return {**result, "timed_out": False, "settled": False}
+            if self._stalled(ti, row):
+                self.log.warning("No progress in %s polls: stopping the wait: %s", self.settle_polls, result)
+                return {**result, "timed_out": False, "settled": True}
+            if datetime.now(UTC) >= datetime.fromisoformat(deadline):
+                self.log.warning("Still not done at %s: %s", deadline, result)
+                return {**result, "timed_out": True, "settled": False}
+            self.log.info("Not done yet (%s); polling again in %ss", result, interval)
+            if interval >= MIN_DEFERRAL_S:
+                self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=interval)), method_name="execute_complete")
+            # A deferral shorter than a task's own start-up and teardown races the scheduler (the trigger
+            # fires before the deferring process has exited); short polls simply wait in the task.
+            time.sleep(interval)

@@ -50,7 +50,7 @@ def test_event_deadline_is_six_pacific_unless_overridden() -> None:
     now = datetime(2025, 11, 28, 5, tzinfo=UTC)  # 00:00 Eastern: the run opens
     assert event_deadline(day, now=now) == datetime(2025, 11, 28, 14, tzinfo=UTC)  # 06:00 PST, 09:00 EST
     summer = date(2026, 4, 10)
-    assert event_deadline(summer, now=now) == datetime(2026, 4, 10, 13, tzinfo=UTC)  # 06:00 PDT
+    assert event_deadline(summer, now=datetime(2026, 4, 10, 4, tzinfo=UTC)) == datetime(2026, 4, 10, 13, tzinfo=UTC)
     assert event_deadline(day, now=now, wait_seconds=30) == now + timedelta(seconds=30)
     # A manual run for a past date can still wait.
     later = datetime(2025, 12, 5, tzinfo=UTC)
@@ -58,3 +58,10 @@ def test_event_deadline_is_six_pacific_unless_overridden() -> None:
     assert event_deadline(day, "05:15", now=now) == datetime(2025, 11, 28, 13, 15, tzinfo=UTC)
     with pytest.raises(ValueError, match="HH:MM"):
         event_deadline(day, "6am", now=now)
+
+
+def test_no_event_wait_outlasts_the_window() -> None:
+    # A manual run started a week before its date, or asked to wait a day, still ends within 9 hours.
+    now = datetime(2025, 11, 21, 12, tzinfo=UTC)
+    assert event_deadline(date(2025, 11, 28), now=now) == now + timedelta(hours=9)
+    assert event_deadline(date(2025, 11, 28), now=now, wait_seconds=86_400) == now + timedelta(hours=9)
