@@ -13,6 +13,7 @@ Not the production model. It reads a feature-store row by feature *name* (``feat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,12 +39,19 @@ class Prediction:
 
 
 def named_features(row: Mapping[str, Any]) -> dict[str, float]:
-    """``{name: value}`` from a row's parallel ``feature_names`` and ``features`` arrays."""
+    """``{name: value}`` from a row's parallel ``feature_names`` and ``features`` arrays.
+
+    A NULL, NaN or infinite value counts as missing: the model cannot use it, and NUMERIC cannot hold it.
+    """
     names = list(row.get("feature_names") or [])
     values = list(row.get("features") or [])
     if len(names) != len(values):
         raise MissingFeatureError(f"{len(names)} feature names for {len(values)} features")
-    return {str(name): float(value) for name, value in zip(names, values, strict=True) if value is not None}
+    return {
+        str(name): float(value)
+        for name, value in zip(names, values, strict=True)
+        if value is not None and math.isfinite(float(value))
+    }
 
 
 def _decimal(value: float, places: int) -> Decimal:
@@ -60,7 +68,7 @@ def predict(features: Mapping[str, float], *, quality_score: float | None, line_
     defence = features.get("opponent_def_rating") or LEAGUE_DEF_RATING
     points = max(0.0, (0.5 * last5 + 0.3 * last10 + 0.2 * season) * (defence / LEAGUE_DEF_RATING))
     spread = abs(last5 - season) / max(season, 1.0)
-    quality = float(quality_score if quality_score is not None else 0) / 100.0
+    quality = float(quality_score) / 100.0 if quality_score is not None and math.isfinite(quality_score) else 0.0
     confidence = max(0.05, min(0.95, quality * (1.0 - min(spread, 0.8))))
     predicted = _decimal(points, 1)
     if not line_values:

@@ -21,14 +21,24 @@ from nba_phase5.clients import bigquery_client, publisher_client, subscriber_cli
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-TOPICS = (config.PHASE4_COMPLETE_TOPIC, config.PREDICTION_REQUESTS_TOPIC)
+TOPICS = (config.PHASE4_COMPLETE_TOPIC, config.PREDICTION_REQUESTS_TOPIC, config.PREDICTION_REQUESTS_DLQ_TOPIC)
 # Pull subscriptions: name → (topic, ack deadline). The trigger's deadline covers validate-then-ack in
 # the triggerer.
 TRIGGER_SUBSCRIPTIONS = {config.PHASE5_TRIGGER_SUBSCRIPTION: (config.PHASE4_COMPLETE_TOPIC, 60)}
 # Only the local stand-in worker reads this one. Production pushes the requests to its workers; on real
 # GCP a pull subscription nobody reads would keep an unread copy of every request for the whole
 # retention period, so it is created (and checked) on the emulators only.
-LOCAL_WORKER_SUBSCRIPTIONS = {config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120)}
+# The dead-letter one lets tests and people read what the worker (or the policy below) dead-lettered.
+LOCAL_WORKER_SUBSCRIPTIONS = {
+    config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120),
+    config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION: (config.PREDICTION_REQUESTS_DLQ_TOPIC, 60),
+}
+# Subscription → dead-letter topic: after PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS deliveries Pub/Sub
+# moves a message there (the emulator does too). Set when the subscription is created, never added to an
+# existing one. On real GCP the Pub/Sub service agent
+# (service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com) needs roles/pubsub.publisher on the
+# dead-letter topic and roles/pubsub.subscriber on the source subscription, or nothing is forwarded.
+DEAD_LETTER_TOPICS = {config.PREDICTION_REQUESTS_SUBSCRIPTION: config.PREDICTION_REQUESTS_DLQ_TOPIC}
 MESSAGE_RETENTION_SECONDS = 7 * 24 * 3600
 DAY_MS = 24 * 3600 * 1000
 
@@ -147,6 +157,11 @@ def provision_pubsub(project: str, report: ProvisionReport) -> None:
                 "ack_deadline_seconds": ack_deadline,
                 "message_retention_duration": Duration(seconds=MESSAGE_RETENTION_SECONDS),
             }
+            if subscription in DEAD_LETTER_TOPICS:
+                request["dead_letter_policy"] = {
+                    "dead_letter_topic": publisher.topic_path(project, DEAD_LETTER_TOPICS[subscription]),
+                    "max_delivery_attempts": config.PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS,
+                }
             report.ensure(
                 f"subscription {subscription}",
                 partial(subscriber.get_subscription, subscription=request["name"]),
@@ -233,6 +248,14 @@ def check_pubsub(project: str) -> list[str]:
             # The DAG pulls; Pub/Sub refuses pulls on a push subscription.
             if live.push_config.push_endpoint:
                 problems.append(f"subscription {name} pushes to {live.push_config.push_endpoint}; the DAG pulls")
+            # provision never adds a policy to an existing subscription: without one a request that keeps
+            # failing is redelivered for the whole retention period.
+            dead_letter = DEAD_LETTER_TOPICS.get(name)
+            if dead_letter and live.dead_letter_policy.dead_letter_topic != publisher.topic_path(project, dead_letter):
+                problems.append(
+                    f"subscription {name} does not dead-letter to topic {dead_letter}; "
+                    "delete it and run provision again"
+                )
     return problems
 
 

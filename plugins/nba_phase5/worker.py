@@ -13,7 +13,18 @@ Guarantees, per (game_date, player_lookup, system_id):
   ``superseded_by`` = the new id), atomically;
 * a redelivered request never writes twice: ``prediction_id`` is a UUID5 of the request id, and an id
   already in the table is never inserted again;
-* a message is acked only after its batch is written (or found to be a duplicate).
+* a message is acked only after its request is written (or found to be a duplicate), or after the
+  message has been published to the dead-letter topic ``prediction-request-dlq``.
+
+Bad requests never stop the worker nor hold back the good ones of their pull:
+
+* a message it cannot use (any exception while parsing it, or a value out of bounds) is published to the
+  dead-letter topic with its data, its attributes and a ``dlq_reason`` attribute, then acked;
+* if a batch's MERGE still fails for a non-transient reason, the batch is split in halves until the
+  failing requests are isolated: the rest is written, and only those are dead-lettered. When nothing of
+  the batch can be written (a systemic fault, not a poison request) or the error is transient, the
+  batch is nacked: Pub/Sub redelivers it, and its subscription's dead-letter policy (5 attempts, as the
+  platform's) moves a message that keeps failing to the dead-letter topic.
 
 The guarantees hold for one worker process (batches are sequential); concurrent workers could both
 insert a first version, as two concurrent MERGEs cannot see each other's rows.
@@ -30,33 +41,18 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nba_phase5 import config
-from nba_phase5.bq import query_parameter, run_query, with_transient_retry
-from nba_phase5.local_model import MissingFeatureError, named_features, predict
-from nba_phase5.worker_io import PREDICTION_COLUMNS, WorkerRequest, merge_sql, parse_request
-
-if TYPE_CHECKING:
-    from google.cloud import bigquery
+from nba_phase5.bq import is_transient
+from nba_phase5.worker_io import FEATURES_SQL as FEATURES_SQL  # re-exported: bench/run.py reads it here
+from nba_phase5.worker_io import WorkerRequest, describe, parse_request, write_predictions
+from nba_phase5.worker_io import prediction_id as prediction_id
+from nba_phase5.worker_pubsub import RequestSubscription
 
 log = logging.getLogger(__name__)
-PREDICTION_NAMESPACE = uuid.UUID("8a4f2a61-3c0e-4b7e-9f55-2d9e1c7b6a10")
-FEATURES_SQL = """
-SELECT game_date, player_lookup, universal_player_id, features, feature_names, feature_quality_score
-FROM `{table}`
-WHERE game_date IN UNNEST(@game_dates) AND player_lookup IN UNNEST(@players)
-"""
-# Rows this batch wrote: its created_at / updated_at is the batch's own timestamp.
-OUTCOME_SQL = """
-SELECT COUNTIF(created_at = @now) AS written, COUNTIF(updated_at = @now AND NOT is_active) AS superseded
-FROM `{table}`
-WHERE game_date IN UNNEST(@game_dates) AND system_id = @system_id AND player_lookup IN UNNEST(@players)
-"""
 
 
 @dataclass
@@ -66,7 +62,11 @@ class WorkerStats:
     duplicates: int = 0
     superseded: int = 0
     dropped: int = 0
+    #: Requests the worker could not use: unparseable, out of bounds, or isolated as failing the MERGE.
     invalid: int = 0
+    dead_lettered: int = 0
+    #: Messages nacked for redelivery (a batch that failed as a whole, a dead-letter publish that failed).
+    nacked: int = 0
     no_features: int = 0
     dropped_ids: list[str] = field(default_factory=list)
     # Deliveries per request id: how the tests see whether anything was requested twice.
@@ -84,11 +84,24 @@ class WorkerOptions:
     max_messages: int | None = None
     idle_exit: float | None = None
     batch_size: int = 500
+    dead_letter_topic: str = config.PREDICTION_REQUESTS_DLQ_TOPIC
+    #: Pause after nacking a batch that failed as a whole, so a fault does not become a hot loop.
+    retry_pause_s: float = 2.0
 
 
-def prediction_id(request_id: str) -> str:
-    """The row id of a request's prediction: the same request (redelivered) gives the same id."""
-    return str(uuid.uuid5(PREDICTION_NAMESPACE, request_id))
+class BatchFailedError(RuntimeError):
+    """No request of a batch could be written: the fault is not a request's own, so nothing is dead-lettered."""
+
+
+def may_be_poison(exc: BaseException) -> bool:
+    """Could ``exc`` come from one request's values (worth isolating), rather than from the system?
+
+    A refused value (400) or a local error building the rows may; a missing table, a denied permission,
+    a timeout or an outage may not: those fail every request alike.
+    """
+    from google.api_core.exceptions import BadRequest, GoogleAPIError
+
+    return isinstance(exc, BadRequest) or not isinstance(exc, (GoogleAPIError, OSError))
 
 
 def one_per_player(requests: list[WorkerRequest]) -> tuple[list[WorkerRequest], int]:
@@ -122,129 +135,93 @@ class PredictionWorker:
             return True
         return False
 
-    def _features(self, client: bigquery.Client, requests: list[WorkerRequest]) -> dict[tuple[str, str], Any]:
-        rows = run_query(
-            client,
-            FEATURES_SQL.format(table=f"{client.project}.{config.FEATURE_STORE_TABLE}"),
-            {
-                "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r.game_date for r in requests})},
-                "players": sorted({r.player_lookup for r in requests}),
-            },
-        )
-        return {(row["game_date"].isoformat(), row["player_lookup"]): row for row in rows}
+    def write(self, client: Any, requests: list[WorkerRequest]) -> int:
+        """Write predictions for ``requests`` (one per player); returns how many rows were new."""
+        outcome = write_predictions(client, requests)
+        # Counted only once the write went through: an isolating retry must not count a skip twice.
+        self.stats.superseded += outcome.superseded
+        self.stats.no_features += outcome.no_features
+        return outcome.written
 
-    def rows(self, client: bigquery.Client, requests: list[WorkerRequest], now: datetime) -> list[dict[str, Any]]:
-        """The prediction rows for ``requests`` (players without a usable feature row are skipped)."""
-        features = self._features(client, requests)
-        rows = []
-        for request in requests:
-            feature_row = features.get((request.game_date, request.player_lookup))
-            try:
-                if feature_row is None:
-                    raise MissingFeatureError("no feature row")
-                quality = feature_row["feature_quality_score"]
-                made = predict(
-                    named_features(feature_row),
-                    quality_score=None if quality is None else float(quality),
-                    line_values=request.line_values,
+    def write_isolating(
+        self, client: Any, requests: list[WorkerRequest]
+    ) -> tuple[list[tuple[WorkerRequest, str]], bool]:
+        """Write ``requests`` (one per player); a batch that fails is split in halves until the failing
+        requests stand alone. Returns those with their reasons, and whether any part was written.
+
+        A transient error, or one no request could cause (:func:`may_be_poison`), propagates.
+        """
+        try:
+            self.stats.written += self.write(client, requests)
+            return [], True
+        except Exception as exc:
+            if is_transient(exc) or not may_be_poison(exc):
+                raise
+            if len(requests) == 1:
+                log.warning(
+                    "Request %s for %s on %s fails its write: %s",
+                    requests[0].request_id,
+                    requests[0].player_lookup,
+                    requests[0].game_date,
+                    describe(exc),
                 )
-            except MissingFeatureError as exc:
-                self.stats.no_features += 1
-                log.warning("No prediction for %s on %s (%s): %s", *request.key, request.request_id, exc)
-                continue
-            rows.append(
-                {
-                    "prediction_id": prediction_id(request.request_id),
-                    "player_lookup": request.player_lookup,
-                    "universal_player_id": feature_row["universal_player_id"],
-                    "game_date": request.game_date,
-                    "game_id": request.game_id,
-                    "predicted_points": made.predicted_points,
-                    "confidence_score": made.confidence_score,
-                    "recommendation": made.recommendation,
-                    "current_points_line": made.current_points_line,
-                    "line_margin": made.line_margin,
-                    "has_prop_line": made.current_points_line is not None,
-                    "line_source": "ACTUAL_PROP" if made.current_points_line is not None else None,
-                    "force": request.force,
-                    "created_at": now,
-                }
-            )
-        return rows
+                return [(requests[0], f"write failed: {describe(exc)}")], False
+            log.warning("A batch of %d requests fails its write (%s): isolating", len(requests), describe(exc))
+        half = len(requests) // 2
+        first, wrote_first = self.write_isolating(client, requests[:half])
+        second, wrote_second = self.write_isolating(client, requests[half:])
+        return first + second, wrote_first or wrote_second
 
-    def write(self, client: bigquery.Client, requests: list[WorkerRequest]) -> int:
-        """Write predictions for ``requests``; returns how many rows were new."""
-        from google.cloud import bigquery
+    def write_batch(self, client: Any, accepted: list[WorkerRequest]) -> list[tuple[WorkerRequest, str]]:
+        """Write a pull's requests; returns the ones isolated as failing the write, with their reasons.
 
-        now = datetime.now(UTC)
-        rows = self.rows(client, requests, now)
-        if not rows:
-            return 0
-        structs = [
-            bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in PREDICTION_COLUMNS))
-            for row in rows
-        ]
-        table = f"{client.project}.{config.PREDICTIONS_TABLE}"
-        scope = {
-            "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r["game_date"] for r in rows})},
-            "players": sorted({r["player_lookup"] for r in rows}),
-            "system_id": config.LOCAL_SYSTEM_ID,
-        }
-        job_config = bigquery.QueryJobConfig(
-            query_parameters=[
-                bigquery.ArrayQueryParameter("rows", "STRUCT", structs),
-                *(query_parameter(name, value) for name, value in scope.items()),
-            ]
-        )
-        # Retried on transient errors: rerunning the MERGE after a lost reply inserts nothing twice, as
-        # the prediction ids are already in the table. A lasting error leaves the batch unacked.
-        with_transient_retry(lambda: client.query(merge_sql(table), job_config=job_config).result(), "MERGE")
-        outcome = run_query(client, OUTCOME_SQL.format(table=table), {**scope, "now": now})[0]
-        self.stats.superseded += int(outcome["superseded"] or 0)
-        return int(outcome["written"] or 0)
+        A player's other requests in the pull are written when his chosen one fails. Raises
+        :class:`BatchFailedError` when no part of the batch could be written.
+        """
+        pending, failed, wrote = accepted, [], False
+        while pending:
+            chosen, _ = one_per_player(pending)
+            isolated, wrote_any = self.write_isolating(client, chosen)
+            failed += isolated
+            wrote = wrote or wrote_any
+            tried, retry_keys = {id(r) for r in chosen}, {r.key for r, _ in isolated}
+            pending = [r for r in pending if r.key in retry_keys and id(r) not in tried]
+        if failed and not wrote:
+            raise BatchFailedError(f"no request of the batch could be written: {failed[0][1]}")
+        return failed
 
     def run(self) -> WorkerStats:
-        from google.api_core.exceptions import DeadlineExceeded
-
-        from nba_phase5.clients import bigquery_client, subscriber_client
+        from nba_phase5.clients import bigquery_client
 
         options = self.options
         client = bigquery_client(options.project)
-        subscriber = subscriber_client()
-        path = subscriber.subscription_path(options.project, options.subscription)
         last_message = time.monotonic()
-        with subscriber:
+        with RequestSubscription(options.project, options.subscription, options.dead_letter_topic) as pubsub:
             while not self.stop.is_set():
                 if options.max_messages is not None and self.stats.received >= options.max_messages:
                     break
                 limit = options.batch_size
                 if options.max_messages is not None:
                     limit = min(limit, options.max_messages - self.stats.received)
-                try:
-                    response = subscriber.pull(
-                        request={"subscription": path, "max_messages": limit, "return_immediately": False},
-                        timeout=2.0,
-                    )
-                    received = list(response.received_messages)
-                except DeadlineExceeded:
-                    received = []
+                received = pubsub.pull(limit)
                 if not received:
                     if options.idle_exit is not None and time.monotonic() - last_message >= options.idle_exit:
                         break
                     continue
                 last_message = time.monotonic()
-                self._handle(client, subscriber, path, received)
+                self._handle(client, pubsub, received)
         log.info("Worker done: %s", self.stats)
         return self.stats
 
-    def _accept(self, message: Any) -> WorkerRequest | None:
-        """The message's request, or None when it is invalid or dropped (both are acked unwritten)."""
+    def _accept(self, message: Any) -> WorkerRequest | str | None:
+        """The message's request; why it is unusable (a str); or None when it is dropped (acked unwritten)."""
         try:
             request = parse_request(message.message.data, dict(message.message.attributes))
-        except ValueError as exc:
+        except Exception as exc:  # whatever a body does to the parser, it is that message's fault alone
             self.stats.invalid += 1
-            log.warning("Invalid request %s acked and dropped: %s", message.message.message_id, exc)
-            return None
+            reason = str(exc) if isinstance(exc, ValueError) and str(exc) else describe(exc)
+            log.warning("Invalid request %s: %s", message.message.message_id, reason)
+            return reason
         self.stats.deliveries[request.request_id] += 1
         if self.should_drop(request.request_id):
             # run_day.py counts these lines: keep "Dropped request <id> for <player> on <date> ".
@@ -260,27 +237,60 @@ class PredictionWorker:
             return None
         return request
 
-    def _handle(self, client: Any, subscriber: Any, path: str, received: list[Any]) -> None:
+    def _handle(self, client: Any, pubsub: RequestSubscription, received: list[Any]) -> None:
         options = self.options
         if options.delay_ms:
             time.sleep(options.delay_ms / 1000.0)
-        accepted: list[WorkerRequest] = []
+        accepted: dict[int, tuple[WorkerRequest, Any]] = {}
+        unusable: list[tuple[Any, str]] = []
+        done: list[Any] = []  # dropped: acked unwritten
         for message in received:
             self.stats.received += 1
             if options.crash_after is not None and self.stats.received > options.crash_after:
                 # Exit hard mid-batch: nothing below is written or acked, as in a real crash.
                 log.error("crash_after=%d reached: exiting hard", options.crash_after)
                 os._exit(3)
-            request = self._accept(message)
-            if request is not None:
-                accepted.append(request)
-        to_write, repeats = one_per_player(accepted)
-        self.stats.duplicates += repeats
-        if to_write:
-            unusable = self.stats.no_features
-            written = self.write(client, to_write)
-            unusable = self.stats.no_features - unusable
-            self.stats.written += written
-            self.stats.duplicates += len(to_write) - unusable - written
-        # Acked only now: a crash or a failed write above leaves the whole batch to be redelivered.
-        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in received]})
+            outcome = self._accept(message)
+            if isinstance(outcome, WorkerRequest):
+                accepted[id(outcome)] = (outcome, message)
+            elif outcome is None:
+                done.append(message)
+            else:
+                unusable.append((message, outcome))
+        retry = self._write_accepted(client, accepted, unusable, done)
+        published, unpublished = pubsub.dead_letter(unusable)
+        self.stats.dead_lettered += len(published)
+        # Acked only now: a crash above leaves the whole pull to be redelivered.
+        pubsub.ack(done + published)
+        pubsub.nack(retry + unpublished)
+        self.stats.nacked += len(retry) + len(unpublished)
+        if retry or unpublished:
+            self.stop.wait(options.retry_pause_s)
+
+    def _write_accepted(
+        self,
+        client: Any,
+        accepted: dict[int, tuple[WorkerRequest, Any]],
+        unusable: list[tuple[Any, str]],
+        done: list[Any],
+    ) -> list[Any]:
+        """Write the accepted requests: written ones go to ``done``, isolated ones to ``unusable``.
+
+        Returns the messages to redeliver: the whole batch when it failed as a whole.
+        """
+        requests = [request for request, _ in accepted.values()]
+        if not requests:
+            return []
+        no_features, written = self.stats.no_features, self.stats.written
+        try:
+            failed = self.write_batch(client, requests)
+        except Exception as exc:
+            log.error("Batch of %d requests not written, nacked for redelivery: %s", len(requests), describe(exc))
+            return [message for _, message in accepted.values()]
+        self.stats.invalid += len(failed)
+        poisoned = {id(request) for request, _ in failed}
+        unusable += [(accepted[id(request)][1], reason) for request, reason in failed]
+        done += [message for key, (_, message) in accepted.items() if key not in poisoned]
+        new_rows = self.stats.written - written
+        self.stats.duplicates += len(requests) - len(failed) - new_rows - (self.stats.no_features - no_features)
+        return []

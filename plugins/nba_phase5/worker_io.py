@@ -1,20 +1,52 @@
-"""What the local stand-in worker reads and writes: the request message and the predictions MERGE.
+"""What the local stand-in worker reads and writes: the request message, the feature rows and the
+predictions MERGE (its Pub/Sub side is :mod:`nba_phase5.worker_pubsub`).
 
 Kept apart from :mod:`nba_phase5.worker` (the pull loop) so each stays small and testable alone.
+
+A request is validated strictly before any write, so no value of a message can fail the batch's MERGE:
+text fields must be short, encodable UTF-8 without control characters (a lone surrogate such as
+``"\\ud800"`` parses as JSON but stalls BigQuery's client in retries), line values must be points lines
+(0-200; 1e300 or a 400-digit integer is refused here, not by the MERGE's NUMERIC cast).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
+from nba_phase5 import config
+from nba_phase5.bq import query_parameter, run_query, with_transient_retry
+from nba_phase5.local_model import MissingFeatureError, named_features, predict
 from nba_phase5.prediction_requests import request_id as derive_request_id
 
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+log = logging.getLogger(__name__)
+PREDICTION_NAMESPACE = uuid.UUID("8a4f2a61-3c0e-4b7e-9f55-2d9e1c7b6a10")
+FEATURES_SQL = """
+SELECT game_date, player_lookup, universal_player_id, features, feature_names, feature_quality_score
+FROM `{table}`
+WHERE game_date IN UNNEST(@game_dates) AND player_lookup IN UNNEST(@players)
+"""
+# Rows this batch wrote: its created_at / updated_at is the batch's own timestamp.
+OUTCOME_SQL = """
+SELECT COUNTIF(created_at = @now) AS written, COUNTIF(updated_at = @now AND NOT is_active) AS superseded
+FROM `{table}`
+WHERE game_date IN UNNEST(@game_dates) AND system_id = @system_id AND player_lookup IN UNNEST(@players)
+"""
+
 MAX_LINE_VALUES = 20
+MAX_LINE_VALUE = 200.0
+MAX_TEXT_CHARS = 100
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The @rows struct of the MERGE: the prediction columns the worker computes, plus ``force``.
 PREDICTION_COLUMNS = (
@@ -100,18 +132,33 @@ class WorkerRequest:
 
 def _text(body: Mapping[str, object], key: str) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not value or len(value) > 100:
-        raise ValueError(f"{key} must be a non-empty string")
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"{key} must be a non-empty string of at most {MAX_TEXT_CHARS} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{key} is not valid Unicode text (a lone surrogate)") from None
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"{key} holds control characters")
     return value
 
 
 def _line_values(value: object) -> tuple[float, ...]:
     if not isinstance(value, list) or len(value) > MAX_LINE_VALUES:
         raise ValueError(f"line_values must be a list of at most {MAX_LINE_VALUES} numbers")
-    # bool is an int in Python; true is not a line.
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-        raise ValueError("line_values must hold finite numbers")
-    return tuple(float(v) for v in value)
+    lines = []
+    for item in value:
+        # bool is an int in Python; true is not a line.
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            raise ValueError("line_values must hold numbers")
+        try:
+            line = float(item)
+        except OverflowError:  # an integer too big for a float
+            line = math.inf
+        if not 0.0 <= line <= MAX_LINE_VALUE:  # NaN fails too
+            raise ValueError(f"line value {line:.6g} is out of range (0 to {MAX_LINE_VALUE:g})")
+        lines.append(line)
+    return tuple(lines)
 
 
 def parse_request(data: bytes, attributes: Mapping[str, str]) -> WorkerRequest:
@@ -149,3 +196,108 @@ def parse_request(data: bytes, attributes: Mapping[str, str]) -> WorkerRequest:
 def merge_sql(table: str) -> str:
     """The MERGE for ``project.dataset.table``; every value arrives as a query parameter."""
     return MERGE_SQL.format(table=table)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, its first line only, for logs and the ``dlq_reason`` attribute."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:500]}" if text else type(exc).__name__
+
+
+def prediction_id(request_id: str) -> str:
+    """The row id of a request's prediction: the same request (redelivered) gives the same id."""
+    return str(uuid.uuid5(PREDICTION_NAMESPACE, request_id))
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What one write did: new rows, rows it superseded, requests skipped for want of usable features."""
+
+    written: int = 0
+    superseded: int = 0
+    no_features: int = 0
+
+
+def _features(client: bigquery.Client, requests: list[WorkerRequest]) -> dict[tuple[str, str], Any]:
+    rows = run_query(
+        client,
+        FEATURES_SQL.format(table=f"{client.project}.{config.FEATURE_STORE_TABLE}"),
+        {
+            "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r.game_date for r in requests})},
+            "players": sorted({r.player_lookup for r in requests}),
+        },
+    )
+    return {(row["game_date"].isoformat(), row["player_lookup"]): row for row in rows}
+
+
+def prediction_rows(
+    client: bigquery.Client, requests: list[WorkerRequest], now: datetime
+) -> tuple[list[dict[str, Any]], int]:
+    """The prediction rows for ``requests``, and how many players were skipped (no usable feature row)."""
+    features = _features(client, requests)
+    rows, skipped = [], 0
+    for request in requests:
+        feature_row = features.get((request.game_date, request.player_lookup))
+        try:
+            if feature_row is None:
+                raise MissingFeatureError("no feature row")
+            quality = feature_row["feature_quality_score"]
+            made = predict(
+                named_features(feature_row),
+                quality_score=None if quality is None else float(quality),
+                line_values=request.line_values,
+            )
+        except MissingFeatureError as exc:
+            skipped += 1
+            log.warning("No prediction for %s on %s (%s): %s", *request.key, request.request_id, exc)
+            continue
+        rows.append(
+            {
+                "prediction_id": prediction_id(request.request_id),
+                "player_lookup": request.player_lookup,
+                "universal_player_id": feature_row["universal_player_id"],
+                "game_date": request.game_date,
+                "game_id": request.game_id,
+                "predicted_points": made.predicted_points,
+                "confidence_score": made.confidence_score,
+                "recommendation": made.recommendation,
+                "current_points_line": made.current_points_line,
+                "line_margin": made.line_margin,
+                "has_prop_line": made.current_points_line is not None,
+                "line_source": "ACTUAL_PROP" if made.current_points_line is not None else None,
+                "force": request.force,
+                "created_at": now,
+            }
+        )
+    return rows, skipped
+
+
+def write_predictions(client: bigquery.Client, requests: list[WorkerRequest]) -> WriteOutcome:
+    """Write predictions for ``requests`` (one per player) in one MERGE; raises if it fails."""
+    from google.cloud import bigquery
+
+    now = datetime.now(UTC)
+    rows, skipped = prediction_rows(client, requests, now)
+    if not rows:
+        return WriteOutcome(no_features=skipped)
+    structs = [
+        bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in PREDICTION_COLUMNS))
+        for row in rows
+    ]
+    table = f"{client.project}.{config.PREDICTIONS_TABLE}"
+    scope = {
+        "game_dates": {"type": "ARRAY<DATE>", "value": sorted({r["game_date"] for r in rows})},
+        "players": sorted({r["player_lookup"] for r in rows}),
+        "system_id": config.LOCAL_SYSTEM_ID,
+    }
+    job_config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ArrayQueryParameter("rows", "STRUCT", structs),
+            *(query_parameter(name, value) for name, value in scope.items()),
+        ]
+    )
+    # Retried on transient errors: rerunning the MERGE after a lost reply inserts nothing twice, as
+    # the prediction ids are already in the table. A lasting error propagates to the worker.
+    with_transient_retry(lambda: client.query(merge_sql(table), job_config=job_config).result(), "MERGE")
+    outcome = run_query(client, OUTCOME_SQL.format(table=table), {**scope, "now": now})[0]
+    return WriteOutcome(int(outcome["written"] or 0), int(outcome["superseded"] or 0), skipped)

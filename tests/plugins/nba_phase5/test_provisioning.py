@@ -33,6 +33,12 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def bigquery_resources() -> int:
+    """Datasets + tables the schema files describe."""
+    specs = table_specs()
+    return len({name.split(".")[0] for name in specs}) + len(specs)
+
+
 def recreate_table(bq: Any, project: str, table_name: str, change: Any) -> None:
     """Drop ``table_name`` and create it again from its spec with ``change(schema)`` applied."""
     spec = table_specs()[table_name]
@@ -51,14 +57,14 @@ def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-d
     second = provision(stack.project)
     assert first.created == []
     assert second.created == []
-    assert len(second.existing) == len(TOPICS) + len(subscriptions(emulators=True)) + 3 + 5
+    assert len(second.existing) == len(TOPICS) + len(subscriptions(emulators=True)) + bigquery_resources()
     assert second.summary().startswith("Nothing to create")
 
 
 @integration
 def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
     first = provision("fresh-project")
-    assert len(first.created) == 2 + 2 + 3 + 5  # topics, subscriptions, datasets, tables
+    assert len(first.created) == 3 + 3 + bigquery_resources()  # topics, subscriptions, datasets and tables
     assert first.existing == []
     assert provision("fresh-project").created == []
 
@@ -68,16 +74,24 @@ def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type
     from nba_phase5.clients import publisher_client, subscriber_client
 
     publisher = publisher_client()
-    for topic in ("nba-phase4-precompute-complete", "prediction-request-prod"):
+    for topic in ("nba-phase4-precompute-complete", "prediction-request-prod", "prediction-request-dlq"):
         assert publisher.get_topic(topic=publisher.topic_path(stack.project, topic)).name.endswith(topic)
     with subscriber_client() as subscriber:
         for name, topic, deadline in (
             ("nba-phase5-trigger-sub", "nba-phase4-precompute-complete", 60),
             (config.PREDICTION_REQUESTS_SUBSCRIPTION, "prediction-request-prod", 120),
+            ("prediction-request-dlq-local", "prediction-request-dlq", 60),
         ):
             sub = subscriber.get_subscription(subscription=subscriber.subscription_path(stack.project, name))
             assert sub.topic.endswith(f"/topics/{topic}")
             assert sub.ack_deadline_seconds == deadline
+            # Only the worker's subscription dead-letters (PLATFORM.md §7: 5 delivery attempts).
+            policy = sub.dead_letter_policy
+            if name == config.PREDICTION_REQUESTS_SUBSCRIPTION:
+                assert policy.dead_letter_topic == publisher.topic_path(stack.project, "prediction-request-dlq")
+                assert policy.max_delivery_attempts == 5
+            else:
+                assert not policy.dead_letter_topic
 
     for name, spec in table_specs().items():
         table = bq.get_table(f"{stack.project}.{name}")
@@ -92,14 +106,18 @@ def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type
 
 def test_the_local_worker_subscription_exists_only_on_the_emulators() -> None:
     # On real GCP production pushes to its workers: a pull subscription nobody reads piles up copies.
-    assert set(subscriptions(emulators=True)) == {"nba-phase5-trigger-sub", config.PREDICTION_REQUESTS_SUBSCRIPTION}
+    assert set(subscriptions(emulators=True)) == {
+        "nba-phase5-trigger-sub",
+        config.PREDICTION_REQUESTS_SUBSCRIPTION,
+        config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION,
+    }
     assert set(subscriptions(emulators=False)) == {"nba-phase5-trigger-sub"}
     assert subscriptions(emulators=False)["nba-phase5-trigger-sub"] == ("nba-phase4-precompute-complete", 60)
 
 
 def test_real_gcp_tables_require_a_partition_filter_and_keep_the_spec_layout() -> None:
     specs = table_specs()
-    assert len(specs) == 5
+    assert len(specs) >= 5
     for name, spec in specs.items():
         real = build_table("p", name, spec, real_gcp=True)
         assert real.require_partition_filter is True
@@ -273,3 +291,70 @@ def test_check_names_missing_tables_topics_and_subscriptions(stack) -> None:  # 
         "topic nba-phase4-precompute-complete",
     ]
     assert check(project) == []
+
+
+# --- the requests' dead-letter topic -----------------------------------------------------------------
+
+
+def _pull(subscriber: Any, path: str) -> list[Any]:
+    response = subscriber.pull(
+        request={"subscription": path, "max_messages": 10, "return_immediately": False}, timeout=5
+    )
+    return list(response.received_messages)
+
+
+@integration
+def test_the_emulator_moves_a_request_nacked_five_times_to_the_dlq(stack) -> None:  # type: ignore[no-untyped-def]
+    # The policy provision sets is honoured by the emulator, as by Pub/Sub: delivery 6 never comes.
+    import time
+
+    from nba_phase5.clients import publisher_client, subscriber_client
+
+    project = "dlq-nba-props"
+    provision(project)
+    publisher = publisher_client()
+    topic = publisher.topic_path(project, config.PREDICTION_REQUESTS_TOPIC)
+    publisher.publish(topic, b'{"player_lookup": "x"}', request_id="r-1").result(timeout=30)
+    with subscriber_client() as subscriber:
+        source = subscriber.subscription_path(project, config.PREDICTION_REQUESTS_SUBSCRIPTION)
+        attempts: list[int] = []
+        for _ in range(5):
+            received = _pull(subscriber, source)
+            attempts += [m.delivery_attempt for m in received]
+            if received:  # nack: redeliver now
+                subscriber.modify_ack_deadline(
+                    request={"subscription": source, "ack_ids": [m.ack_id for m in received], "ack_deadline_seconds": 0}
+                )
+        attempts += [m.delivery_attempt for m in _pull(subscriber, source)]  # no sixth delivery
+        assert attempts == [1, 2, 3, 4, 5]
+        dlq = subscriber.subscription_path(project, config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+        deadline, dead = time.monotonic() + 20, []
+        while not dead and time.monotonic() < deadline:
+            dead = _pull(subscriber, dlq)
+    assert [m.message.data for m in dead] == [b'{"player_lookup": "x"}']
+    attributes = dict(dead[0].message.attributes)
+    assert attributes["request_id"] == "r-1"
+    assert attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    assert attributes["CloudPubSubDeadLetterSourceSubscription"] == config.PREDICTION_REQUESTS_SUBSCRIPTION
+
+
+@integration
+def test_an_existing_worker_subscription_without_a_dead_letter_policy_is_left_alone_and_reported(stack) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.clients import publisher_client, subscriber_client
+
+    project = "legacy-dlq-nba-props"
+    publisher = publisher_client()
+    publisher.create_topic(name=publisher.topic_path(project, config.PREDICTION_REQUESTS_TOPIC))
+    with subscriber_client() as subscriber:
+        path = subscriber.subscription_path(project, config.PREDICTION_REQUESTS_SUBSCRIPTION)
+        subscriber.create_subscription(
+            name=path, topic=publisher.topic_path(project, config.PREDICTION_REQUESTS_TOPIC), ack_deadline_seconds=120
+        )
+        report = provision(project)
+        assert f"subscription {config.PREDICTION_REQUESTS_SUBSCRIPTION}" in report.existing
+        assert "topic prediction-request-dlq" in report.created
+        assert not subscriber.get_subscription(subscription=path).dead_letter_policy.dead_letter_topic  # unchanged
+    assert check(project) == [
+        f"subscription {config.PREDICTION_REQUESTS_SUBSCRIPTION} does not dead-letter to topic prediction-request-dlq; "
+        "delete it and run provision again"
+    ]

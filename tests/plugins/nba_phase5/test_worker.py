@@ -1,9 +1,12 @@
-"""The local prediction worker: production-shaped rows, one active row per player, acks after writing."""
+"""The local prediction worker: production-shaped rows, one active row per player, acks after writing;
+a request it cannot use is dead-lettered and never holds back the good ones of its pull."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -21,7 +24,7 @@ from nba_phase5.clients import publisher_client
 from nba_phase5.local_model import MissingFeatureError, named_features, predict
 from nba_phase5.prediction_requests import PredictionRequest, request_id
 from nba_phase5.seeding import FEATURE_NAMES, build_day, seed_day
-from nba_phase5.worker import PredictionWorker, WorkerOptions, one_per_player, prediction_id
+from nba_phase5.worker import BatchFailedError, PredictionWorker, WorkerOptions, one_per_player, prediction_id
 from nba_phase5.worker_io import WorkerRequest, parse_request
 
 PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
@@ -52,6 +55,11 @@ def test_model_reads_features_by_name_and_is_the_documented_weighted_average() -
         predict({"points_avg_last_5": 1.0, "points_avg_last_10": 1.0}, quality_score=90.0, line_values=[])
     with pytest.raises(MissingFeatureError):
         named_features({"feature_names": ["a", "b"], "features": [1.0]})
+    # NaN and infinity are missing values, not numbers: a NUMERIC column could not hold what they make.
+    assert named_features({"feature_names": ["a", "b", "c"], "features": [float("nan"), float("inf"), 2.0]}) == {
+        "c": 2.0
+    }
+    assert predict(FEATURES, quality_score=float("nan"), line_values=[]).confidence_score == Decimal("0.050")
 
 
 @pytest.mark.parametrize(
@@ -87,11 +95,90 @@ def test_parse_request_reads_the_workers_body_and_attributes() -> None:
         b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [true]}',
         b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": "25.5"}',
         b"\xff\xfe",
+        b"[" * 5000,  # RecursionError inside json
+        b'{"player_lookup": "x", "game_date": 20251128, "game_id": "g"}',
+        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": "abc"}',
+        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [1e300]}',
+        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [1' + b"0" * 400 + b"]}",
+        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [NaN]}',
+        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [-0.5]}',
+        b'{"player_lookup": "\\ud800x", "game_date": "2025-11-28", "game_id": "g"}',  # a lone surrogate
+        b'{"player_lookup": "a\\u0000b", "game_date": "2025-11-28", "game_id": "g"}',
+        b'{"player_lookup": "' + b"x" * 101 + b'", "game_date": "2025-11-28", "game_id": "g"}',
     ],
 )
 def test_unusable_requests_are_refused(body: bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the reasons differ; any ValueError is "invalid"
         parse_request(body, {})
+
+
+def test_parse_request_raises_only_value_error_whatever_the_bytes() -> None:
+    valid = PredictionRequest("2025-11-28", "aaronadams", "0022500871", "b1", line_values=[25.5]).body()
+    rng = random.Random(7)
+    for _ in range(3000):
+        body = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            body[rng.randrange(len(body))] = rng.randrange(256)
+        body = body[: rng.randint(0, len(body))] if rng.random() < 0.2 else body
+        with contextlib.suppress(ValueError):  # anything else fails the test
+            parse_request(bytes(body), {})
+
+
+class FakeWriteWorker(PredictionWorker):
+    """The real isolation logic over a fake write: requests of ``poison`` players fail it with ``error``."""
+
+    def __init__(self, poison: set[str], error: Exception) -> None:
+        super().__init__(WorkerOptions(project="p"))
+        self.poison, self.error, self.calls, self.wrote = poison, error, 0, []  # type: ignore[var-annotated]
+
+    def write(self, client, requests):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if any(r.player_lookup in self.poison or r.request_id in self.poison for r in requests):
+            raise self.error
+        self.wrote += requests
+        return len(requests)
+
+
+def test_a_failing_batch_is_split_until_the_poison_requests_stand_alone() -> None:
+    from google.api_core.exceptions import BadRequest
+
+    requests = [WorkerRequest(f"r{i}", "2025-11-28", f"p{i}", "g") for i in range(32)]
+    worker = FakeWriteWorker({"p5"}, BadRequest("Invalid NUMERIC value"))
+    failed = worker.write_batch(None, requests)
+    assert [(r.player_lookup, reason) for r, reason in failed] == [
+        ("p5", "write failed: BadRequest: 400 Invalid NUMERIC value")
+    ]
+    assert sorted(r.request_id for r in worker.wrote) == sorted(f"r{i}" for i in range(32) if i != 5)
+    assert worker.calls == 1 + 2 * 5  # bisection: the whole batch, then two halves per level
+    assert worker.stats.written == 31
+
+
+def test_a_players_other_request_is_written_when_his_chosen_one_is_poison() -> None:
+    from google.api_core.exceptions import BadRequest
+
+    bad, good = WorkerRequest("bad", "2025-11-28", "x", "g", force=True), WorkerRequest("good", "2025-11-28", "x", "g")
+    other = WorkerRequest("r2", "2025-11-28", "y", "g")
+    worker = FakeWriteWorker({"bad"}, BadRequest("refused"))
+    failed = worker.write_batch(None, [good, bad, other])
+    assert [r.request_id for r, _ in failed] == ["bad"]
+    assert sorted(r.request_id for r in worker.wrote) == ["good", "r2"]
+
+
+def test_a_fault_no_request_can_cause_is_never_blamed_on_one() -> None:
+    from google.api_core.exceptions import BadRequest, Forbidden, ServiceUnavailable
+
+    requests = [WorkerRequest(f"r{i}", "2025-11-28", f"p{i}", "g") for i in range(8)]
+    everyone = {r.player_lookup for r in requests}
+    for error in (Forbidden("no access"), ServiceUnavailable("outage")):  # not isolated: one try, then up
+        worker = FakeWriteWorker(everyone, error)
+        with pytest.raises(type(error)):
+            worker.write_batch(None, requests)
+        assert worker.calls == 1
+    # Refused for every request alike (a broken query, say): nothing could be written, nobody is poison.
+    worker = FakeWriteWorker(everyone, BadRequest("Syntax error"))
+    with pytest.raises(BatchFailedError, match="Syntax error"):
+        worker.write_batch(None, requests)
+    assert worker.wrote == []
 
 
 def test_one_request_per_player_and_batch_a_forced_one_first() -> None:
@@ -230,17 +317,152 @@ def test_forced_request_supersedes_and_its_redelivery_does_not(stack, bq, drain)
 
 
 @pytest.mark.integration
-def test_invalid_messages_are_acked_and_counted(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_messages_are_dead_lettered_acked_and_counted(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 9, 6)
     games = _seeded(bq, drain, day, 3)
+    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
     publisher = publisher_client()
     topic = publisher.topic_path(stack.project, config.PREDICTION_REQUESTS_TOPIC)
     for body in (b"garbage", b'{"player_lookup": "x"}'):
-        publisher.publish(topic, body).result(timeout=30)
+        publisher.publish(topic, body, origin="by-hand").result(timeout=30)
     with running_worker(stack.project) as worker:
         _publish(stack.project, day, games)
-        _wait_for(lambda: worker.stats.received == 5)
-    assert (worker.stats.invalid, worker.stats.written) == (2, 3)
+        _wait_for(lambda: worker.stats.received == 5 and worker.stats.dead_lettered == 2)
+    assert (worker.stats.invalid, worker.stats.dead_lettered, worker.stats.written) == (2, 2, 3)
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+    dead = {m.data: dict(m.attributes) for m in _drain_dlq(drain, 2)}
+    assert dead[b"garbage"]["dlq_reason"] == "body is not JSON: JSONDecodeError"
+    assert dead[b'{"player_lookup": "x"}']["dlq_reason"].startswith("game_date must be a non-empty string")
+    assert {a["origin"] for a in dead.values()} == {"by-hand"}  # the original attributes travel along
+    assert {a["dlq_source_subscription"] for a in dead.values()} == {config.PREDICTION_REQUESTS_SUBSCRIPTION}
+
+
+def _drain_dlq(drain, expected: int) -> list[Any]:  # type: ignore[no-untyped-def]
+    """The dead-letter subscription's messages, once ``expected`` have arrived (forwarding is asynchronous)."""
+    messages: list[Any] = []
+    deadline = time.monotonic() + 30
+    while len(messages) < expected and time.monotonic() < deadline:
+        messages += drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+        time.sleep(0.2)
+    messages += drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+    return messages
+
+
+def _poison_features(bq, day: date, player: str) -> None:  # type: ignore[no-untyped-def]
+    """A feature row the model turns into a prediction too big for NUMERIC: the MERGE itself fails."""
+    run_query(
+        bq,
+        f"UPDATE `{bq.project}.{config.FEATURE_STORE_TABLE}` SET features = @huge "
+        "WHERE game_date = @d AND player_lookup = @p",
+        {"huge": [1e30] * len(FEATURE_NAMES), "d": day, "p": player},
+    )
+
+
+def _body(day: date, player: str, game: str, **changes: Any) -> bytes:
+    body = {"player_lookup": player, "game_date": day.isoformat(), "game_id": game, "line_values": [20.5], **changes}
+    return json.dumps(body).encode()
+
+
+@pytest.mark.integration
+def test_poison_requests_are_dead_lettered_and_the_rest_of_their_pull_is_written(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 9, 7)
+    games = _seeded(bq, drain, day, 9)
+    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+    bad_player, *valid = sorted(games)
+    _poison_features(bq, day, bad_player)
+    game = games[valid[0]]
+    # case → (body, what dlq_reason must say). All published before the valid requests, into the same pull;
+    # most are for players whose valid request follows (a poison one chosen for the MERGE would fail it).
+    poison = {
+        "deep-nesting": (b"[" * 5000, "body is not JSON: RecursionError"),
+        "invalid-utf8": (
+            b'{"player_lookup": "\xff\xfe", "game_date": "2025-09-07"}',
+            "body is not JSON: UnicodeDecodeError",
+        ),
+        "line-values-text": (_body(day, valid[0], game, line_values="abc"), "line_values must be a list"),
+        "game-date-number": (
+            _body(day, valid[1], games[valid[1]], game_date=20251128),
+            "game_date must be a non-empty string",
+        ),
+        "huge-line": (_body(day, valid[2], games[valid[2]], line_values=[1e300]), "line value 1e+300 is out of range"),
+        "huge-integer-line": (
+            _body(day, valid[3], games[valid[3]], line_values=[10**400]),
+            "line value inf is out of range",
+        ),
+        "lone-surrogate": (_body(day, "\ud800x", game), "player_lookup is not valid Unicode text"),
+        # Valid as a request; its player's feature row makes the batch's MERGE fail: isolated, then dead-lettered.
+        "bad-features": (_body(day, bad_player, games[bad_player]), "write failed: BadRequest"),
+        "bad-features-again": (_body(day, bad_player, games[bad_player]), "write failed: BadRequest"),
+    }
+    publisher = publisher_client()
+    topic = publisher.topic_path(stack.project, config.PREDICTION_REQUESTS_TOPIC)
+    for case, (body, _) in poison.items():
+        publisher.publish(topic, body, case=case, request_id=f"poison-{case}").result(timeout=30)
+    _publish(stack.project, day, {p: games[p] for p in valid})
+
+    done = _worker_cli("--idle-exit", "3")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{len(valid)} predictions written" in done.stdout
+    assert f"{len(poison)} invalid" in done.stdout
+    assert _active_per_player(_rows(bq, day)) == dict.fromkeys(valid, 1)  # every valid one, once
+    dead = {m.attributes["case"]: m for m in _drain_dlq(drain, len(poison))}
+    assert set(dead) == set(poison)
+    for case, (body, reason) in poison.items():
+        assert dead[case].data == body
+        assert dead[case].attributes["dlq_reason"].startswith(reason), (case, dead[case].attributes["dlq_reason"])
+        assert dead[case].attributes["request_id"] == f"poison-{case}"
+        assert dead[case].attributes["dlq_source_subscription"] == config.PREDICTION_REQUESTS_SUBSCRIPTION
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # nothing left to redeliver
+
+
+@pytest.mark.integration
+def test_a_batch_failing_transiently_is_redelivered_and_written(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import ServiceUnavailable
+
+    day = date(2025, 9, 8)
+    games = _seeded(bq, drain, day, 6)
+    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+    real_write, failures = PredictionWorker.write, []
+
+    def flaky(self, client, requests):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(len(requests))
+            raise ServiceUnavailable("BigQuery is away (after the retries)")
+        return real_write(self, client, requests)
+
+    monkeypatch.setattr(PredictionWorker, "write", flaky)
+    _publish(stack.project, day, games)
+    with running_worker(stack.project, retry_pause_s=0.1) as worker:
+        _wait_for(lambda: worker.stats.written == 6)
+    assert (worker.stats.nacked, worker.stats.dead_lettered, worker.stats.invalid) == (6, 0, 0)
+    assert worker.stats.deliveries == {request_id(day, p): 2 for p in games}  # nacked once, then written
+    assert _active_per_player(_rows(bq, day)) == dict.fromkeys(games, 1)
+    assert _drain_dlq(drain, 0) == []
+
+
+@pytest.mark.integration
+def test_requests_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A fault no request caused (here a table the worker may not write): the worker never dead-letters
+    # those itself; it nacks, and the subscription's dead-letter policy moves them after 5 deliveries.
+    from google.api_core.exceptions import Forbidden
+
+    day = date(2025, 9, 9)
+    games = _seeded(bq, drain, day, 3)
+    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+
+    def denied(self, client, requests):  # type: ignore[no-untyped-def]
+        raise Forbidden("Access Denied: Table player_prop_predictions")
+
+    monkeypatch.setattr(PredictionWorker, "write", denied)
+    _publish(stack.project, day, games)
+    with running_worker(stack.project, retry_pause_s=0.1) as worker:
+        dead = _drain_dlq(drain, 3)
+    assert sorted(m.attributes["player_lookup"] for m in dead) == sorted(games)
+    assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in dead} == {"5"}
+    assert not any("dlq_reason" in m.attributes for m in dead)
+    assert worker.stats.deliveries == {request_id(day, p): 5 for p in games}
+    assert (worker.stats.dead_lettered, worker.stats.written) == (0, 0)
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
