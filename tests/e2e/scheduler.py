@@ -59,6 +59,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 300, every: f
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def wait_deferred(api: local_airflow.AirflowAPI, run_id: str, task_id: str = "wait_for_phase4_event") -> None:
+    """Until the run's event sensor is deferred in the triggerer (Phase 4 may publish from then on)."""
+    wait_for(
+        f"{task_id} to be deferred in the triggerer",
+        lambda: task_state(api, run_id, task_id) == "deferred",
+        timeout=180,
+        every=1,
+    )
+
+
 def wait_finished(api: local_airflow.AirflowAPI, run_id: str, timeout: float = 420) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         run = api.get(run_path(run_id))

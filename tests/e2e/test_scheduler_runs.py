@@ -18,11 +18,10 @@ from e2e.scheduler import (
     DAG_ID,
     WORKER_DROP_RATE,
     WORKER_SEED,
-    task_state,
     task_states,
     trigger,
+    wait_deferred,
     wait_finished,
-    wait_for,
 )
 from helpers import prediction_count, ready_players, request_ids, run_history
 from nba_phase5 import config
@@ -49,12 +48,7 @@ def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignor
     seed_day(client, DAY, players=120, ready_pct=90)
     request_tap()
     trigger(api, RUN_ID, DAY, event_wait_seconds=600)
-    wait_for(
-        "the event sensor to be deferred in the triggerer",
-        lambda: task_state(api, RUN_ID, "wait_for_phase4_event") == "deferred",
-        timeout=180,
-        every=1,
-    )
+    wait_deferred(api, RUN_ID)
     event = build_event(DAY, *count_production_ready(client, DAY))  # as Phase 4 does
     publish_completion_event(publisher_client(), stack.project, event)
     run = wait_finished(api, RUN_ID)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import local_airflow
-from e2e.scheduler import task_state, trigger, wait_finished, wait_for
+from e2e.scheduler import trigger, wait_deferred, wait_finished
 from helpers import drain_subscription, run_history
 from nba_phase5 import config
 from nba_phase5.clients import bigquery_client, publisher_client
@@ -58,12 +58,7 @@ def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, ap
     seed_day(client, DAY, players=60, ready_pct=90)
     drain_subscription(config.PHASE5_TRIGGER_SUBSCRIPTION)
     trigger(api, RUN_ID, DAY, event_wait_seconds=240)
-    wait_for(
-        "the event sensor to be deferred in the triggerer",
-        lambda: task_state(api, RUN_ID, "wait_for_phase4_event") == "deferred",
-        timeout=180,
-        every=1,
-    )
+    wait_deferred(api, RUN_ID)
     local_airflow.kill_component(airflow, "triggerer")
     publish_completion_event(publisher_client(), stack.project, build_event(DAY, *count_production_ready(client, DAY)))
     env = {**airflow.env(stack.env()), "PYTHONPATH": PLUGINS}
