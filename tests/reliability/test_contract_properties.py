@@ -68,3 +68,28 @@ def test_arbitrary_json(value: object) -> None:
 @given(near_valid)
 def test_payloads_close_to_valid(payload: dict[str, object]) -> None:
     parse_or_refuse(json.dumps(payload, default=str).encode())
+
+
+nested = st.tuples(st.integers(1, 6000), st.sampled_from([b"[", b'{"a":', b"[{" + b'"k":'])).map(
+    lambda spec: spec[1] * spec[0]
+)
+odd_bytes = st.binary(max_size=64).map(lambda b: b'{"game_date":"' + b + b'"}')
+huge_numbers = st.integers(300, 6000).map(lambda n: b'{"players_ready":1' + b"0" * n + b"}")
+edge_timestamps = st.sampled_from(
+    ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "1999-12-31T23:59:59Z", "2200-01-01T00:00:00Z"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(nested | odd_bytes | huge_numbers)
+def test_deep_nesting_odd_encodings_and_huge_numbers(body: bytes) -> None:
+    # Unclosed nesting up to 6,000 deep (json.loads raises RecursionError past ~1,000), broken UTF-8
+    # inside a string, integers past Python's 4,300-digit limit: a reason every time, never a crash.
+    parse_or_refuse(body)
+
+
+@settings(max_examples=50, deadline=None)
+@given(edge_timestamps)
+def test_timestamps_at_the_calendars_edges(stamp: str) -> None:
+    body = {"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 1, "timestamp": stamp}
+    parse_or_refuse(json.dumps(body).encode())
