@@ -5,6 +5,9 @@ USING (
   SELECT r.message_id, r.game_date, r.received_at, r.event, r.pulled_for_date
   FROM UNNEST(@rows) AS r
 ) AS source
-ON target.game_date = source.game_date AND target.message_id = source.message_id
+-- The constant date list lets BigQuery prune partitions (the table requires a partition filter).
+ON target.game_date IN UNNEST(@game_dates)
+  AND target.game_date = source.game_date
+  AND target.message_id = source.message_id
 WHEN NOT MATCHED THEN INSERT (message_id, game_date, received_at, event, pulled_for_date)
 VALUES (source.message_id, source.game_date, source.received_at, source.event, source.pulled_for_date)

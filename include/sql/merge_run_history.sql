@@ -44,10 +44,13 @@ USING (
       AND run_id = @run_id
   ) AS alerts
 ) AS source
-ON target.data_date = source.data_date
+-- The constant date filter lets BigQuery prune partitions (the table may require a partition filter).
+ON target.data_date = @data_date
+  AND target.data_date = source.data_date
   AND target.processor_name = source.processor_name
   AND target.run_id = source.run_id
-WHEN MATCHED THEN UPDATE SET
+-- A `running` write (the batch starting, or its first task cleared alone) never reopens a finished row.
+WHEN MATCHED AND (source.status != 'running' OR target.status = 'running') THEN UPDATE SET
   season_year = source.season_year,
   status = source.status,
   records_processed = source.records_processed,

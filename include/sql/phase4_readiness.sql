@@ -23,13 +23,20 @@ verdict AS (
     phase4_run.processed_at AS phase4_processed_at,
     players.players_ready,
     players.players_total,
-    ROUND(COALESCE(100 * SAFE_DIVIDE(players.players_ready, players.players_total), 0), 1) AS ready_pct
+    COALESCE(100 * SAFE_DIVIDE(players.players_ready, players.players_total), 0) AS exact_pct
   FROM phase4_run CROSS JOIN players
+),
+judged AS (
+  SELECT
+    * EXCEPT (exact_pct),
+    ROUND(exact_pct, 1) AS ready_pct,
+    -- Ready: at least min_ready_pct of the players, or at least min_ready_players of them.
+    phase4_ran AND (exact_pct >= @min_ready_pct OR players_ready >= @min_ready_players) AS done
+  FROM verdict
 )
 SELECT
   *,
-  -- Ready: at least min_ready_pct of the players, or at least min_ready_players of them.
-  phase4_ran AND (ready_pct >= @min_ready_pct OR players_ready >= @min_ready_players) AS done,
-  -- After the wait, enough to proceed degraded; below it the day stops (critical).
-  phase4_ran AND players_ready >= @degraded_min_players AS can_proceed
-FROM verdict
+  -- Ready, or after the wait enough to proceed degraded; otherwise the day stops (critical). A small
+  -- slate that is ready (27 of 30) proceeds even with fewer players than the degraded floor.
+  done OR (phase4_ran AND players_ready >= @degraded_min_players) AS can_proceed
+FROM judged

@@ -81,11 +81,10 @@ def resolve_game_day(context: Any) -> bool:
     ti.xcom_push(key="games", value=games)
     ti.xcom_push(key="schedule_outage", value=around == 0)
     if around == 0:
-        from nba_phase5.notifications import raise_alert
+        from nba_phase5.notifications import warn
 
-        raise_alert(
+        warn(
             context,
-            "warning",
             f"{config.SCHEDULE_TABLE} has no games within 14 days of {day}: cannot tell an off day from a "
             "schedule outage, so the Phase 4 gates decide",
         )
@@ -146,13 +145,12 @@ def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -
     degraded = not row.get("done")
     row["degraded"] = degraded
     if degraded:
-        from nba_phase5.notifications import raise_alert
+        from nba_phase5.notifications import warn
 
         ready, total = int(row.get("players_ready") or 0), int(row.get("players_total") or 0)
         pct = 100.0 * ready / total if total else 0.0
-        raise_alert(
+        warn(
             context,
-            "warning",
             f"Phase 4 not fully ready for {game_date(context)} after {context['params']['phase4_wait_minutes']} "
             f"min: proceeding with {ready}/{total} ready ({pct:.1f} %)",
         )
@@ -176,7 +174,7 @@ def verify_completion(context: Any) -> dict[str, Any]:
     (a worker outage must not look like a green day). Under the goal, or more than
     ``straggler_alert_count`` players missing: a warning, and the run is ``partial``.
     """
-    from nba_phase5.notifications import raise_alert
+    from nba_phase5.notifications import warn
     from nba_phase5.sensors.bigquery_poll import covered
 
     params = context["params"]
@@ -200,5 +198,5 @@ def verify_completion(context: Any) -> dict[str, Any]:
         context["ti"].xcom_push(key="return_value", value={**result, "incomplete": True})
         raise BatchIncompleteError(f"Prediction batch for {game_date(context)} failed: {summary}")
     if missing > int(params["straggler_alert_count"]) or completion < float(params["completion_goal_pct"]):
-        raise_alert(context, "warning", f"{missing} players still lack a prediction: {summary}")
+        warn(context, f"{missing} players still lack a prediction: {summary}")
     return result

@@ -23,8 +23,9 @@ BACKUP_START = "06:00"
 class WaitLimits:
     """The most a run may wait, per wait param; the run's timeout is derived from them."""
 
-    #: 00:00 ET → 06:00 PT: the event window of the run for D. No event wait is ever longer.
-    event_wait_seconds: int = 9 * 3600
+    #: 00:00 ET → 06:00 PT: the event window of the run for D, 9 h (10 h on the night daylight saving
+    #: time ends: 00:00 EDT → 06:00 PST). No event wait is ever longer.
+    event_wait_seconds: int = 10 * 3600
     phase4_wait_minutes: int = 60
     straggler_wait_minutes: int = 30
     poll_interval_seconds: int = 600

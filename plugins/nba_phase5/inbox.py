@@ -62,7 +62,14 @@ def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
     structs = [
         bigquery.StructQueryParameter(None, *(query_parameter(n, row[n], t) for n, t in ROW_TYPES)) for row in values
     ]
-    hook.query_rows(_sql("inbox_record.sql"), {"rows": bigquery.ArrayQueryParameter("rows", "STRUCT", structs)})
+    dates = sorted({entry.event.game_date for entry in entries})
+    hook.query_rows(
+        _sql("inbox_record.sql"),
+        {
+            "rows": bigquery.ArrayQueryParameter("rows", "STRUCT", structs),
+            "game_dates": bigquery.ArrayQueryParameter("game_dates", "DATE", dates),
+        },
+    )
 
 
 def find(hook: Any, game_date: date) -> InboxEntry | None:

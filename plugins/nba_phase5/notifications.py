@@ -31,8 +31,11 @@ TITLE_MESSAGE_CHARS = 120
 
 def _game_date(context: Any) -> date | None:
     ti = context.get("ti")
-    # A DAG-level callback has no task instance: it passes the game date in the context itself.
-    value = ti.xcom_pull(task_ids=GAME_DAY_TASK, key="game_date") if ti is not None else context.get("game_date")
+    # A DAG-level callback passes the game date in the context itself (its task instance, when it has
+    # one, may never have pushed it).
+    value = context.get("game_date")
+    if not value and ti is not None:
+        value = ti.xcom_pull(task_ids=GAME_DAY_TASK, key="game_date")
     return date.fromisoformat(value) if value else None
 
 
@@ -216,6 +219,14 @@ def raise_alert(
     delivered = ["bigquery", *deliver()]
     log.info("Alert %s delivered to %s", row["alert_id"], ", ".join(delivered))
     return {**row, "delivered": delivered}
+
+
+def warn(context: Any, message: str) -> None:
+    """A warning from a step that goes on regardless: failing to record it must not fail the step."""
+    try:
+        raise_alert(context, "warning", message)
+    except Exception:
+        log.exception("Could not record the warning alert: %s", message)
 
 
 class PipelineAlertNotifier(BaseNotifier):

@@ -57,10 +57,12 @@ def season_year(day: date) -> int:
 
 def run_trigger(context: Any) -> str:
     """What started a run that never reached the event wait (dedup, off day, failure)."""
-    run_type = str(getattr(context["dag_run"], "run_type", ""))
-    if "backfill" in run_type:
+    run_type = getattr(context["dag_run"], "run_type", "")
+    # Airflow's DagRunType is a str Enum whose str() is "DagRunType.BACKFILL": compare its value.
+    value = str(getattr(run_type, "value", run_type))
+    if value == "backfill":
         return "backfill"
-    if "manual" in run_type:
+    if value in ("manual", "operator_triggered", "asset_triggered"):
         return "manual"
     return "scheduler_backup"
 
@@ -94,7 +96,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
 
 
-def summary(context: Any, status: str, message: str) -> dict[str, Any]:
+def summary(context: Any, status: str, skip_reason: str | None, message: str) -> dict[str, Any]:
     """Phase 5's figures for the run: the JSON ``summary`` column."""
     event = _pull(context, batch.EVENT) or {}
     readiness = _pull(context, batch.READINESS_VERDICT) or _pull(context, batch.READINESS_WAIT) or {}
@@ -107,7 +109,7 @@ def summary(context: Any, status: str, message: str) -> dict[str, Any]:
     phase4_done = payload.get("timestamp") or readiness.get("phase4_processed_at")
     first_request = fan_out.get("first_published_at")
     return {
-        "outcome": _legacy_outcome(status, context),
+        "outcome": _outcome_word(status, skip_reason),
         "message": message,
         "games": _pull(context, batch.GAME_DAY, "games"),
         "schedule_outage": bool(_pull(context, batch.GAME_DAY, "schedule_outage")),
@@ -136,12 +138,9 @@ def summary(context: Any, status: str, message: str) -> dict[str, Any]:
     }
 
 
-def _legacy_outcome(status: str, context: Any) -> str:
+def _outcome_word(status: str, skip_reason: str | None) -> str:
     """A one-word outcome for people: success, partial, failed, already_complete, no_games, running."""
-    if status != "skipped":
-        return status
-    games = _pull(context, batch.GAME_DAY, "games")
-    return "no_games" if games == 0 else "already_complete"
+    return {"no_data": "no_games", "already_processed": "already_complete"}.get(skip_reason or "", status)
 
 
 def _alert_channels() -> list[str]:
@@ -164,10 +163,12 @@ def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
         figures: dict[str, Any] = {"outcome": "running", "message": message}
     else:
         status, skip_reason, message = outcome(context)
-        figures = summary(context, status, message)
+        figures = summary(context, status, skip_reason, message)
     event = _pull(context, batch.EVENT) or {}
     triggered_by = event.get("triggered_by") or run_trigger(context)
-    gate_passed = _pull(context, batch.READINESS_VERDICT) is not None if not running else None
+    # Only a run that reached the gate has a verdict on its dependency; a skipped or early-failed one has none.
+    reached_gate = _pull(context, batch.READINESS_WAIT) is not None
+    gate_passed = (_pull(context, batch.READINESS_VERDICT) is not None) if reached_gate and not running else None
     return {
         "processor_name": config.PHASE5_PROCESSOR,
         "run_id": context["run_id"],
@@ -223,7 +224,14 @@ def on_run_failure(context: Any) -> None:
     from nba_phase5.game_day import game_date_for_run
     from nba_phase5.notifications import raise_alert
 
-    dag_run = context["dag_run"]
+    dag_run = context.get("dag_run")
+    if dag_run is None:  # Airflow hands a bare context when the run's last task instance is unknown
+        log.error(
+            "Run %s failed (%s) and cannot be recorded: no dag_run in the callback's context",
+            context.get("run_id"),
+            context.get("reason"),
+        )
+        return
     conf = dict(getattr(dag_run, "conf", None) or {})
     run_time = getattr(dag_run, "logical_date", None) or dag_run.run_after
     day = game_date_for_run(run_time, conf.get("game_date"))

@@ -99,7 +99,7 @@ USING (
   FROM inserts AS i
   JOIN existing AS e ON e.game_date = i.game_date AND e.player_lookup = i.player_lookup AND e.is_active
 ) AS s
-ON t.game_date = s.game_date AND t.prediction_id = s.merge_key
+ON t.game_date IN UNNEST(@game_dates) AND t.game_date = s.game_date AND t.prediction_id = s.merge_key
 WHEN MATCHED THEN UPDATE SET is_active = FALSE, superseded_by = s.prediction_id, updated_at = s.created_at
 WHEN NOT MATCHED AND s.merge_key IS NULL THEN INSERT (
   prediction_id, system_id, player_lookup, universal_player_id, game_date, game_id, prediction_version,

@@ -65,8 +65,6 @@ class Phase4EventSensor(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-
         from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
         if context["dag_run"].run_type == "backfill":
@@ -83,7 +81,7 @@ class Phase4EventSensor(BaseOperator):
             wait_seconds=max_wait,
             tz=self.timezone,
         )
-        project_id = self.project_id or GoogleBaseHook(gcp_conn_id=self.gcp_conn_id).project_id
+        project_id = self._project_id()
         self.log.info(
             "Waiting for Phase 4's event for %s on %s until %s", self.game_date, self.subscription, deadline.isoformat()
         )
@@ -98,6 +96,11 @@ class Phase4EventSensor(BaseOperator):
             ),
             method_name="execute_complete",
         )
+
+    def _project_id(self) -> str:
+        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+
+        return self.project_id or str(GoogleBaseHook(gcp_conn_id=self.gcp_conn_id).project_id)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         self._report_rejected(context, event.get("rejected") or [])
@@ -125,26 +128,44 @@ class Phase4EventSensor(BaseOperator):
             )
             return {**result, "triggered_by": SCHEDULER_BACKUP}
         if event.get("status") == "unavailable":
-            from nba_phase5.notifications import raise_alert
-
-            raise_alert(
-                context,
-                "warning",
-                f"Phase 4's events cannot be read from {self.subscription} ({event['reason']}): taking the "
-                "backup path now; `provision` restores the subscription",
-            )
-            return {**result, "triggered_by": SCHEDULER_BACKUP, "subscription_error": event["reason"]}
+            return self._wait_despite(context, event)
         raise RuntimeError(f"Unexpected trigger event: {event!r}")
+
+    def _wait_despite(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """The subscription cannot be read: warn now, then keep waiting (and retrying) until the deadline.
+
+        Going on to the readiness gates at once would judge Phase 4 hours before it normally finishes;
+        the backup path belongs at the deadline, as on any day without an event.
+        """
+        from nba_phase5.notifications import warn
+        from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+
+        warn(
+            context,
+            f"Phase 4's events cannot be read from {self.subscription} ({event['reason']}): the run takes the "
+            f"backup path at {event['deadline']} unless the subscription comes back; `provision` restores it",
+        )
+        self.defer(
+            trigger=Phase4EventTrigger(
+                project_id=self._project_id(),
+                subscription=self.subscription,
+                game_date=self.game_date,
+                deadline=event["deadline"],
+                poke_interval=self.poke_interval,
+                gcp_conn_id=self.gcp_conn_id,
+                tolerate_errors=True,
+            ),
+            method_name="execute_complete",
+        )
 
     def _report_rejected(self, context: Any, rejected: list[dict[str, str]]) -> None:
         """One warning per run for every unusable event it saw, so a broken publisher is noticed at once."""
         if not rejected:
             return
-        from nba_phase5.notifications import raise_alert
+        from nba_phase5.notifications import warn
 
         reasons = "; ".join(f"{r['message_id']}: {r['reason']}" for r in rejected[:5])
-        raise_alert(
+        warn(
             context,
-            "warning",
             f"{len(rejected)} unusable Phase 4 event(s) on {self.subscription} were acked and ignored: {reasons}",
         )

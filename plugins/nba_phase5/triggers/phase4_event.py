@@ -20,6 +20,8 @@ MAX_REPORTED = 10
 # jittered backoff, then the run takes the backup path with a warning instead of failing the day.
 MAX_CONSECUTIVE_ERRORS = 6
 BACKOFF_CAP_S = 20.0
+# Once the run has been warned, a trigger that tolerates errors keeps trying this often until its deadline.
+TOLERANT_RETRY_S = 60.0
 # Another run's trigger may record this date's event (runs for several dates can wait at once): look
 # in the inbox at start, after recording an event for this date, and at least this often.
 INBOX_CHECK_INTERVAL_S = 300.0
@@ -37,13 +39,20 @@ class Sorted:
 def classify(data: bytes, game_date: date, *, today: date | None = None) -> tuple[str, str | Phase4CompletionEvent]:
     """Sort one message: ``match``/``other`` (a valid event), ``stale`` or ``invalid`` (a reason).
 
-    A past date is not an error: Phase 4 backfills publish too, and backfills don't trigger predictions.
+    An event dated before both today (Eastern) and the awaited date is not an error but is ignored:
+    Phase 4 backfills publish too, and backfills don't trigger predictions. Any later event is kept for
+    its own run, whichever run pulls it (a run waiting for tomorrow must not drop today's event).
     """
+    from zoneinfo import ZoneInfo
+
+    from nba_phase5.config import DAG_TIMEZONE
+
     try:
         event = Phase4CompletionEvent.from_json(data, today=today)
     except InvalidEventError as exc:
         return "invalid", exc.reason
-    if event.game_date < game_date:
+    today_et = today or datetime.now(ZoneInfo(DAG_TIMEZONE)).date()
+    if event.game_date < min(game_date, today_et):
         return "stale", f"event for past game date {event.game_date} ignored (waiting for {game_date})"
     return ("match" if event.game_date == game_date else "other"), event
 
@@ -69,6 +78,8 @@ class Phase4EventTrigger(BaseTrigger):
     :param max_messages: messages per pull (small: every body is validated in the shared triggerer).
     :param gcp_conn_id: Airflow connection to Google Cloud.
     :param impersonation_chain: optional service account(s) to impersonate.
+    :param tolerate_errors: never end early on errors: retry every minute until the deadline (used once
+        the run has been warned that the subscription cannot be read).
     """
 
     def __init__(
@@ -83,8 +94,10 @@ class Phase4EventTrigger(BaseTrigger):
         max_messages: int = 10,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | list[str] | None = None,
+        tolerate_errors: bool = False,
     ) -> None:
         super().__init__()
+        self.tolerate_errors = tolerate_errors
         self.project_id = project_id
         self.subscription = subscription
         self.game_date = game_date
@@ -108,6 +121,7 @@ class Phase4EventTrigger(BaseTrigger):
                 "max_messages": self.max_messages,
                 "gcp_conn_id": self.gcp_conn_id,
                 "impersonation_chain": self.impersonation_chain,
+                "tolerate_errors": self.tolerate_errors,
             },
         )
 
@@ -209,40 +223,55 @@ class Phase4EventTrigger(BaseTrigger):
             }
         )
 
+    async def _after_error(self, exc: Exception, errors: int, deadline: datetime) -> str | None:
+        """Back off after a failed round; returns why the wait must end now, or None to go on."""
+        reason = self.unavailable_reason(exc)
+        if self.tolerate_errors:
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            self.log.warning("Phase 4 event wait still failing: %s; trying again in %.0f s", exc, TOLERANT_RETRY_S)
+            await asyncio.sleep(max(0.0, min(TOLERANT_RETRY_S, remaining)))
+            return None
+        if reason is None and errors < MAX_CONSECUTIVE_ERRORS:
+            delay = min(BACKOFF_CAP_S, 2.0**errors) * random.uniform(0.5, 1.0)
+            self.log.warning("Phase 4 event wait: %s (attempt %d); retrying in %.1f s", exc, errors, delay)
+            await asyncio.sleep(delay)
+            return None
+        return reason or f"{type(exc).__name__}: {exc} (after {errors} attempts)"
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         target = date.fromisoformat(self.game_date)
         deadline = datetime.fromisoformat(self.deadline)
-        pulls, errors, last_check = 0, 0, 0.0
+        pulls, errors, last_check, look = 0, 0, 0.0, True
         rejected: list[dict[str, str]] = []
         while True:
             loop = asyncio.get_running_loop()
             pulled = Sorted()
             try:
                 entry = None
-                if loop.time() - last_check >= INBOX_CHECK_INTERVAL_S or not last_check:
-                    entry, last_check = await self._find(target), loop.time()
+                if look or loop.time() - last_check >= INBOX_CHECK_INTERVAL_S:
+                    entry, last_check, look = await self._find(target), loop.time(), False
                 if entry is None:
                     remaining = (deadline - datetime.now(UTC)).total_seconds()
                     pulled = await self._pull_and_record(target, remaining, rejected)
                     pulls += 1
-                    if any(e.event.game_date == target for e in pulled.entries):
-                        entry, last_check = await self._find(target), loop.time()
+                    # This run's event was just recorded (here or by a retry after an error): look at once.
+                    look = any(e.event.game_date == target for e in pulled.entries)
+                    if look:
+                        entry, last_check, look = await self._find(target), loop.time(), False
                 errors = 0
             except Exception as exc:
                 errors += 1
-                reason = self.unavailable_reason(exc)
-                if reason is None and errors < MAX_CONSECUTIVE_ERRORS:
-                    delay = min(BACKOFF_CAP_S, 2.0**errors) * random.uniform(0.5, 1.0)
-                    self.log.warning("Phase 4 event wait: %s (attempt %d); retrying in %.1f s", exc, errors, delay)
-                    await asyncio.sleep(delay)
+                reason = await self._after_error(exc, errors, deadline)
+                if reason is not None:
+                    ended: dict[str, Any] = {"status": "unavailable", "reason": reason, "deadline": self.deadline}
+                    yield TriggerEvent({**ended, "pulls": pulls, "rejected": rejected})
+                    return
+                if datetime.now(UTC) < deadline:
                     continue
-                reason = reason or f"{type(exc).__name__}: {exc} (after {errors} attempts)"
-                yield TriggerEvent({"status": "unavailable", "reason": reason, "pulls": pulls, "rejected": rejected})
-                return
             if entry is not None:
                 yield self._event(entry, pulls, rejected)
                 return
-            if datetime.now(UTC) >= deadline and pulls:
+            if datetime.now(UTC) >= deadline and (pulls or self.tolerate_errors):
                 yield TriggerEvent(
                     {"status": "deadline", "deadline": self.deadline, "pulls": pulls, "rejected": rejected}
                 )

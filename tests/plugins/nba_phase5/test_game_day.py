@@ -61,7 +61,13 @@ def test_event_deadline_is_six_pacific_unless_overridden() -> None:
 
 
 def test_no_event_wait_outlasts_the_window() -> None:
-    # A manual run started a week before its date, or asked to wait a day, still ends within 9 hours.
+    # A manual run started a week before its date, or asked to wait a day, still ends within the window.
     now = datetime(2025, 11, 21, 12, tzinfo=UTC)
-    assert event_deadline(date(2025, 11, 28), now=now) == now + timedelta(hours=9)
-    assert event_deadline(date(2025, 11, 28), now=now, wait_seconds=86_400) == now + timedelta(hours=9)
+    assert event_deadline(date(2025, 11, 28), now=now) == now + timedelta(hours=10)
+    assert event_deadline(date(2025, 11, 28), now=now, wait_seconds=86_400) == now + timedelta(hours=10)
+
+
+def test_the_night_daylight_saving_ends_still_waits_until_six_pacific() -> None:
+    # 00:00 EDT to 06:00 PST is 10 hours on 2025-11-02: the cap must not cut the wait to 05:00 PST.
+    opened = datetime(2025, 11, 2, 4, tzinfo=UTC)  # 00:00 EDT
+    assert event_deadline(date(2025, 11, 2), now=opened) == datetime(2025, 11, 2, 14, tzinfo=UTC)  # 06:00 PST

@@ -62,3 +62,12 @@ def test_a_run_that_died_before_its_first_row_still_gets_one(bq) -> None:  # typ
     [row] = run_history(bq, day)
     assert (row["status"], row["run_id"]) == ("failed", "scheduled__killed")
     assert [a["severity"] for a in alerts(bq, day)] == ["critical"]
+
+
+def test_the_trigger_of_a_run_that_never_waited_reads_airflows_run_type_enum() -> None:
+    from airflow.sdk.api.datamodels._generated import DagRunType  # what a task sees as dag_run.run_type
+
+    # str(DagRunType.BACKFILL) is "DagRunType.BACKFILL": a substring test on it labelled backfills wrongly.
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.BACKFILL)}) == "backfill"
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.MANUAL)}) == "manual"
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.SCHEDULED)}) == "scheduler_backup"
