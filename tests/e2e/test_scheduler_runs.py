@@ -77,7 +77,7 @@ def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_
     assert (row["status"], row["triggered_by"], row["run_id"]) == ("success", "pubsub", RUN_ID)
     assert len(ready) == 108
     assert row["records_processed"] == sum(requests.values())  # what run history says Pub/Sub saw
-    assert sum(row["straggler_requests"]) == len(republished)
+    assert sum(row["summary"]["straggler_requests"]) == len(republished)
     assert prediction_count(client, DAY) == len(ready)
 
 
