@@ -111,7 +111,9 @@ def bench_fanout(project: str, sizes: list[int], reps: int, slow_cap: int, naive
 
     results: dict[str, Any] = {}
     for size in sizes:
-        requests = [PredictionRequest("2025-11-28", f"player{i:05d}", "points", "bench", project) for i in range(size)]
+        requests = [
+            PredictionRequest("2025-11-28", f"player{i:05d}", "0022500001", "bench", (25.5,)) for i in range(size)
+        ]
         messages = [(r.body(), r.attributes()) for r in requests]
         for name, publish in fanout_paths(project).items():
             # The serial peers cost ~13 ms a message here: one repetition at the largest size keeps the
@@ -152,10 +154,13 @@ def stamp(line: str) -> float | None:
 
 
 def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[str, Any]:
+    from nba_phase5 import config
+    from nba_phase5.bq import run_query
     from nba_phase5.clients import bigquery_client, publisher_client
     from nba_phase5.phase4_publisher import build_event, publish_completion_event
     from nba_phase5.seeding import seed_day
     from nba_phase5.sensors.phase4_event import Phase4EventSensor
+    from nba_phase5.status import decode_summary
 
     day = date(2025, 11, 21)
     report = seed_day(bigquery_client(project), day, players=450)
@@ -170,6 +175,12 @@ def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[st
             "straggler_wait_minutes": 0,
             "phase4_wait_minutes": 0,
         }
+        # Each repetition waits for a fresh event: forget the one the previous repetition recorded.
+        run_query(
+            bigquery_client(project),
+            f"DELETE FROM `{project}.{config.EVENT_INBOX_TABLE}` WHERE game_date = @d",  # noqa: S608 - names from config
+            {"d": day},
+        )
         proc = localstack.start_dag_test(day.isoformat(), conf, env)
         assert proc.stdout is not None
         published_at = None
@@ -184,16 +195,13 @@ def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[st
             if done_at is None and "Published " in line and "fan_out" in line:
                 done_at = stamp(line)
         proc.wait()
-        rows = (
-            bigquery_client(project)
-            .query(
-                "SELECT first_request_at FROM nba_reference.processor_run_history "
-                "WHERE processor_name = 'phase5_coordinator' AND data_date = '2025-11-21' "
-                "ORDER BY updated_at DESC LIMIT 1"
-            )
-            .result()
+        [latest] = run_query(
+            bigquery_client(project),
+            f"SELECT TO_JSON_STRING(summary) AS summary FROM `{project}.{config.RUN_HISTORY_TABLE}` "  # noqa: S608
+            "WHERE processor_name = @p AND data_date = @d ORDER BY processed_at DESC LIMIT 1",
+            {"p": config.PHASE5_PROCESSOR, "d": day},
         )
-        first = next(iter(rows))["first_request_at"].timestamp()
+        first = datetime.fromisoformat(decode_summary(latest["summary"])["first_request_at"]).timestamp()
         assert published_at is not None, "the run never waited for the event"
         assert done_at is not None, "the run did not fan out"
         first_request.append(first - published_at)
@@ -301,7 +309,8 @@ def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: l
     jobs = [j for j in client.list_jobs(all_users=True) if j.job_id not in before]
     for job in jobs:
         query = getattr(job, "query", "") or ""
-        if "player_prop_predictions` AS target" in query or "minutes_avg_last_10, usage_rate" in query:
+        # The worker's feature read, prediction MERGE and outcome count (every one names @system_id).
+        if "@system_id" in query or "feature_names, feature_quality_score" in query:
             worker_jobs += 1
     return wall, len(jobs) - worker_jobs, peak
 
