@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tools")]
 
 import localstack  # noqa: E402
+from nba_phase5.config import PREDICTION_REQUESTS_TOPIC as REQUESTS_TOPIC  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 OUT = ROOT / "bench"
-REQUESTS_TOPIC = "nba-phase5-prediction-requests"
 
 
 def median(values: list[float]) -> float:
