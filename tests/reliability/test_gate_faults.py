@@ -285,6 +285,13 @@ def gate_tries(dag: Any, day: date) -> int:
         return int(ti.try_number)
 
 
+def requested_for(drain: Any, day: date) -> list[Any]:
+    """The requests waiting for ``day``. Earlier tests' unacked requests, held by a worker they killed,
+    come back once their ack deadline passes: only this day's requests say anything here."""
+    leftovers = drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    return [m for m in leftovers if m.attributes.get("game_date") == day.isoformat()]
+
+
 def _fresh_day(bq: Any, drain: Any, day: date, players: int, ready_pct: float) -> None:
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=players, ready_pct=ready_pct)
@@ -352,10 +359,7 @@ def test_bigquery_unreachable_on_every_try_raises_one_error_alert_never_the_crit
     assert "not ready" not in alert["message"]
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "error")
-    # Nothing was requested for this day. (Earlier tests' unacked requests, held by a worker they killed,
-    # can come back once their ack deadline passes: only this day's requests say anything here.)
-    leftovers = drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    assert [m for m in leftovers if m.attributes.get("game_date") == day.isoformat()] == []
+    assert requested_for(drain, day) == []
 
 
 def test_a_real_not_ready_day_fails_at_once_with_one_critical_alert_in_words(
@@ -378,4 +382,4 @@ def test_a_real_not_ready_day_fails_at_once_with_one_critical_alert_in_words(
     assert UNAVAILABLE_MESSAGE not in alert["message"]
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "critical")
-    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+    assert requested_for(drain, day) == []
