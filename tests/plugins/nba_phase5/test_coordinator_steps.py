@@ -112,6 +112,13 @@ def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type:
     assert (row["players_ready"], row["done"]) == (108, True)
 
 
+def test_a_small_ready_slate_passes_the_gate(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 10, 17)
+    seed_day(bq, day, players=30, ready_pct=90)  # one game: 27 of 30 ready, under the 50-player floor
+    row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
+    assert (row["players_ready"], row["done"], row["can_proceed"]) == (27, True, True)
+
+
 # 4–5: _wait_for_phase4
 
 
