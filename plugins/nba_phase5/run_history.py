@@ -169,24 +169,58 @@ def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
     # Only a run that reached the gate has a verdict on its dependency; a skipped or early-failed one has none.
     reached_gate = _pull(context, batch.READINESS_WAIT) is not None
     gate_passed = (_pull(context, batch.READINESS_VERDICT) is not None) if reached_gate and not running else None
+    return production_row(
+        run_id=context["run_id"],
+        day=day,
+        status=status,
+        skip_reason=skip_reason,
+        triggered_by=triggered_by,
+        started=datetime.fromisoformat(started),
+        finished=None if running else now,
+        force=bool(context["params"].get("force")),
+        figures=figures,
+        records=figures.get("requests_published", 0),
+        message_id=event.get("message_id"),
+        message_data=event.get("event"),
+        gate_passed=gate_passed,
+    )
+
+
+def production_row(
+    *,
+    run_id: str,
+    day: date,
+    status: str,
+    triggered_by: str,
+    started: datetime,
+    finished: datetime | None,
+    force: bool,
+    figures: dict[str, Any],
+    skip_reason: str | None = None,
+    records: int | None = None,
+    message_id: str | None = None,
+    message_data: dict[str, Any] | None = None,
+    gate_passed: bool | None = None,
+) -> dict[str, Any]:
+    """Every column this DAG writes in the shared table, in the platform's vocabulary."""
     return {
         "processor_name": config.PHASE5_PROCESSOR,
-        "run_id": context["run_id"],
+        "run_id": run_id,
         "data_date": day,
         "season_year": season_year(day),
         "status": status,
-        "records_processed": figures.get("requests_published", 0),
+        "records_processed": records,
         "triggered_by": triggered_by,
         "trigger_source": TRIGGER_SOURCES.get(triggered_by, "manual"),
-        "trigger_message_id": event.get("message_id"),
-        "trigger_message_data": json.dumps(event["event"]) if event.get("event") else None,
-        "started_at": datetime.fromisoformat(started),
-        "processed_at": None if running else now,
-        "duration_seconds": None if running else round((now - datetime.fromisoformat(started)).total_seconds(), 1),
+        "trigger_message_id": message_id,
+        "trigger_message_data": json.dumps(message_data) if message_data else None,
+        "started_at": started,
+        "processed_at": finished,
+        "duration_seconds": round((finished - started).total_seconds(), 1) if finished else None,
         "skipped": status == "skipped",
         "skip_reason": skip_reason,
         "backfill_mode": triggered_by == "backfill",
-        "force_reprocess": bool(context["params"].get("force")),
+        "force_reprocess": force,
         "execution_host": socket.gethostname(),
         "phase": PHASE,
         "output_dataset": OUTPUT_DATASET,
@@ -197,11 +231,15 @@ def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
     }
 
 
+def merge(hook: Any, sql: str, row: dict[str, Any]) -> None:
+    """MERGE ``row`` with ``merge_run_history.sql`` (rendered or read by the caller)."""
+    hook.query_rows(sql, {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()})
+
+
 def record(context: Any, *, running: bool = False) -> dict[str, Any]:
     """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
     row = build_row(context, running=running)
-    params = {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()}
-    batch.bq_hook().query_rows(batch.render_sql("merge_run_history.sql", context), params)
+    merge(batch.bq_hook(), batch.render_sql("merge_run_history.sql", context), row)
     log.info("Run history %s: %s", row["status"], row["summary"])
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
@@ -243,32 +281,14 @@ def on_run_failure(context: Any) -> None:
         return
     reason = str(context.get("reason") or "the run failed before recording itself")
     raise_alert({**context, "game_date": day.isoformat()}, "critical", f"Run {dag_run.run_id} for {day} died: {reason}")
-    started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
-    now = datetime.now(UTC)
-    triggered_by = run_trigger(context)
-    row = {
-        **where,
-        "season_year": season_year(day),
-        "status": "failed",
-        "records_processed": None,
-        "triggered_by": triggered_by,
-        "trigger_source": TRIGGER_SOURCES[triggered_by],
-        "trigger_message_id": None,
-        "trigger_message_data": None,
-        "started_at": started,
-        "processed_at": now,
-        "duration_seconds": round((now - started).total_seconds(), 1),
-        "skipped": False,
-        "skip_reason": None,
-        "backfill_mode": triggered_by == "backfill",
-        "force_reprocess": bool(conf.get("force")),
-        "execution_host": socket.gethostname(),
-        "phase": PHASE,
-        "output_dataset": OUTPUT_DATASET,
-        "output_table": OUTPUT_TABLE,
-        "dependency_check_passed": None,
-        "upstream_dependencies": json.dumps([config.PHASE4_PROCESSOR]),
-        "summary": json.dumps({"outcome": "failed", "message": reason}),
-    }
-    params = {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()}
-    hook.query_rows((config.include_dir() / "sql" / "merge_run_history.sql").read_text(), params)
+    row = production_row(
+        run_id=dag_run.run_id,
+        day=day,
+        status="failed",
+        triggered_by=run_trigger(context),
+        started=getattr(dag_run, "start_date", None) or datetime.now(UTC),
+        finished=datetime.now(UTC),
+        force=bool(conf.get("force")),
+        figures={"outcome": "failed", "message": reason},
+    )
+    merge(hook, (config.include_dir() / "sql" / "merge_run_history.sql").read_text(), row)
