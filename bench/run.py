@@ -79,25 +79,28 @@ def drain_count(project: str, expected: int) -> tuple[int, int]:
     return total, len(ids)
 
 
-def fanout_paths(project: str) -> dict[str, Callable[[list[tuple[bytes, dict[str, str]]]], None]]:
+Messages = list[tuple[bytes, dict[str, str]]]
+
+
+def fanout_paths(project: str) -> dict[str, Callable[[list[Any], Messages], None]]:
     from airflow.providers.google.cloud.hooks.pubsub import PubSubHook
 
     from nba_phase5.clients import publisher_client
-    from nba_phase5.hooks.pubsub import BatchPublishHook
+    from nba_phase5.operators.fan_out import PredictionFanOutOperator
 
-    def ours(messages: list[tuple[bytes, dict[str, str]]]) -> None:
-        result = BatchPublishHook(gcp_conn_id="google_cloud_default").publish_batch(
-            project_id=project, topic=REQUESTS_TOPIC, messages=messages
-        )
+    def ours(requests: list[Any], messages: Messages) -> None:
+        # The fan-out's own publishing path: chunks published, each recorded in the publish ledger.
+        operator = PredictionFanOutOperator(task_id="bench_fan_out", game_date=requests[0].game_date)
+        result = operator.publish_and_record(requests, context={})
         assert not result.failed, result.errors
 
-    def stock(messages: list[tuple[bytes, dict[str, str]]]) -> None:
+    def stock(requests: list[Any], messages: Messages) -> None:
         # Exactly what PubSubPublishMessageOperator.execute does.
         PubSubHook(gcp_conn_id="google_cloud_default").publish(
             project_id=project, topic=REQUESTS_TOPIC, messages=[{"data": d, "attributes": a} for d, a in messages]
         )
 
-    def naive(messages: list[tuple[bytes, dict[str, str]]]) -> None:
+    def naive(requests: list[Any], messages: Messages) -> None:
         publisher = publisher_client()
         topic = publisher.topic_path(project, REQUESTS_TOPIC)
         for data, attributes in messages:
@@ -125,7 +128,7 @@ def bench_fanout(project: str, sizes: list[int], reps: int, slow_cap: int, naive
             times = []
             for _ in range(runs):
                 start = time.perf_counter()
-                publish(messages)
+                publish(requests, messages)
                 times.append(time.perf_counter() - start)
                 delivered, distinct = drain_count(project, size)
                 assert (delivered, distinct) == (size, size), (

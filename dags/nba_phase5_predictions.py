@@ -8,8 +8,11 @@ request per ready player, retry the stragglers, record the run and alert on prob
 
 * **Params**: `game_date` (default: the run's game date, Eastern), `force` (regenerate everyone),
   `skip_event_wait` (go straight to the gates), and the waits and thresholds below.
+* **One batch per date**: a run that finds another live run of its game date records itself `skipped`
+  and publishes nothing (`skip_concurrent_run`).
 * **Reruns**: every task is re-entrant. Clear `fan_out_requests` to publish what is still missing,
   `retry_stragglers` to run the straggler rounds again; `record_batch_run` updates the run's one row.
+  A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is never sent again.
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
 """
 
@@ -32,7 +35,13 @@ from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
 GAME_DATE = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='game_date') }}"
-REQUEST_PARAMS = {"game_date": {"type": "DATE", "value": GAME_DATE}}
+BATCH_STARTED_AT = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='started_at') }}"
+REQUEST_PARAMS = {
+    "game_date": {"type": "DATE", "value": GAME_DATE},
+    "force": {"type": "BOOL", "value": "{{ params.force | string | lower }}"},
+    "batch_started_at": {"type": "TIMESTAMP", "value": BATCH_STARTED_AT},
+    "in_flight_seconds": {"type": "INT64", "value": "{{ (params.in_flight_minutes * 60) | round | int }}"},
+}
 READINESS_PARAMS: dict[str, dict[str, object]] = {
     "game_date": {"type": "DATE", "value": GAME_DATE},
     "phase4_processor": {"type": "STRING", "value": config.PHASE4_PROCESSOR},
@@ -103,7 +112,26 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
             description="How long each straggler round waits for predictions.",
         ),
         "straggler_settle_polls": Param(
-            3, type="integer", minimum=0, description="End a straggler wait after this many polls without progress."
+            3,
+            type="integer",
+            minimum=0,
+            description="End a straggler wait after this many polls without progress (none counts while requests "
+            "are in flight).",
+        ),
+        "in_flight_minutes": Param(
+            THRESHOLDS.in_flight_minutes,
+            type="number",
+            minimum=0,
+            maximum=LIMITS.straggler_wait_minutes,
+            description="A request Pub/Sub accepted less than this long ago is in flight: no fan-out retry or "
+            "straggler round sends it again. Keep straggler_wait_minutes at least this long.",
+        ),
+        "fan_out_chunk_size": Param(
+            config.FAN_OUT.chunk_size,
+            type="integer",
+            minimum=1,
+            description="Requests published, then recorded in the ledger, per step: a fan-out killed mid-batch sends "
+            "at most this many accepted-but-unrecorded requests again.",
         ),
         "poll_interval_seconds": Param(
             60, type="number", minimum=0.5, maximum=LIMITS.poll_interval_seconds, description="BigQuery poll interval."
@@ -150,6 +178,11 @@ def nba_phase5_predictions() -> None:
 
     skip_already_complete = EmptyOperator(
         task_id="skip_already_complete", doc_md="Every ready player already had an active prediction."
+    )
+    skip_concurrent_run = EmptyOperator(
+        task_id="skip_concurrent_run",
+        doc_md="Another live run of this game date holds its batch: this run publishes nothing and is recorded "
+        "`skipped`. Once that run ends, a new run (or clearing this one) dedups as usual.",
     )
     wait_for_phase4_event = Phase4EventSensor(
         task_id="wait_for_phase4_event",
@@ -205,10 +238,17 @@ def nba_phase5_predictions() -> None:
         task_id="fan_out_requests",
         game_date=GAME_DATE,
         force="{{ params.force }}",
+        batch_started_at=BATCH_STARTED_AT,
+        in_flight_minutes="{{ params.in_flight_minutes }}",
+        chunk_size="{{ params.fan_out_chunk_size }}",
         topic=REQUEST_TOPIC,
         line_table=LINE_TABLE,
+        check_holder=True,
         pool="prediction_fanout",
-        doc_md="Publishes one request per ready player still missing an active prediction (everyone with force).",
+        # Well inside the in-flight window, so a retry skips every request the killed try had recorded.
+        retry_delay=timedelta(seconds=30),
+        doc_md="Publishes one request per ready player still missing its prediction and not in flight "
+        "(with force: a new generation for everyone), recording each accepted request in the ledger.",
     )
 
     @task_group(group_id="retry_stragglers")
@@ -224,8 +264,10 @@ def nba_phase5_predictions() -> None:
                 poll_interval_seconds="{{ params.poll_interval_seconds }}",
                 progress_column="players_complete",
                 settle_polls="{{ params.straggler_settle_polls }}",
+                settle_blocked_by="players_in_flight",
                 covered_by=batch.wait_task(round_number - 1) if round_number > 1 else None,
-                doc_md="Waits until predictions cover the ready players, the workers go quiet, or the wait runs out.",
+                doc_md="Waits until predictions cover the ready players, the workers go quiet with nothing in flight, "
+                "or the wait runs out.",
             )
             if previous is not None:
                 previous >> wait
@@ -235,10 +277,15 @@ def nba_phase5_predictions() -> None:
             republish = PredictionFanOutOperator(
                 task_id=f"republish_round_{round_number}",
                 game_date=GAME_DATE,
+                force="{{ params.force }}",
+                batch_started_at=BATCH_STARTED_AT,
+                in_flight_minutes="{{ params.in_flight_minutes }}",
+                chunk_size="{{ params.fan_out_chunk_size }}",
                 topic=REQUEST_TOPIC,
                 line_table=LINE_TABLE,
                 covered_by=batch.wait_task(round_number),
-                doc_md="Republishes only the players whose predictions are still missing.",
+                doc_md="Republishes only the players whose predictions are still missing and whose requests are "
+                "older than the in-flight window (presumed lost).",
             )
             wait >> republish
             previous = republish
@@ -262,9 +309,9 @@ def nba_phase5_predictions() -> None:
     status = check_batch_status()
     stragglers = retry_stragglers()
     resolve_game_day() >> status
-    status >> skip_already_complete >> batch_done
+    status >> [skip_already_complete, skip_concurrent_run] >> batch_done
     status >> wait_for_phase4_event >> phase4_readiness() >> fan_out_requests >> stragglers >> batch_done
-    [stragglers, skip_already_complete] >> record_batch_run()
+    [stragglers, skip_already_complete, skip_concurrent_run] >> record_batch_run()
 
 
 nba_phase5_predictions()

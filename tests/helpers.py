@@ -89,6 +89,9 @@ class InjectingPublisher:
             return failed
         return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
 
+    def stop(self) -> None:
+        """Kept open: tests hand the same publisher to every publishing task of a run."""
+
 
 def render_sql(dag: Any, name: str) -> str:
     rendered: str = dag.get_template_env().get_template(name).render()
@@ -215,18 +218,34 @@ def run_make(*args: str, timeout: float, **env: str) -> Any:
     )
 
 
+def requested_for(day: date) -> list[Any]:
+    """The requests waiting for ``day`` on the workers' subscription (drained). Earlier tests' unacked
+    requests, held by a worker they killed, come back once their ack deadline passes: only this day's
+    requests say anything about this day."""
+    leftovers = drain_subscription(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    return [m for m in leftovers if m.attributes.get("game_date") == day.isoformat()]
+
+
 def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
 
 
 @contextlib.contextmanager
-def running_worker(project: str, **options: Any) -> Iterator[Any]:
-    """The package's real prediction worker, in a thread, for the length of the block."""
+def running_worker(project: str, *, start_after: float = 0.0, **options: Any) -> Iterator[Any]:
+    """The package's real prediction worker, in a thread, for the length of the block.
+
+    ``start_after`` seconds: a worker slow to start (it pulls nothing until then).
+    """
     from nba_phase5.worker import PredictionWorker, WorkerOptions
 
     stop = threading.Event()
     worker = PredictionWorker(WorkerOptions(project=project, **options), stop=stop)
-    thread = threading.Thread(target=worker.run, name="prediction-worker", daemon=True)
+
+    def run() -> None:
+        if not stop.wait(start_after):
+            worker.run()
+
+    thread = threading.Thread(target=run, name="prediction-worker", daemon=True)
     thread.start()
     try:
         yield worker
@@ -245,7 +264,20 @@ FAST = {
     "phase4_wait_minutes": 0,
     "straggler_wait_minutes": 0.25,
     "straggler_settle_polls": 3,
+    # Shorter than a straggler wait, so a dropped request is presumed lost (and sent again) within the run.
+    "in_flight_minutes": 0.1,
+    "fan_out_chunk_size": 1000,
 }
+
+
+def coverage_params(day: date, *, force: bool = False, in_flight_minutes: float = 10.0) -> dict[str, Any]:
+    """The query parameters of prediction_coverage.sql / missing_requests.sql for a batch started now."""
+    return {
+        "game_date": day,
+        "force": force,
+        "batch_started_at": datetime.now(UTC),
+        "in_flight_seconds": round(in_flight_minutes * 60),
+    }
 
 
 def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:

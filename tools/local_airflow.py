@@ -264,6 +264,9 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], log: Path) -> Server
     return Server(name, proc.pid, 0, str(log))
 
 
+WORKER = "prediction-worker"
+
+
 def start_airflow(
     stack_env: dict[str, str],
     *,
@@ -287,8 +290,7 @@ def start_airflow(
         for component in COMPONENTS:
             argv = component_argv(component, port)
             airflow.servers.append(_spawn(component, argv, env, log_dir / f"{component}.log"))
-        worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
-        airflow.servers.append(_spawn("prediction-worker", worker, env, log_dir / "worker.log"))
+        start_worker(airflow, stack_env, worker_args, log_dir / "worker.log")
         _wait_until_ready(airflow, timeout)
     except BaseException:
         stop_airflow(airflow)
@@ -320,6 +322,12 @@ def start_component(airflow: LocalAirflow, component: str, stack_env: dict[str, 
     log_dir = Path(airflow.home) / "logs" / "components"
     log = log_dir / f"{component}-restarted.log"
     airflow.servers.append(_spawn(component, component_argv(component, airflow.port), airflow.env(stack_env), log))
+
+
+def start_worker(airflow: LocalAirflow, stack_env: dict[str, str], worker_args: tuple[str, ...], log: Path) -> None:
+    """Start the local prediction worker (again, after ``kill_component(airflow, WORKER)``: a slow start)."""
+    worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
+    airflow.servers.append(_spawn(WORKER, worker, airflow.env(stack_env), log))
 
 
 def _wait_until_ready(airflow: LocalAirflow, timeout: float) -> None:

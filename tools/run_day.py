@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             "phase4_wait_minutes": 1,
             "straggler_wait_minutes": 0.5,
             "straggler_settle_polls": 3,
+            # A demo-length in-flight window (production: 10 min): the worker's deliberate drops are
+            # presumed lost after 15 s, so a straggler round sends them again within the one-minute run.
+            "in_flight_minutes": 0.25,
         }
         dag_log_path = logs / f"dag-{args.date}.log"
         say(f"starting DAG run nba_phase5_predictions for {args.date} (full log {dag_log_path.relative_to(ROOT)})")

@@ -1,19 +1,8 @@
--- The players to request: production-ready without an active prediction, or all of them with force.
-WITH ready AS (
-  SELECT player_lookup, ANY_VALUE(game_id) AS game_id
-  FROM nba_predictions.ml_feature_store_v2
-  WHERE game_date = @game_date
-    AND is_production_ready
-  GROUP BY player_lookup
-),
-predicted AS (
-  SELECT DISTINCT player_lookup
-  FROM nba_predictions.player_prop_predictions
-  WHERE game_date = @game_date
-    AND is_active
-)
-SELECT ready.player_lookup, ready.game_id
-FROM ready
-LEFT JOIN predicted USING (player_lookup)
-WHERE @force OR predicted.player_lookup IS NULL
-ORDER BY ready.player_lookup
+-- The players to request: production-ready, without their prediction (with force: one made by this
+-- batch), and with no request in flight (accepted by Pub/Sub less than the in-flight window ago).
+WITH {% include "prediction_state.sql" %}
+SELECT player_lookup, game_id
+FROM state
+WHERE NOT has_prediction
+  AND NOT in_flight
+ORDER BY player_lookup

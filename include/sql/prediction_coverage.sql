@@ -1,20 +1,10 @@
--- Do active predictions cover every production-ready player yet? `done` ends the straggler wait.
-WITH ready AS (
-  SELECT DISTINCT player_lookup
-  FROM nba_predictions.ml_feature_store_v2
-  WHERE game_date = @game_date
-    AND is_production_ready
-),
-predicted AS (
-  SELECT DISTINCT player_lookup
-  FROM nba_predictions.player_prop_predictions
-  WHERE game_date = @game_date
-    AND is_active
-)
+-- Do predictions cover every production-ready player yet? `done` ends the straggler wait;
+-- `players_in_flight` (missing, but requested within the in-flight window) keeps it from settling.
+WITH {% include "prediction_state.sql" %}
 SELECT
   COUNT(*) AS players_ready,
-  COUNTIF(predicted.player_lookup IS NOT NULL) AS players_complete,
-  COUNTIF(predicted.player_lookup IS NULL) AS players_missing,
-  COUNT(*) > 0 AND COUNTIF(predicted.player_lookup IS NULL) = 0 AS done
-FROM ready
-LEFT JOIN predicted USING (player_lookup)
+  COUNTIF(has_prediction) AS players_complete,
+  COUNTIF(NOT has_prediction) AS players_missing,
+  COUNTIF(NOT has_prediction AND in_flight) AS players_in_flight,
+  COUNT(*) > 0 AND COUNTIF(NOT has_prediction) = 0 AS done
+FROM state

@@ -28,6 +28,7 @@ READINESS_GATE = f"{READINESS_GROUP}.check_phase4_ready"
 READINESS_VERDICT = f"{READINESS_GROUP}.proceed_with_ready_players"
 FAN_OUT = "fan_out_requests"
 ALREADY_COMPLETE = "skip_already_complete"
+CONCURRENT = "skip_concurrent_run"
 RETRY_GROUP = "retry_stragglers"
 VERIFY = f"{RETRY_GROUP}.verify_completion"
 STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
@@ -58,6 +59,22 @@ def render_sql(name: str, context: Any) -> str:
 def game_date(context: Any) -> str:
     value: str = context["ti"].xcom_pull(task_ids=GAME_DAY, key="game_date")
     return value
+
+
+def batch_started_at(context: Any) -> str:
+    """When this run's batch started (resolve_game_day's start): a forced batch's generation begins here."""
+    value: str = context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
+    return value
+
+
+def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
+    """Query parameters of prediction_coverage.sql / missing_requests.sql for this run."""
+    return {
+        "game_date": {"type": "DATE", "value": game_date(context)},
+        "force": force,
+        "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at(context)},
+        "in_flight_seconds": round(float(context["params"]["in_flight_minutes"]) * 60),
+    }
 
 
 def resolve_game_day(context: Any) -> bool:
@@ -97,10 +114,17 @@ def resolve_game_day(context: Any) -> bool:
 
 
 def check_batch_status(context: Any) -> str:
-    """Branch, before any wait: skip a day that is already complete (dedup) unless ``force``."""
-    row = bq_hook().query_rows(
-        render_sql("prediction_coverage.sql", context), {"game_date": {"type": "DATE", "value": game_date(context)}}
-    )[0]
+    """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``."""
+    from nba_phase5.batch_lease import find_holder
+
+    day = game_date(context)
+    force = bool(context["params"]["force"])
+    held_by = find_holder(context, day)
+    if held_by:
+        context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})
+        return CONCURRENT
+    # Dedup judges existing predictions of any batch: in-flight requests and generations do not matter here.
+    row = bq_hook().query_rows(render_sql("prediction_coverage.sql", context), coverage_params(context, force=False))[0]
     ready, complete = int(row["players_ready"]), int(row["players_complete"])
     if row["done"]:
         state = "fully_complete"
@@ -108,7 +132,6 @@ def check_batch_status(context: Any) -> str:
         state = "partially_complete"
     else:
         state = "not_started"
-    force = bool(context["params"]["force"])
     context["ti"].xcom_push(key="batch_status", value={"state": state, "force": force, **row})
     log.info("Batch status %s: %d/%d players complete (force=%s)", state, complete, ready, force)
     if state == "fully_complete" and not force:
@@ -184,10 +207,8 @@ def verify_completion(context: Any) -> dict[str, Any]:
         # The last wait saw every prediction in place; active predictions only grow, so reuse it.
         row = {k: last_wait[k] for k in keys}
     else:
-        row = bq_hook().query_rows(
-            render_sql("prediction_coverage.sql", context),
-            {"game_date": {"type": "DATE", "value": game_date(context)}},
-        )[0]
+        query = render_sql("prediction_coverage.sql", context)
+        row = bq_hook().query_rows(query, coverage_params(context, force=bool(params["force"])))[0]
         row = {k: row[k] for k in keys}
     ready, done, missing = (int(row[k]) for k in keys)
     completion = round(100.0 * done / ready, 2) if ready else 100.0

@@ -58,6 +58,8 @@ RUN_HISTORY_TABLE = "nba_reference.processor_run_history"
 ALERTS_TABLE = "nba_reference.pipeline_alerts"
 # This package's own durable inbox of Phase 4 events (see include/schemas).
 EVENT_INBOX_TABLE = "nba_reference.phase5_event_inbox"
+# This package's own publish ledger: every request Pub/Sub accepted (see include/schemas).
+REQUEST_LEDGER_TABLE = "nba_reference.phase5_request_ledger"
 FEATURE_STORE_TABLE = "nba_predictions.ml_feature_store_v2"
 PREDICTIONS_TABLE = "nba_predictions.player_prop_predictions"
 SCHEDULE_TABLE = "nba_raw.nbac_schedule"
@@ -91,6 +93,22 @@ class Thresholds:
     completion_goal_pct: float = 95.0
     #: After the rounds, below this completion (or with no prediction at all) the run fails: critical.
     critical_completion_pct: float = 50.0
+    #: A request Pub/Sub accepted less than this long ago is in flight: never sent again meanwhile.
+    in_flight_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
+class FanOutSettings:
+    """How the fan-out publishes and records its requests."""
+
+    #: Requests published, then recorded in the ledger, per step. A fan-out killed mid-batch may send
+    #: again at most one step of requests Pub/Sub accepted but the ledger had not yet recorded.
+    chunk_size: int = 1000
+    #: Pub/Sub attempts per request before the task gives up on it.
+    max_publish_attempts: int = 3
+
+
+FAN_OUT = FanOutSettings()
 
 
 DEFAULT_THRESHOLDS = Thresholds()

@@ -81,6 +81,10 @@ def outcome(context: Any) -> tuple[str, str | None, str]:
     status_row = _pull(context, batch.BATCH_STATUS, "batch_status") or {}
     if status_row.get("state") == "fully_complete" and not status_row.get("force"):
         return "skipped", "already_processed", "every ready player already had an active prediction"
+    held_by = _held_by(context)
+    if held_by:
+        # The platform's skip reasons have no word for it: early_exit, and the summary says why.
+        return "skipped", "early_exit", f"run {held_by} was already running this date's batch: nothing published"
     verify = _pull(context, batch.VERIFY) or {}
     if verify.get("incomplete"):
         return "failed", None, f"only {verify.get('completion_pct')}% of ready players predicted"
@@ -88,6 +92,17 @@ def outcome(context: Any) -> tuple[str, str | None, str]:
         missing = int(verify.get("players_missing") or 0)
         return ("success" if missing == 0 else "partial"), None, f"{missing} players missing after the retry rounds"
     return "failed", None, "the batch did not reach verification (see failed tasks)"
+
+
+def _held_by(context: Any) -> str | None:
+    """The run this one yielded the date's batch to (at the branch or at the fan-out), if it did."""
+    from nba_phase5.batch_lease import HELD_BY_KEY
+
+    for task_id in (batch.BATCH_STATUS, batch.FAN_OUT):
+        held = _pull(context, task_id, HELD_BY_KEY)
+        if held:
+            return str(held["run_id"])
+    return None
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -118,6 +133,7 @@ def summary(context: Any, status: str, skip_reason: str | None, message: str) ->
         "phase4_status": readiness.get("phase4_status"),
         "degraded": bool(readiness.get("degraded")),
         "batch_id": fan_out.get("batch_id"),
+        "held_by": _held_by(context),
         "requests_fan_out": int(fan_out.get("published") or 0),
         "requests_published": int(fan_out.get("published") or 0) + sum(straggler_requests),
         "straggler_requests": straggler_requests,
@@ -140,7 +156,8 @@ def summary(context: Any, status: str, skip_reason: str | None, message: str) ->
 
 def _outcome_word(status: str, skip_reason: str | None) -> str:
     """A one-word outcome for people: success, partial, failed, already_complete, no_games, running."""
-    return {"no_data": "no_games", "already_processed": "already_complete"}.get(skip_reason or "", status)
+    words = {"no_data": "no_games", "already_processed": "already_complete", "early_exit": "concurrent_run"}
+    return words.get(skip_reason or "", status)
 
 
 def _alert_channels() -> list[str]:

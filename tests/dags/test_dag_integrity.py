@@ -12,7 +12,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 # Dedup before any wait: an already complete day never waits for an event it already consumed.
 EXPECTED_EDGES = {
     "resolve_game_day": ["check_batch_status"],
-    "check_batch_status": ["skip_already_complete", "wait_for_phase4_event"],
+    "check_batch_status": ["skip_already_complete", "skip_concurrent_run", "wait_for_phase4_event"],
     "wait_for_phase4_event": ["phase4_readiness.wait_for_phase4_ready"],
     "phase4_readiness.wait_for_phase4_ready": [
         "phase4_readiness.check_phase4_ready",
@@ -28,6 +28,7 @@ EXPECTED_EDGES = {
     "retry_stragglers.wait_for_predictions_3": ["retry_stragglers.verify_completion"],
     "retry_stragglers.verify_completion": ["batch_done", "record_batch_run"],
     "skip_already_complete": ["batch_done", "record_batch_run"],
+    "skip_concurrent_run": ["batch_done", "record_batch_run"],
     "batch_done": [],
     "record_batch_run": [],
 }

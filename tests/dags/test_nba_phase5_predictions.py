@@ -14,6 +14,7 @@ import pytest
 from helpers import (
     alerts,
     ready_players,
+    requested_for,
     run_dag,
     run_history,
     running_worker,
@@ -212,7 +213,7 @@ def test_phase4_not_ready_fails_with_one_critical_alert(stack, bq, phase5_dag, d
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "critical")
     assert row["dependency_check_passed"] is False or row["dependency_check_passed"] is None
-    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+    assert requested_for(day) == []
 
 
 def test_forty_missing_players_are_the_only_ones_republished(

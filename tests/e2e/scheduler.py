@@ -25,6 +25,8 @@ FAST_CONF = {
     "phase4_wait_minutes": 0,
     "straggler_wait_minutes": 0.5,
     "straggler_settle_polls": 3,
+    # Shorter than a straggler wait: the worker's deliberate drops are sent again within the run.
+    "in_flight_minutes": 0.2,
 }
 
 

@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from helpers import InjectingPublisher, alerts, ready_players, render_sql, run_dag, run_history, task_context
+from helpers import (
+    InjectingPublisher,
+    alerts,
+    coverage_params,
+    ready_players,
+    render_sql,
+    run_dag,
+    run_history,
+    task_context,
+)
 from nba_phase5 import batch, config
 from nba_phase5 import run_history as run_history_module
 from nba_phase5.hooks.pubsub import BatchPublishHook
@@ -133,7 +142,10 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     context = {"run_id": "rerun", "ti": None}
     assert operator.execute(context)["published"] == 72
     write_predictions(bq, day, ready_players(bq, day)[:60])  # the workers answered 60 of them
-    # Cleared and rerun: only the 12 still missing go out again.
+    # Cleared and rerun at once: the 12 still missing are in flight (accepted seconds ago), so nothing.
+    assert operator.execute(context)["published"] == 0
+    # Cleared and rerun once they are older than the in-flight window: only those 12 go out again.
+    operator.in_flight_minutes = 0
     assert operator.execute(context)["published"] == 12
     delivered = [m.attributes["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
     assert len(delivered) == 84
@@ -184,7 +196,7 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     wait = BigQueryPollSensor(
         task_id=batch.wait_task(1),
         sql=render_sql(phase5_dag, "prediction_coverage.sql"),
-        query_params={"game_date": day},
+        query_params=coverage_params(day),
         timeout_minutes=0,
     )
     xcoms[(batch.wait_task(1), "return_value")] = wait.execute({"ti": XComTI(batch.wait_task(1), xcoms)})

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import alerts, prediction_count, ready_players, run_dag, run_history, running_worker
+from helpers import alerts, prediction_count, ready_players, requested_for, run_dag, run_history, running_worker
 from nba_phase5 import config
 from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE
 from nba_phase5.seeding import seed_day
@@ -285,13 +285,6 @@ def gate_tries(dag: Any, day: date) -> int:
         return int(ti.try_number)
 
 
-def requested_for(drain: Any, day: date) -> list[Any]:
-    """The requests waiting for ``day``. Earlier tests' unacked requests, held by a worker they killed,
-    come back once their ack deadline passes: only this day's requests say anything here."""
-    leftovers = drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    return [m for m in leftovers if m.attributes.get("game_date") == day.isoformat()]
-
-
 def _fresh_day(bq: Any, drain: Any, day: date, players: int, ready_pct: float) -> None:
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=players, ready_pct=ready_pct)
@@ -359,7 +352,7 @@ def test_bigquery_unreachable_on_every_try_raises_one_error_alert_never_the_crit
     assert "not ready" not in alert["message"]
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "error")
-    assert requested_for(drain, day) == []
+    assert requested_for(day) == []
 
 
 def test_a_real_not_ready_day_fails_at_once_with_one_critical_alert_in_words(
@@ -382,4 +375,4 @@ def test_a_real_not_ready_day_fails_at_once_with_one_critical_alert_in_words(
     assert UNAVAILABLE_MESSAGE not in alert["message"]
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "critical")
-    assert requested_for(drain, day) == []
+    assert requested_for(day) == []

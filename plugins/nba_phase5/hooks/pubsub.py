@@ -16,10 +16,17 @@ from nba_phase5.clients import check_emulators
 
 @dataclass
 class PublishResult:
-    """What a batched publish achieved; ``failed`` holds the indexes of messages never accepted."""
+    """What a batched publish achieved.
+
+    ``accepted`` holds ``(index, message_id, accepted_at)`` of every message Pub/Sub accepted;
+    ``failed`` the indexes of messages not known to be accepted: refused on every attempt, or (listed
+    in ``unconfirmed`` too) still unanswered at the timeout, which may yet be accepted.
+    """
 
     published: int = 0
     failed: list[int] = field(default_factory=list)
+    accepted: list[tuple[int, str, float]] = field(default_factory=list)
+    unconfirmed: list[int] = field(default_factory=list)
     attempts: int = 0
     retried: int = 0
     first_published_at: float | None = None
@@ -82,16 +89,27 @@ class BatchPublishHook(PubSubHook):
         timeout: float = 120.0,
         publisher: Any | None = None,
     ) -> PublishResult:
-        """Publish ``messages`` (body, attributes); returns counts, never raises for a failed message."""
+        """Publish ``messages`` (body, attributes); returns what happened, never raises for a failed message.
+
+        Only messages Pub/Sub refused are sent again. A message still unanswered after ``timeout`` is
+        never resubmitted (it may be accepted yet, and a second copy would be a duplicate request): it
+        is reported ``unconfirmed``.
+        """
         client = publisher or self.get_batch_publisher()
         topic_path = client.topic_path(project_id, topic)
         result = PublishResult()
+        answered_at: dict[int, float] = {}
         lock = threading.Lock()
 
-        def first_done(_: futures.Future[str]) -> None:
-            with lock:
-                if result.first_published_at is None:
-                    result.first_published_at = time.time()
+        def answered(index: int) -> Any:
+            def record(_: futures.Future[str]) -> None:
+                now = time.time()
+                with lock:
+                    answered_at[index] = now
+                    if result.first_published_at is None:
+                        result.first_published_at = now
+
+            return record
 
         pending = list(range(len(messages)))
         while pending and result.attempts < max_attempts:
@@ -103,20 +121,25 @@ class BatchPublishHook(PubSubHook):
             for index in pending:
                 data, attributes = messages[index]
                 future = client.publish(topic_path, data, **attributes)
-                future.add_done_callback(first_done)
+                future.add_done_callback(answered(index))
                 submitted[future] = index
             done, not_done = futures.wait(submitted, timeout=timeout)
-            failed = [submitted[f] for f in not_done]
+            result.unconfirmed.extend(submitted[f] for f in not_done)
+            refused = []
             for future in done:
                 error = future.exception()
                 if error is None:
+                    index = submitted[future]
+                    result.accepted.append((index, future.result(), answered_at.get(index, time.time())))
                     result.published += 1
                 else:
-                    failed.append(submitted[future])
+                    refused.append(submitted[future])
                     if len(result.errors) < 5:
                         result.errors.append(f"{type(error).__name__}: {error}")
-            pending = sorted(failed)
-        result.failed = pending
+            pending = sorted(refused)
+        result.failed = sorted(pending + result.unconfirmed)
+        if result.unconfirmed:
+            result.errors.append(f"{len(result.unconfirmed)} publishes unanswered after {timeout:.0f}s (not resent)")
         return result
 
 

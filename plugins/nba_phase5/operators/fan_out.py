@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
+from nba_phase5.ledger import LedgerEntry
 from nba_phase5.prediction_requests import PredictionRequest, batch_id
 
 # A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
@@ -25,20 +27,31 @@ GROUP BY player_lookup
 
 
 class PredictionFanOutOperator(BaseOperator):
-    """Publishes one prediction request for every ready player still lacking an active prediction.
+    """Publishes one prediction request for every ready player still missing its prediction.
 
-    The players come from ``sql`` (by default ``missing_requests.sql``: ready players without an active
-    prediction, or all of them with ``force``), so a rerun or a straggler round publishes only what is
-    missing. Each message is the workers' body ``{player_lookup, game_date, game_id, line_values}``
-    (line values from ``line_table`` when one is set, else ``[]``), with request and batch ids as
-    attributes. Messages go out through :class:`~nba_phase5.hooks.pubsub.BatchPublishHook`: batched,
-    asynchronous, with flow control; failed publishes are retried, and the task fails if any request
-    is still unpublished.
+    The players come from ``sql`` (by default ``missing_requests.sql``): production-ready, without an
+    active prediction (with ``force``: without one made by this batch), and with no request in flight
+    (recorded in the publish ledger less than ``in_flight_minutes`` ago). So a retried or cleared
+    fan-out, or a straggler round, sends only what was never accepted or is presumed lost.
+
+    Each message is the workers' body ``{player_lookup, game_date, game_id, line_values}`` (line values
+    from ``line_table`` when one is set, else ``[]``), with request and batch ids as attributes.
+    Requests go out ``chunk_size`` at a time through
+    :class:`~nba_phase5.hooks.pubsub.BatchPublishHook` (batched, asynchronous, flow-controlled); what
+    Pub/Sub accepted is recorded in the ledger while the next chunk publishes, and the task finishes
+    only once every accepted request is recorded. Refused publishes are retried; the task fails if any
+    request is still unpublished.
+
+    With ``check_holder``, the task first asks whether another live run holds the date's batch
+    (:mod:`nba_phase5.batch_lease`) and, if so, publishes nothing and is skipped.
 
     Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id"}``.
 
     :param game_date: ISO game date (templated).
-    :param force: request every ready player, predictions or not; the worker supersedes them (templated).
+    :param force: a new generation: request every ready player without a prediction made by this
+        batch, with new request ids; the worker supersedes the old predictions (templated).
+    :param batch_started_at: ISO time the batch started; a forced batch's generation begins here (templated).
+    :param in_flight_minutes: a request accepted less than this long ago is in flight (templated).
     :param sql: query returning ``player_lookup, game_id`` rows (templated, ``.sql`` file).
     :param topic: Pub/Sub topic the workers listen on (templated: the DAG reads it from a Variable).
     :param line_table: ``dataset.table`` with ``game_date, player_lookup, points_line`` rows; empty for
@@ -46,11 +59,23 @@ class PredictionFanOutOperator(BaseOperator):
     :param project_id: project for topic and tables; default from the connection.
     :param covered_by: task id of a coverage poll; when it found every prediction in place, nothing is
         queried or published (a straggler round after a complete wait).
+    :param check_holder: yield (skip) when another live run holds the date's batch.
+    :param chunk_size: requests published, then recorded, per step (templated).
     :param max_publish_attempts: attempts per message before the task gives up on it.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("game_date", "force", "sql", "topic", "line_table", "project_id")
+    template_fields: Sequence[str] = (
+        "game_date",
+        "force",
+        "batch_started_at",
+        "in_flight_minutes",
+        "sql",
+        "topic",
+        "line_table",
+        "project_id",
+        "chunk_size",
+    )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
     ui_color = "#fdf1e6"
@@ -60,23 +85,31 @@ class PredictionFanOutOperator(BaseOperator):
         *,
         game_date: str,
         force: bool | str = False,
+        batch_started_at: str | None = None,
+        in_flight_minutes: float | str = config.DEFAULT_THRESHOLDS.in_flight_minutes,
         sql: str = "missing_requests.sql",
         topic: str = config.PREDICTION_REQUESTS_TOPIC,
         line_table: str | None = None,
         project_id: str | None = None,
         covered_by: str | None = None,
-        max_publish_attempts: int = 3,
+        check_holder: bool = False,
+        chunk_size: int | str = config.FAN_OUT.chunk_size,
+        max_publish_attempts: int = config.FAN_OUT.max_publish_attempts,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.game_date = game_date
         self.force = force
+        self.batch_started_at = batch_started_at
+        self.in_flight_minutes = in_flight_minutes
         self.sql = sql
         self.topic = topic
         self.line_table = line_table
         self.project_id = project_id
         self.covered_by = covered_by
+        self.check_holder = check_holder
+        self.chunk_size = chunk_size
         self.max_publish_attempts = max_publish_attempts
         self.gcp_conn_id = gcp_conn_id
 
@@ -96,10 +129,21 @@ class PredictionFanOutOperator(BaseOperator):
     def forced(self) -> bool:
         return str(self.force).lower() in ("true", "1")
 
+    @property
+    def started_at(self) -> str:
+        started = str(self.batch_started_at or "")
+        return started if started and started != "None" else datetime.now(UTC).isoformat()
+
     def missing_requests(self) -> list[tuple[str, str]]:
         """(player_lookup, game_id) of every player to request."""
         rows = self.bigquery_hook.query_rows(
-            self.sql, {"game_date": {"type": "DATE", "value": self.game_date}, "force": self.forced}
+            self.sql,
+            {
+                "game_date": {"type": "DATE", "value": self.game_date},
+                "force": self.forced,
+                "batch_started_at": {"type": "TIMESTAMP", "value": self.started_at},
+                "in_flight_seconds": round(float(self.in_flight_minutes) * 60),
+            },
         )
         return [(row["player_lookup"], row["game_id"]) for row in rows]
 
@@ -116,35 +160,38 @@ class PredictionFanOutOperator(BaseOperator):
         )
         return {row["player_lookup"]: [float(v) for v in row["line_values"] or []] for row in rows}
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def wanted_requests(self, context: Any) -> list[PredictionRequest]:
         from nba_phase5.sensors.bigquery_poll import covered
 
         batch = batch_id(self.game_date, context["run_id"])
         if self.covered_by and covered(context["ti"].xcom_pull(task_ids=self.covered_by)):
             self.log.info("%s found every prediction in place: nothing to republish", self.covered_by)
-            wanted: list[tuple[str, str]] = []
-            project = self.project_id or ""
-        else:
-            project = self.project_id or self.bigquery_hook.project_id
-            wanted = self.missing_requests()
+            return []
+        wanted = self.missing_requests()
         lines = self.line_values([player for player, _ in wanted])
-        requests = [
-            PredictionRequest(self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced)
+        # A forced batch is a generation of its own: its request ids are new, even on a cleared rerun.
+        generation = f"{batch}@{self.started_at}" if self.forced else None
+        return [
+            PredictionRequest(
+                self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced, generation
+            )
             for player, game_id in wanted
         ]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if self.check_holder:
+            from nba_phase5.batch_lease import find_holder
+
+            held_by = find_holder(context, self.game_date)
+            if held_by:
+                raise AirflowSkipException(held_by.words(self.game_date))
+        requests = self.wanted_requests(context)
+        batch = batch_id(self.game_date, context["run_id"])
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)
-        if requests:
-            result = self.pubsub_hook.publish_batch(
-                project_id=project,
-                topic=self.topic,
-                messages=[(r.body(), r.attributes()) for r in requests],
-                max_attempts=self.max_publish_attempts,
-            )
-        else:
-            from nba_phase5.hooks.pubsub import PublishResult
-
-            result = PublishResult()
+        result = self.publish_and_record(requests, context)
         summary = {
             "requested": len(requests),
             "published": result.published,
@@ -160,7 +207,7 @@ class PredictionFanOutOperator(BaseOperator):
             "batch_id": batch,
         }
         self.log.info(
-            "Published %d/%d requests (%d retried, %d failed after %d attempts)",
+            "Published and recorded %d/%d requests (%d retried, %d failed after %d attempts)",
             result.published,
             len(requests),
             result.retried,
@@ -168,10 +215,62 @@ class PredictionFanOutOperator(BaseOperator):
             result.attempts,
         )
         if result.failed:
-            lost = [requests[i] for i in result.failed]
             raise RuntimeError(
-                f"{len(lost)} of {len(requests)} prediction requests are still unpublished after "
-                f"{self.max_publish_attempts} attempts (first: {lost[0].player_lookup}); "
+                f"{len(result.failed)} of {len(requests)} prediction requests are still unpublished after "
+                f"{self.max_publish_attempts} attempts (first: {requests[result.failed[0]].player_lookup}); "
                 f"errors: {'; '.join(result.errors)}"
             )
         return summary
+
+    def publish_and_record(self, requests: list[PredictionRequest], context: Any) -> Any:
+        """Publish ``chunk_size`` requests at a time; record each chunk's accepted ones while the next publishes.
+
+        At most one chunk is ever accepted but unrecorded; a chunk with requests Pub/Sub would not take
+        stops the fan-out once what it accepted is recorded.
+        """
+        from nba_phase5.hooks.pubsub import PublishResult
+        from nba_phase5.ledger import record
+
+        total = PublishResult()
+        if not requests:
+            return total
+        project = self.project_id or self.bigquery_hook.project_id
+        publisher = self.pubsub_hook.get_batch_publisher()
+        client = self.bigquery_hook.get_client(project_id=project)
+        size = max(1, int(self.chunk_size))
+        recording: Future[int] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger") as recorder:
+            try:
+                for start in range(0, len(requests), size):
+                    chunk = requests[start : start + size]
+                    result = self.pubsub_hook.publish_batch(
+                        project_id=project,
+                        topic=self.topic,
+                        messages=[(r.body(), r.attributes()) for r in chunk],
+                        max_attempts=self.max_publish_attempts,
+                        publisher=publisher,
+                    )
+                    entries = [LedgerEntry(chunk[i], message_id, at) for i, message_id, at in result.accepted]
+                    if recording is not None:
+                        recording.result()
+                    recording = recorder.submit(record, client, entries, self.task_id)
+                    _add(total, result, offset=start)
+                    if result.failed:
+                        break
+                if recording is not None:
+                    recording.result()
+            finally:
+                publisher.stop()
+        return total
+
+
+def _add(total: Any, part: Any, *, offset: int) -> None:
+    """Fold one chunk's publish result into the fan-out's (indexes become the fan-out's)."""
+    total.published += part.published
+    total.retried += part.retried
+    total.attempts = max(total.attempts, part.attempts)
+    total.failed.extend(offset + i for i in part.failed)
+    total.unconfirmed.extend(offset + i for i in part.unconfirmed)
+    total.errors.extend(part.errors)
+    if total.first_published_at is None:
+        total.first_published_at = part.first_published_at

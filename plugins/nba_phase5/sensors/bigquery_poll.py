@@ -33,7 +33,9 @@ class BigQueryPollSensor(BaseOperator):
 
     With ``progress_column`` and ``settle_polls``, the wait also ends once that column has not moved
     for ``settle_polls`` polls in a row: workers have gone quiet, so waiting longer only delays the
-    straggler round. With ``covered_by``, a previous poll task whose result was already ``done`` is
+    straggler round. With ``settle_blocked_by``, quiet polls count only while that column is 0: while
+    requests are in flight (a worker slow to start), a quiet poll is not a sign the workers are done.
+    With ``covered_by``, a previous poll task whose result was already ``done`` is
     reused without a query: nothing was republished since, so nothing can have changed.
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
@@ -42,6 +44,7 @@ class BigQueryPollSensor(BaseOperator):
     :param poll_interval_seconds: pause between polls (templated).
     :param progress_column: a column that grows while work is being done, for ``settle_polls``.
     :param settle_polls: stop after this many polls without progress; 0 waits for done or timeout (templated).
+    :param settle_blocked_by: a count column; while it is above 0, polls without progress do not count.
     :param covered_by: task id of an earlier poll of the same query whose ``done`` result can be reused.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
@@ -60,6 +63,7 @@ class BigQueryPollSensor(BaseOperator):
         poll_interval_seconds: str | float = 60,
         progress_column: str | None = None,
         settle_polls: str | int = 0,
+        settle_blocked_by: str | None = None,
         covered_by: str | None = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
@@ -71,6 +75,7 @@ class BigQueryPollSensor(BaseOperator):
         self.poll_interval_seconds = poll_interval_seconds
         self.progress_column = progress_column
         self.settle_polls = settle_polls
+        self.settle_blocked_by = settle_blocked_by
         self.covered_by = covered_by
         self.gcp_conn_id = gcp_conn_id
 
@@ -111,7 +116,9 @@ class BigQueryPollSensor(BaseOperator):
             return False
         previous = ti.xcom_pull(task_ids=ti.task_id, key=PROGRESS_KEY) or {}
         value = row[self.progress_column]
-        unchanged = previous.get("unchanged", 0) + 1 if previous and previous.get("value") == value else 0
+        blocked = bool(self.settle_blocked_by and int(row[self.settle_blocked_by] or 0) > 0)
+        quiet = bool(previous) and previous.get("value") == value and not blocked
+        unchanged = previous.get("unchanged", 0) + 1 if quiet else 0
         ti.xcom_push(key=PROGRESS_KEY, value={"value": value, "unchanged": unchanged})
         return unchanged >= limit
 

@@ -88,3 +88,22 @@ def test_an_incomplete_earlier_poll_is_not_reused() -> None:
     assert result is not None
     assert result["done"] is True
     assert hook.calls == 1
+
+
+def test_quiet_polls_do_not_settle_the_wait_while_requests_are_in_flight() -> None:
+    """A worker slow to start: nothing moves, but requests are in flight, so the wait goes on."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    in_flight = [{"done": False, "players_complete": 0, "players_in_flight": 200}] * 6
+    landed = [{"done": False, "players_complete": 190, "players_in_flight": 0}] * 4
+    hook = CountingHook(in_flight + landed)
+    task = sensor(hook, progress_column="players_complete", settle_polls=3, settle_blocked_by="players_in_flight")
+    ti = XComTI("wait")
+    with pytest.raises(TaskDeferred):
+        task.execute({"ti": ti})
+    result = resume(task, ti, 20)
+    assert result is not None
+    assert result["settled"] is True
+    assert result["players_complete"] == 190
+    # Six quiet polls in flight did not count; the settle came three quiet polls after they landed.
+    assert hook.calls == 10

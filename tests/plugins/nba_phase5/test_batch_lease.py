@@ -1,0 +1,48 @@
+"""One live batch per date: which run holds it, decided the same way by every run that asks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from nba_phase5.batch_lease import Holder, holder
+
+T0 = datetime(2025, 3, 4, 5, 0, tzinfo=UTC)
+
+
+def rows(*runs: tuple[str, int, str]) -> list[dict[str, object]]:
+    """(run_id, seconds after T0, status) as batch_runs.sql returns them (in any order)."""
+    return [{"run_id": r, "started_at": T0 + timedelta(seconds=s), "status": st} for r, s, st in runs]
+
+
+def test_the_earliest_live_run_holds_the_batch_and_later_ones_yield() -> None:
+    day = rows(("manual_b", 2, "running"), ("scheduled_a", 0, "running"))
+    live = {"scheduled_a", "manual_b"}.__contains__
+    assert holder(day, "scheduled_a", live) is None
+    assert holder(day, "manual_b", live) == Holder("scheduled_a", (T0).isoformat())
+
+
+def test_both_runs_agree_whatever_order_the_rows_come_in() -> None:
+    day = rows(("b", 0, "running"), ("a", 0, "running"))  # same start: the run id breaks the tie
+    live = {"a", "b"}.__contains__
+    verdicts = {run: holder(list(reversed(day)) if run == "a" else day, run, live) for run in ("a", "b")}
+    assert verdicts["a"] is None
+    assert verdicts["b"] == Holder("a", T0.isoformat())
+
+
+def test_a_row_left_running_by_a_dead_run_does_not_block_the_date() -> None:
+    day = rows(("crashed", 0, "running"), ("now", 60, "running"))
+    assert holder(day, "now", live={"now"}.__contains__) is None
+
+
+def test_a_finished_run_cleared_and_rerunning_still_counts_as_live() -> None:
+    # Its row says `success` (a `running` write never reopens a finished row); Airflow says it runs.
+    day = rows(("cleared", 0, "success"), ("manual", 60, "running"))
+    assert holder(day, "manual", live={"cleared", "manual"}.__contains__) == Holder("cleared", T0.isoformat())
+
+
+def test_a_run_without_a_row_yields_to_any_live_run() -> None:
+    day = rows(("other", 600, "running"))
+    assert holder(day, "mine", live={"other", "mine"}.__contains__) == Holder(
+        "other", (T0 + timedelta(seconds=600)).isoformat()
+    )
+    assert holder([], "mine", live=lambda run: True) is None

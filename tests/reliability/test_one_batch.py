@@ -1,0 +1,150 @@
+"""One game day, one batch: a live run holds the date, in-flight requests are not sent again, and
+``force`` is a new generation. Whole ``dag.test()`` runs on the emulators, with the real worker.
+
+(Two runs racing under the real scheduler, and a fan-out SIGKILLed mid-batch, are in tests/e2e.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from helpers import prediction_count, ready_players, request_ids, run_dag, run_history, running_worker
+from nba_phase5 import config
+from nba_phase5.bq import insert_rows, run_query
+from nba_phase5.run_history import production_row
+from nba_phase5.seeding import seed_day
+
+pytestmark = pytest.mark.integration
+
+
+def _fresh_day(bq: Any, drain: Any, day: date, players: int = 60) -> list[str]:
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=players, ready_pct=100)
+    return ready_players(bq, day)
+
+
+def _airflow_run(dag: Any, run_id: str, day: date, state: str) -> None:
+    """A run of the DAG in Airflow's metadata DB, in ``state`` (another trigger of the same date)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.types import DagRunType
+
+    now = datetime.now(UTC)
+    with create_session() as session:
+        session.add(
+            DagRun(
+                dag_id=dag.dag_id,
+                run_id=run_id,
+                run_type=DagRunType.MANUAL,
+                logical_date=None,
+                run_after=now,
+                start_date=now,
+                conf={"game_date": str(day)},
+                state=state,
+            )
+        )
+
+
+def _set_state(run_id: str, state: str) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.run_id == run_id).update({"state": state})
+
+
+def _running_row(bq: Any, day: date, run_id: str, started: datetime) -> None:
+    row = production_row(
+        run_id=run_id,
+        day=day,
+        status="running",
+        skip_reason=None,
+        triggered_by="manual",
+        started=started,
+        finished=None,
+        force=False,
+        figures={"outcome": "running", "message": "batch started"},
+        records=0,
+        message_id=None,
+        message_data=None,
+        gate_passed=None,
+    )
+    insert_rows(bq, config.RUN_HISTORY_TABLE, [row])
+
+
+def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 7, 28)
+    ready = _fresh_day(bq, drain, day)
+    holder = f"manual__holder_{datetime.now(UTC):%H%M%S%f}"
+    _airflow_run(phase5_dag, holder, day, "running")
+    _running_row(bq, day, holder, datetime.now(UTC) - timedelta(minutes=5))
+
+    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert (state, tasks["skip_concurrent_run"], tasks["fan_out_requests"]) == ("success", "success", "skipped")
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+    mine = [row for row in run_history(bq, day) if row["run_id"] != holder]
+    assert [(r["status"], r["skipped"], r["skip_reason"]) for r in mine] == [("skipped", True, "early_exit")]
+    assert mine[0]["summary"]["held_by"] == holder
+    assert mine[0]["summary"]["outcome"] == "concurrent_run"
+
+    # The holder died without finishing its row: its `running` row no longer blocks the date.
+    _set_state(holder, "failed")
+    with running_worker(stack.project) as worker:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert (state, tasks["fan_out_requests"]) == ("success", "success"), tasks
+    assert worker.stats.deliveries == Counter(request_ids(day, ready))
+    assert prediction_count(bq, day) == len(ready)
+
+
+@pytest.mark.parametrize(
+    ("waits", "guard"),
+    [
+        # Each wait outlasts the settle polls (3 × 1 s) but the worker starts at 10 s: quiet polls while
+        # requests are in flight must not end the rounds (else verify finds nothing and the run fails).
+        ({"straggler_wait_minutes": 0.5}, "settle"),
+        # Each wait times out (6 s) before the worker starts (10 s): the round must not republish
+        # requests still inside the in-flight window.
+        ({"straggler_wait_minutes": 0.1}, "republish"),
+    ],
+)
+def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_once(
+    stack, bq, phase5_dag, drain, waits, guard
+) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 7, 29) if guard == "settle" else date(2025, 7, 30)
+    ready = _fresh_day(bq, drain, day)
+    with running_worker(stack.project, start_after=10) as worker:
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, in_flight_minutes=1, **waits)
+    assert state == "success", tasks
+    assert worker.stats.deliveries == Counter(request_ids(day, ready))  # nobody twice
+    [row] = run_history(bq, day)
+    assert row["summary"]["straggler_requests"] == [0, 0]
+    assert (row["status"], row["summary"]["completion_pct"]) == ("success", 100.0)
+
+
+def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 7, 31)
+    ready = _fresh_day(bq, drain, day, players=40)
+    with running_worker(stack.project) as worker:
+        assert run_dag(phase5_dag, day, skip_event_wait=True)[0] == "success"
+        first = set(worker.stats.deliveries)
+        state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, force=True)
+    assert state == "success", tasks
+    forced = set(worker.stats.deliveries) - first
+    assert len(forced) == len(ready)  # every ready player, under new request ids
+    rows = run_query(
+        bq,
+        f"SELECT player_lookup, prediction_version, is_active, superseded_by IS NOT NULL AS superseded "
+        f"FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d",
+        {"d": day},
+    )
+    per_player = Counter((r["player_lookup"], r["prediction_version"], r["is_active"], r["superseded"]) for r in rows)
+    assert per_player == Counter(
+        [(p, 1, False, True) for p in ready] + [(p, 2, True, False) for p in ready]
+    )  # one new active prediction per player, the old one inactive
+    rows_by_force = {r["force_reprocess"]: r for r in run_history(bq, day)}
+    assert set(rows_by_force) == {False, True}
+    assert (rows_by_force[True]["status"], rows_by_force[True]["records_processed"]) == ("success", len(ready))
