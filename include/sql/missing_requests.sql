@@ -1,6 +1,6 @@
 -- The players to request: production-ready, without their prediction (with force: one made by this
 -- batch), and with no request in flight (accepted by Pub/Sub less than the in-flight window ago).
-WITH {% include "prediction_state.sql" %}
+WITH {% include "_prediction_state.sql" %}
 SELECT player_lookup, game_id
 FROM state
 WHERE NOT has_prediction

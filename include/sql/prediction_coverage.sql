@@ -1,6 +1,6 @@
 -- Do predictions cover every production-ready player yet? `done` ends the straggler wait;
 -- `players_in_flight` (missing, but requested within the in-flight window) keeps it from settling.
-WITH {% include "prediction_state.sql" %}
+WITH {% include "_prediction_state.sql" %}
 SELECT
   COUNT(*) AS players_ready,
   COUNTIF(has_prediction) AS players_complete,

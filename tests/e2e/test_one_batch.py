@@ -55,8 +55,10 @@ def worker_stopped(airflow: local_airflow.LocalAirflow, stack: Any) -> Iterator[
         restart()
 
 
-def tapped(key: str = "player_lookup") -> Counter[str]:
-    return Counter(m.attributes[key] for m in drain_subscription(TAP_SUBSCRIPTION, empty_pulls=2))
+def tapped(day: date, key: str = "player_lookup") -> Counter[str]:
+    """Every request for ``day`` published since the last call (another day's late requests are not counted)."""
+    messages = drain_subscription(TAP_SUBSCRIPTION, empty_pulls=2)
+    return Counter(m.attributes[key] for m in messages if m.attributes["game_date"] == day.isoformat())
 
 
 def test_two_runs_for_one_date_seconds_apart_publish_each_request_once(stack, airflow, api, request_tap) -> None:  # type: ignore[no-untyped-def]
@@ -70,12 +72,12 @@ def test_two_runs_for_one_date_seconds_apart_publish_each_request_once(stack, ai
     with worker_stopped(airflow, stack) as restart:
         trigger(api, runs[0], day, **conf)
         time.sleep(2)
-        trigger(api, runs[1], day, **conf)
+        trigger(api, runs[1], day, logical_date=f"{day}T12:00:02Z", **conf)
         time.sleep(20)  # the worker is slow to start: every request is in flight meanwhile
         restart()
         finished = [wait_finished(api, run) for run in runs]
     assert [run["state"] for run in finished] == ["success", "success"], [task_states(api, r) for r in runs]
-    requests = request_tap()
+    requests = tapped(day, "request_id")
     dropper = PredictionWorker(WorkerOptions(project="-", drop_rate=WORKER_DROP_RATE, seed=WORKER_SEED))
     dropped = {rid for rid in request_ids(day, ready) if dropper.should_drop(rid)}
     # Each ready player requested once; the worker's deliberate drops once more, after the window.
@@ -117,13 +119,14 @@ def test_a_fan_out_killed_mid_batch_is_retried_and_sends_only_what_was_never_rec
     seed_day(client, day, players=1000, ready_pct=100)
     ready = ready_players(client, day)
     request_tap()
-    conf = {"skip_event_wait": True, "fan_out_chunk_size": chunk, "in_flight_minutes": 5, "straggler_wait_minutes": 2}
+    # The window outlasts the retry delay (30 s), and the worker's drops come back within the run.
+    conf = {"skip_event_wait": True, "fan_out_chunk_size": chunk, "in_flight_minutes": 1.5, "straggler_wait_minutes": 2}
     with worker_stopped(airflow, stack) as restart:
         trigger(api, run_id, day, **conf)
         wait_for("half the batch recorded", lambda: len(_ledger_players(client, day)) >= len(ready) // 2, 300, 0.1)
         killed = _kill_task(api, run_id, "fan_out_requests")
         recorded = _ledger_players(client, day)
-        first_try = tapped()
+        first_try = tapped(day)
         assert len(recorded) < len(ready), "the fan-out finished before it could be killed"
         retried = wait_for(
             "the fan-out's retry",
@@ -131,7 +134,7 @@ def test_a_fan_out_killed_mid_batch_is_retried_and_sends_only_what_was_never_rec
             timeout=240,
             every=1,
         )
-        second_try = tapped()
+        second_try = tapped(day)
         restart()
         run = wait_finished(api, run_id)
     assert retried["try_number"] == killed["try_number"] + 1

@@ -207,7 +207,7 @@ class PredictionFanOutOperator(BaseOperator):
             "batch_id": batch,
         }
         self.log.info(
-            "Published and recorded %d/%d requests (%d retried, %d failed after %d attempts)",
+            "Published %d/%d requests (%d retried, %d failed after %d attempts), each accepted one in the ledger",
             result.published,
             len(requests),
             result.retried,

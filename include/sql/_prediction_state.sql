@@ -1,5 +1,5 @@
--- Shared by prediction_coverage.sql and missing_requests.sql (included): per ready player, whether it
--- has its prediction and whether a request for it is in flight.
+-- A partial (leading underscore), included by prediction_coverage.sql and missing_requests.sql: per
+-- ready player, whether it has its prediction and whether a request for it is in flight.
 -- With force, the batch is a new generation: only the predictions it made and the requests it sent (at
 -- or after batch_started_at) count. A request Pub/Sub accepted less than in_flight_seconds ago is in
 -- flight (the ledger) and is never sent again while it is. (No parameter markers in comments: the
