@@ -7,7 +7,7 @@ import copy
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import UTC, date, datetime
 from typing import Any
@@ -231,10 +231,13 @@ def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_worker(project: str, *, start_after: float = 0.0, **options: Any) -> Iterator[Any]:
+def running_worker(
+    project: str, *, start_after: float = 0.0, start_when: Callable[[], bool] | None = None, **options: Any
+) -> Iterator[Any]:
     """The package's real prediction worker, in a thread, for the length of the block.
 
-    ``start_after`` seconds: a worker slow to start (it pulls nothing until then).
+    A worker slow to start: it pulls nothing until ``start_when()`` is true (polled every 0.2 s) and
+    then ``start_after`` seconds more.
     """
     from nba_phase5.worker import PredictionWorker, WorkerOptions
 
@@ -242,6 +245,9 @@ def running_worker(project: str, *, start_after: float = 0.0, **options: Any) ->
     worker = PredictionWorker(WorkerOptions(project=project, **options), stop=stop)
 
     def run() -> None:
+        while start_when is not None and not start_when():
+            if stop.wait(0.2):
+                return
         if not stop.wait(start_after):
             worker.run()
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -100,23 +101,34 @@ def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, b
     assert prediction_count(bq, day) == len(ready)
 
 
+def _published(bq: Any, day: date) -> Callable[[], bool]:
+    """Whether the fan-out has recorded a request for ``day`` in the ledger."""
+
+    def published() -> bool:
+        sql = f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.REQUEST_LEDGER_TABLE}` WHERE game_date = @d"
+        return int(run_query(bq, sql, {"d": day})[0]["n"]) > 0
+
+    return published
+
+
 @pytest.mark.parametrize(
-    ("waits", "guard"),
+    ("waits", "start_after", "guard"),
     [
-        # Each wait outlasts the settle polls (3 × 1 s) but the worker starts at 10 s: quiet polls while
-        # requests are in flight must not end the rounds (else verify finds nothing and the run fails).
-        ({"straggler_wait_minutes": 0.5}, "settle"),
-        # Each wait times out (6 s) before the worker starts (10 s): the round must not republish
-        # requests still inside the in-flight window.
-        ({"straggler_wait_minutes": 0.1}, "republish"),
+        # The worker starts 20 s after the fan-out, past the settle polls (3 × 1 s) of every wait: quiet
+        # polls while requests are in flight must not end the rounds (or verify finds nothing: critical).
+        ({"straggler_wait_minutes": 0.5}, 20, "settle"),
+        # Each wait times out (12 s) before the worker starts (15 s after the fan-out): the round must
+        # not republish requests still inside the in-flight window (1 min).
+        ({"straggler_wait_minutes": 0.2}, 15, "republish"),
     ],
 )
 def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_once(
-    stack, bq, phase5_dag, drain, waits, guard
+    stack, bq, phase5_dag, drain, waits, start_after, guard
 ) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 29) if guard == "settle" else date(2025, 7, 30)
     ready = _fresh_day(bq, drain, day)
-    with running_worker(stack.project, start_after=10) as worker:
+    slow = running_worker(stack.project, start_when=_published(bq, day), start_after=start_after)
+    with slow as worker:
         state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, in_flight_minutes=1, **waits)
     assert state == "success", tasks
     assert worker.stats.deliveries == Counter(request_ids(day, ready))  # nobody twice
