@@ -11,12 +11,13 @@ LOCAL_DIR ?= $(CURDIR)/.local
 export NBA_PHASE5_LOCAL_DIR := $(LOCAL_DIR)
 STACK_ENV := source $(LOCAL_DIR)/stack.env
 
-.PHONY: help venv up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy
+.PHONY: help venv up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
 	@echo "make test       unit + integration tests (starts its own emulators on free ports)"
 	@echo "make lint       ruff + mypy"
+	@echo "make bundle     build/composer/: exactly what goes into a Composer 3 bucket"
 	@echo "make deploy ENV=<composer env> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]   Composer deployment"
 	@echo "make bench      benchmarks on a stack of their own -> bench/results.{json,md}, bench/ratios.png"
 	@echo "make up / down  the stack plus a real local Airflow (api-server, scheduler, dag-processor, triggerer) and the worker"
@@ -86,6 +87,10 @@ constraints: $(VENV)/.installed
 	{ echo "# Frozen from the verified environment (Python 3.11, apache-airflow 3.3.2): the official Airflow constraints"; \
 	  echo "# cannot be downloaded here. Regenerate with: make constraints"; \
 	  $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+
+# What goes into a Composer 3 environment's bucket, under build/composer/ (tools/bundle.py).
+bundle: venv
+	$(PY) tools/bundle.py
 
 # Composer: make deploy ENV=<environment> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]  (docs/deploy.md)
 deploy: venv

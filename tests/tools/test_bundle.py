@@ -1,0 +1,100 @@
+"""`make bundle`: what goes into Composer's bucket, and that it imports from the bundle alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import bundle
+
+# Parsed the way Composer 3's DAG processor parses it: the bundle's dags/ as the bundle path, an empty
+# plugins folder, and nothing of the repo on PYTHONPATH.
+PARSE_FROM_BUNDLE = textwrap.dedent(
+    """
+    import importlib, json, sys
+    from pathlib import Path
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    dags = Path(sys.argv[1])
+    bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags)
+    dag = bag.dags["nba_phase5_predictions"]
+    import nba_phase5
+    from nba_phase5 import config
+    trigger = importlib.import_module("nba_phase5.triggers.phase4_event").Phase4EventTrigger
+    print(json.dumps({
+        "errors": {k: str(v)[:300] for k, v in bag.import_errors.items()},
+        "dags": sorted(bag.dags),
+        "files": sorted(Path(stat.file).name for stat in bag.dagbag_stats),
+        "package": nba_phase5.__file__,
+        "include": str(config.include_dir()),
+        "tasks": len(dag.tasks),
+        "trigger": trigger.__module__,
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bundle.build(tmp_path_factory.mktemp("bundle") / "composer")
+
+
+def test_the_bundle_holds_the_dag_the_runtime_package_and_include_under_dags(built: Path) -> None:
+    files = {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()}
+    assert "dags/nba_phase5_predictions.py" in files
+    assert "dags/.airflowignore" in files
+    assert {"dags/nba_phase5/operators/fan_out.py", "dags/nba_phase5/triggers/phase4_event.py"} <= files
+    assert "dags/include/sql/missing_requests.sql" in files
+    assert "dags/include/schemas/nba_reference.phase5_request_ledger.json" in files
+    assert list((built / "plugins").iterdir()) == []  # nothing for the folder Composer 3 does not sync
+    local_only = {f"dags/nba_phase5/{m}.py" for m in bundle.LOCAL_ONLY}
+    assert not files & local_only
+    assert not any(part in {"tools", "bench", "tests", "__pycache__"} for f in files for part in Path(f).parts)
+
+
+def test_only_the_dag_file_is_parsed_as_a_dag_file(built: Path) -> None:
+    ignored = (built / "dags" / ".airflowignore").read_text().split()
+    assert {"nba_phase5/", "include/"} <= set(ignored)
+
+
+def test_a_module_left_out_but_imported_stops_the_build(built: Path, tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    shutil.copytree(built / "dags", dags)
+    (dags / "nba_phase5" / "uses_worker.py").write_text("from nba_phase5.worker import PredictionWorker\n")
+    with pytest.raises(SystemExit, match=r"uses_worker\.py imports nba_phase5\.worker"):
+        bundle.check_imports(dags)
+
+
+def test_the_dag_and_its_trigger_import_from_the_bundle_alone(built: Path, tmp_path: Path) -> None:
+    dags = built / "dags"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "PYTHONPATH"}
+    env |= {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(built / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_FROM_BUNDLE, str(dags)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == ["nba_phase5_predictions"]
+    assert parsed["files"] == ["nba_phase5_predictions.py"]  # the package and include/ are not parsed
+    assert Path(parsed["package"]).is_relative_to(dags)  # not the repo's plugins/
+    assert Path(parsed["include"]) == dags / "include"
+    assert parsed["trigger"] == "nba_phase5.triggers.phase4_event"

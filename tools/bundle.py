@@ -1,0 +1,129 @@
+"""`make bundle`: build exactly what goes into a Composer 3 environment's bucket, under build/composer/.
+
+Composer 3 synchronizes the bucket's ``dags/`` folder to the scheduler, DAG processor, workers and
+triggerer, and ``dags/`` is on their ``sys.path``; it does not synchronize ``plugins/`` to the
+scheduler or the triggerer, and its docs say that folder is not for common Python modules
+(../shared/platform/PLATFORM.md section 8). So the bundle is::
+
+    build/composer/
+      dags/nba_phase5_predictions.py     the DAG file
+      dags/nba_phase5/                   the package the DAG and its trigger import (runtime modules only)
+      dags/include/{sql,schemas}/        SQL templates and table schemas (config.include_dir finds them)
+      dags/.airflowignore                only the DAG file is parsed as a DAG file
+      plugins/                           empty: the package has no Airflow plugin
+
+Local-only modules (the stand-in worker and its model, seeding, Phase 4's test publisher, the CLI,
+``status`` and ``provision``, which run from a developer's machine) are left out, as are tools/,
+bench/ and tests/. ``check_imports`` proves that nothing in the bundle imports a module left out.
+
+    python tools/bundle.py [--out build/composer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "composer"
+PACKAGE = "nba_phase5"
+DAG_FILES = ("nba_phase5_predictions.py",)
+#: Modules of the package that never run in Composer: they run on a developer's machine or locally.
+LOCAL_ONLY = frozenset(
+    {
+        "__main__",
+        "cli",
+        "local_model",
+        "phase4_publisher",
+        "provisioning",
+        "seeding",
+        "status",
+        "worker",
+        "worker_io",
+        "worker_pubsub",
+    }
+)
+#: Composer parses every .py under dags/ unless told otherwise: only the DAG file is a DAG file.
+AIRFLOWIGNORE = f"""# Built by `make bundle`: only the DAG file is parsed; the package and include/ are not DAG files.
+{PACKAGE}/
+include/
+"""
+
+
+def runtime_modules(source: Path = ROOT / "plugins" / PACKAGE) -> list[Path]:
+    """The package's files that go to Composer (relative to the package), without local-only modules."""
+    files = []
+    for path in sorted(source.rglob("*.py")):
+        relative = path.relative_to(source)
+        if "__pycache__" in relative.parts:
+            continue
+        if len(relative.parts) == 1 and relative.stem in LOCAL_ONLY:
+            continue
+        files.append(relative)
+    return files
+
+
+def build(out: Path = OUT) -> Path:
+    """Build the bundle in ``out`` (replaced whole, so a module removed from the source leaves it too)."""
+    if out.exists():
+        shutil.rmtree(out)
+    dags = out / "dags"
+    (out / "plugins").mkdir(parents=True)
+    source = ROOT / "plugins" / PACKAGE
+    for relative in runtime_modules(source):
+        target = dags / PACKAGE / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / relative, target)
+    for kind in ("sql", "schemas"):
+        shutil.copytree(ROOT / "include" / kind, dags / "include" / kind)
+    for name in DAG_FILES:
+        shutil.copy2(ROOT / "dags" / name, dags / name)
+    (dags / ".airflowignore").write_text(AIRFLOWIGNORE)
+    check_imports(dags)
+    return out
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {m for m in modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")}
+
+
+def check_imports(dags: Path) -> None:
+    """Every ``nba_phase5`` module a bundled file imports (at any depth, lazily too) is in the bundle."""
+    missing = []
+    for path in sorted(dags.rglob("*.py")):
+        for module in sorted(_imported_modules(path)):
+            parts = module.split(".")
+            as_module = dags.joinpath(*parts).with_suffix(".py")
+            as_package = dags.joinpath(*parts) / "__init__.py"
+            # `from nba_phase5 import config` names a module; `from nba_phase5.x import Y` names a class.
+            parent = dags.joinpath(*parts[:-1]).with_suffix(".py")
+            if not (as_module.exists() or as_package.exists() or parent.exists()):
+                missing.append(f"{path.relative_to(dags)} imports {module}")
+    if missing:
+        raise SystemExit("The bundle imports modules it does not ship:\n  " + "\n  ".join(missing))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to build it (default {OUT.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
+    out = build(args.out)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    print(f"Bundle for Composer in {out} ({len(files)} files):")
+    for path in files:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
