@@ -272,7 +272,7 @@ FAST = {
     "straggler_settle_polls": 3,
     # Shorter than a straggler wait, so a dropped request is presumed lost (and sent again) within the run.
     "in_flight_minutes": 0.1,
-    "fan_out_chunk_size": 1000,
+    "fan_out_chunk_size": 2500,
 }
 
 

@@ -103,7 +103,7 @@ class FanOutSettings:
 
     #: Requests published, then recorded in the ledger, per step. A fan-out killed mid-batch may send
     #: again at most one step of requests Pub/Sub accepted but the ledger had not yet recorded.
-    chunk_size: int = 1000
+    chunk_size: int = 2500
     #: Pub/Sub attempts per request before the task gives up on it.
     max_publish_attempts: int = 3
 

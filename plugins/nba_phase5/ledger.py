@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from nba_phase5 import config
@@ -38,8 +39,14 @@ class LedgerEntry:
             "request_id": self.request.request_id,
             "message_id": self.message_id,
             "force": self.request.force,
-            "published_at": datetime.fromtimestamp(self.accepted_at, UTC).isoformat(),
+            "published_at": _iso(self.accepted_at),
         }
+
+
+@lru_cache(maxsize=64)
+def _iso(timestamp: float) -> str:
+    # A chunk's requests share one acceptance time: format it once, not 2,500 times.
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 class LedgerWriteError(RuntimeError):

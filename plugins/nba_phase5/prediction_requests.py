@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 REQUEST_NAMESPACE = uuid.UUID("5f0c6f3e-6b1a-4f43-9a8e-3d1f0a6b7c21")
 BODY_FIELDS = ("player_lookup", "game_date", "game_id", "line_values")
@@ -48,7 +49,7 @@ class PredictionRequest:
     #: A forced batch's generation (its batch id and start): its requests get new ids.
     generation: str | None = None
 
-    @property
+    @cached_property
     def request_id(self) -> str:
         generation = (self.generation or self.batch_id) if self.force else None
         return request_id(self.game_date, self.player_lookup, generation)
