@@ -131,7 +131,7 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
             type="integer",
             minimum=1,
             description="Requests published, then recorded in the ledger, per step: a fan-out killed mid-batch sends "
-            "at most this many accepted-but-unrecorded requests again.",
+            "again at most two steps of requests Pub/Sub accepted but the ledger had not recorded.",
         ),
         "poll_interval_seconds": Param(
             60, type="number", minimum=0.5, maximum=LIMITS.poll_interval_seconds, description="BigQuery poll interval."

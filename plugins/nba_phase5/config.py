@@ -101,8 +101,9 @@ class Thresholds:
 class FanOutSettings:
     """How the fan-out publishes and records its requests."""
 
-    #: Requests published, then recorded in the ledger, per step. A fan-out killed mid-batch may send
-    #: again at most one step of requests Pub/Sub accepted but the ledger had not yet recorded.
+    #: Requests published, then recorded in the ledger, per step (2,500: 1,000 made 10,000 requests
+    #: 30 % slower). A fan-out killed mid-batch may send again at most two steps of requests Pub/Sub
+    #: accepted but the ledger had not yet recorded: the one being recorded and the one being published.
     chunk_size: int = 2500
     #: Pub/Sub attempts per request before the task gives up on it.
     max_publish_attempts: int = 3

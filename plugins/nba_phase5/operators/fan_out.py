@@ -225,8 +225,9 @@ class PredictionFanOutOperator(BaseOperator):
     def publish_and_record(self, requests: list[PredictionRequest], context: Any) -> Any:
         """Publish ``chunk_size`` requests at a time; record each chunk's accepted ones while the next publishes.
 
-        At most one chunk is ever accepted but unrecorded; a chunk with requests Pub/Sub would not take
-        stops the fan-out once what it accepted is recorded.
+        Requests accepted but unrecorded are at most the chunk being recorded and the chunk being
+        published. A chunk with requests Pub/Sub would not take stops the fan-out once what it
+        accepted is recorded.
         """
         from nba_phase5.hooks.pubsub import PublishResult
         from nba_phase5.ledger import record
