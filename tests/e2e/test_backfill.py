@@ -22,7 +22,8 @@ def test_backfill_over_three_dates_records_one_backfill_row_per_date(stack, airf
     for day in GAME_DAYS:
         seed_day(client, day, players=70, ready_pct=90)
     seed_day(client, OFF_DAY, games=False)
-    # No game_date in the conf: each run's game date comes from its 04:00 Eastern tick, as in production.
+    # No game_date in the conf: each run's game date comes from its 00:00 Eastern tick, as in production.
+    # The README's form: --to-date is an exclusive UTC time and the 12th ticks at 04:00 UTC, so T12:00.
     airflow_cli(
         airflow,
         stack,
