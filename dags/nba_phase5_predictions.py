@@ -12,7 +12,8 @@ request per ready player, retry the stragglers, record the run and alert on prob
   and publishes nothing (`skip_concurrent_run`).
 * **Reruns**: every task is re-entrant. Clear `fan_out_requests` to publish what is still missing,
   `retry_stragglers` to run the straggler rounds again; `record_batch_run` updates the run's one row.
-  A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is never sent again.
+  A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is not sent again by
+  a retry, a clear or a straggler round (a fan-out killed mid-batch: at most two chunks).
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
 """
 
@@ -35,7 +36,7 @@ from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
 GAME_DATE = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='game_date') }}"
-BATCH_STARTED_AT = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='started_at') }}"
+BATCH_STARTED_AT = "{{ ti.xcom_pull(task_ids='check_batch_status', key='batch_started_at') }}"
 REQUEST_PARAMS = {
     "game_date": {"type": "DATE", "value": GAME_DATE},
     "force": {"type": "BOOL", "value": "{{ params.force | string | lower }}"},

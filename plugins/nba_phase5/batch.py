@@ -62,8 +62,8 @@ def game_date(context: Any) -> str:
 
 
 def batch_started_at(context: Any) -> str:
-    """When this run's batch started (resolve_game_day's start): a forced batch's generation begins here."""
-    value: str = context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
+    """When this run first claimed its date (kept across clears): a forced batch's generation begins here."""
+    value: str = context["ti"].xcom_pull(task_ids=BATCH_STATUS, key="batch_started_at")
     return value
 
 
@@ -92,7 +92,8 @@ def resolve_game_day(context: Any) -> bool:
     day = game_date_for_run(run_time, params.get("game_date"))
     ti = context["ti"]
     ti.xcom_push(key="game_date", value=day.isoformat())
-    ti.xcom_push(key="started_at", value=datetime.now(UTC).isoformat())
+    started = datetime.now(UTC).isoformat()
+    ti.xcom_push(key="started_at", value=started)
     row = bq_hook().query_rows(render_sql("game_day.sql", context), {"game_date": day})[0]
     games, around = int(row["games"]), int(row["games_around"])
     ti.xcom_push(key="games", value=games)
@@ -109,17 +110,25 @@ def resolve_game_day(context: Any) -> bool:
         log.info("No games on %s: nothing to predict, the run ends here.", day)
         return False
     log.info("Game date %s: %d games scheduled", day, games)
+    from nba_phase5.batch_lease import claim
+
+    hook = bq_hook()
+    claim(hook.get_client(project_id=hook.project_id), day.isoformat(), context["run_id"], started)
     run_history.record(context, running=True)
     return True
 
 
 def check_batch_status(context: Any) -> str:
     """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``."""
-    from nba_phase5.batch_lease import find_holder
+    from nba_phase5.batch_lease import claims, find_holder
 
     day = game_date(context)
     force = bool(context["params"]["force"])
-    held_by = find_holder(context, day)
+    rows = claims(day)
+    mine = next((row for row in rows if row["run_id"] == context["run_id"]), None)
+    first = mine["first_claimed_at"] if mine else context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
+    context["ti"].xcom_push(key="batch_started_at", value=first.isoformat() if hasattr(first, "isoformat") else first)
+    held_by = find_holder(context, day, rows)
     if held_by:
         context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})
         return CONCURRENT

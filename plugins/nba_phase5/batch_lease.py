@@ -1,20 +1,22 @@
 """One live batch per game date: which run, if not this one, holds the date's batch.
 
 A manual trigger beside the scheduled run, a backfill given the date, or a cleared run all resolve to
-the same game date, and ``max_active_runs`` lets them run together. Every run writes its run-history
-row (``started_at`` set once, when the row is first written) before it asks; then the candidates are
-this DAG's rows for the date, and Airflow says which of their runs are still live (queued or running).
-The live run with the earliest ``(started_at, run_id)`` holds the batch; the others record themselves
-``skipped`` and publish nothing.
+the same game date, and ``max_active_runs`` lets them run together. Every try of ``resolve_game_day``
+appends a claim ``(game_date, run_id, claimed_at)`` to this package's own table
+``nba_reference.phase5_batch_claims`` before anything is asked; then the candidates are the runs that
+claimed the date, and Airflow says which of them are still live (queued or running). The live run
+whose latest claim is the earliest (ties: run id) holds the batch; the others record themselves
+``skipped`` and publish nothing. A cleared run claims again, so it queues behind a run already
+holding the date instead of overtaking it.
 
-Liveness comes from Airflow, not from a heartbeat: a row left ``running`` by a run that died (failed,
-timed out, deleted) no longer blocks the date. Rows whose run id is not a run of this DAG in this
-Airflow (another environment) are not candidates.
+Liveness comes from Airflow, not from a heartbeat: a run that died (failed, timed out, deleted) no
+longer blocks the date. Claims whose run id is not a run of this DAG in this Airflow (another
+environment) are not candidates.
 
-Because every run orders the same rows the same way, two runs that both read after both rows exist
-agree on the holder. ``check_batch_status`` asks first; the fan-out asks again just before it
+Because every run orders the same claims the same way, two runs that both read after both claims
+exist agree on the holder. ``check_batch_status`` asks first; the fan-out asks again just before it
 publishes, which settles the one interleaving the first question can miss (a run that read before
-the other's row landed).
+the other's claim landed).
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def is_live(ti: Any, dag_id: str, run_id: str) -> bool:
 def holder(rows: list[dict[str, Any]], run_id: str, live: Any) -> Holder | None:
     """The live run ordered before ``run_id`` among ``rows``, or None when this run holds the batch.
 
-    ``rows`` are the date's run-history rows; ``live(run_id)`` tells whether a run is live. A run
-    with no row of its own yet yields to any live one.
+    ``rows`` are the date's claims, one per run (``run_id``, ``started_at`` = its latest claim);
+    ``live(run_id)`` tells whether a run is live. A run with no claim of its own yields to any live one.
     """
     for row in sorted(rows, key=_key):
         if row["run_id"] == run_id:
@@ -72,14 +74,27 @@ def holder(rows: list[dict[str, Any]], run_id: str, live: Any) -> Holder | None:
     return None
 
 
-def find_holder(context: Any, day: str) -> Holder | None:
-    """The other live run holding ``day``'s batch, if any (see the module docstring)."""
+def claim(client: Any, day: str, run_id: str, claimed_at: str) -> None:
+    """Append this try's claim on ``day``'s batch (a streaming insert: visible to queries at once)."""
+    table = f"{client.project}.{config.BATCH_CLAIMS_TABLE}"
+    errors = client.insert_rows_json(table, [{"game_date": day, "run_id": run_id, "claimed_at": claimed_at}])
+    if errors:
+        raise RuntimeError(f"could not record run {run_id}'s claim on {day} in {table}: {errors[:3]}")
+
+
+def claims(day: str) -> list[dict[str, Any]]:
+    """Every run's latest (``started_at``) and first (``first_claimed_at``) claim on ``day``."""
     from nba_phase5.batch import bq_hook
 
-    rows = bq_hook().query_rows(
-        (config.include_dir() / "sql" / "batch_runs.sql").read_text(),
-        {"game_date": {"type": "DATE", "value": day}, "processor_name": config.PHASE5_PROCESSOR},
+    rows: list[dict[str, Any]] = bq_hook().query_rows(
+        (config.include_dir() / "sql" / "batch_claims.sql").read_text(), {"game_date": {"type": "DATE", "value": day}}
     )
+    return rows
+
+
+def find_holder(context: Any, day: str, rows: list[dict[str, Any]] | None = None) -> Holder | None:
+    """The other live run holding ``day``'s batch, if any (see the module docstring)."""
+    rows = claims(day) if rows is None else rows
     ti = context["ti"]
     dag_id = context["dag"].dag_id
     found = holder(rows, context["run_id"], lambda other: is_live(ti, dag_id, other))

@@ -58,6 +58,8 @@ RUN_HISTORY_TABLE = "nba_reference.processor_run_history"
 ALERTS_TABLE = "nba_reference.pipeline_alerts"
 # This package's own durable inbox of Phase 4 events (see include/schemas).
 EVENT_INBOX_TABLE = "nba_reference.phase5_event_inbox"
+# This package's own record of the runs that claimed a date's batch (see include/schemas).
+BATCH_CLAIMS_TABLE = "nba_reference.phase5_batch_claims"
 # This package's own publish ledger: every request Pub/Sub accepted (see include/schemas).
 REQUEST_LEDGER_TABLE = "nba_reference.phase5_request_ledger"
 FEATURE_STORE_TABLE = "nba_predictions.ml_feature_store_v2"

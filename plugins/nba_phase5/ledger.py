@@ -6,7 +6,9 @@ player with a request younger than the in-flight window is not requested again, 
 cleared fan-out, or a straggler round, never re-sends a request that may still be on its way.
 
 Rows go in by streaming insert (``insertAll``: visible to queries at once, no DML quota), with the
-Pub/Sub message id as the insert id, so a retried insert does not record a message twice.
+request and message ids as the insert id, so a retried insert does not record a message twice. A
+publish still unanswered at the hook's timeout is recorded too (message id ``unconfirmed``): it may
+yet be accepted, so it is in flight like the others.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
+#: The message id recorded for a publish still unanswered at the hook's timeout: it may yet be accepted,
+#: so it counts as in flight like any other.
+UNCONFIRMED = "unconfirmed"
+
+
 class LedgerWriteError(RuntimeError):
     """Pub/Sub accepted requests the ledger could not record."""
 
@@ -59,7 +66,9 @@ def record(client: Any, entries: Sequence[LedgerEntry], task_id: str) -> int:
         return 0
     table = f"{client.project}.{config.REQUEST_LEDGER_TABLE}"
     errors = client.insert_rows_json(
-        table, [entry.row(task_id) for entry in entries], row_ids=[entry.message_id for entry in entries]
+        table,
+        [entry.row(task_id) for entry in entries],
+        row_ids=[f"{entry.request.request_id}:{entry.message_id}" for entry in entries],
     )
     if errors:
         raise LedgerWriteError(

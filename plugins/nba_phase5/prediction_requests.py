@@ -11,8 +11,8 @@ attributes, never in the body: ``request_id``, ``batch_id``, ``game_date``, ``pl
 a ``force`` run, ``force=true`` (the worker then supersedes the player's active prediction).
 
 ``request_id`` is a UUID5 of (game_date, player_lookup): a republished request carries the same id.
-A ``force`` request adds its generation (the batch id and the batch's start), so every forced
-regeneration, a cleared and rerun one included, is a new request.
+A ``force`` request adds its batch id, so every forced run is a new generation of requests (a cleared
+forced run keeps its ids: what it already sent is not sent again under new ones).
 """
 
 from __future__ import annotations
@@ -46,13 +46,10 @@ class PredictionRequest:
     batch_id: str
     line_values: Sequence[float] = field(default_factory=tuple)
     force: bool = False
-    #: A forced batch's generation (its batch id and start): its requests get new ids.
-    generation: str | None = None
 
     @cached_property
     def request_id(self) -> str:
-        generation = (self.generation or self.batch_id) if self.force else None
-        return request_id(self.game_date, self.player_lookup, generation)
+        return request_id(self.game_date, self.player_lookup, self.batch_id if self.force else None)
 
     def body(self) -> bytes:
         return json.dumps(

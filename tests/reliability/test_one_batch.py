@@ -16,7 +16,6 @@ import pytest
 from helpers import prediction_count, ready_players, request_ids, run_dag, run_history, running_worker
 from nba_phase5 import config
 from nba_phase5.bq import insert_rows, run_query
-from nba_phase5.run_history import production_row
 from nba_phase5.seeding import seed_day
 
 pytestmark = pytest.mark.integration
@@ -58,23 +57,9 @@ def _set_state(run_id: str, state: str) -> None:
         session.query(DagRun).filter(DagRun.run_id == run_id).update({"state": state})
 
 
-def _running_row(bq: Any, day: date, run_id: str, started: datetime) -> None:
-    row = production_row(
-        run_id=run_id,
-        day=day,
-        status="running",
-        skip_reason=None,
-        triggered_by="manual",
-        started=started,
-        finished=None,
-        force=False,
-        figures={"outcome": "running", "message": "batch started"},
-        records=0,
-        message_id=None,
-        message_data=None,
-        gate_passed=None,
-    )
-    insert_rows(bq, config.RUN_HISTORY_TABLE, [row])
+def _claim(bq: Any, day: date, run_id: str, claimed_at: datetime) -> None:
+    """The claim another run's resolve_game_day made on ``day``."""
+    insert_rows(bq, config.BATCH_CLAIMS_TABLE, [{"game_date": day, "run_id": run_id, "claimed_at": claimed_at}])
 
 
 def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
@@ -82,7 +67,7 @@ def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, b
     ready = _fresh_day(bq, drain, day)
     holder = f"manual__holder_{datetime.now(UTC):%H%M%S%f}"
     _airflow_run(phase5_dag, holder, day, "running")
-    _running_row(bq, day, holder, datetime.now(UTC) - timedelta(minutes=5))
+    _claim(bq, day, holder, datetime.now(UTC) - timedelta(minutes=5))
 
     state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
     assert (state, tasks["skip_concurrent_run"], tasks["fan_out_requests"]) == ("success", "success", "skipped")
@@ -92,7 +77,7 @@ def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, b
     assert mine[0]["summary"]["held_by"] == holder
     assert mine[0]["summary"]["outcome"] == "concurrent_run"
 
-    # The holder died without finishing its row: its `running` row no longer blocks the date.
+    # The holder died (without finishing anything): its claim no longer blocks the date.
     _set_state(holder, "failed")
     with running_worker(stack.project) as worker:
         state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
-from nba_phase5.ledger import LedgerEntry
+from nba_phase5.ledger import UNCONFIRMED, LedgerEntry
 from nba_phase5.prediction_requests import PredictionRequest, batch_id
 
 # A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
@@ -169,12 +170,10 @@ class PredictionFanOutOperator(BaseOperator):
             return []
         wanted = self.missing_requests()
         lines = self.line_values([player for player, _ in wanted])
-        # A forced batch is a generation of its own: its request ids are new, even on a cleared rerun.
-        generation = f"{batch}@{self.started_at}" if self.forced else None
+        # A forced batch is a generation of its own (its request ids carry the batch id); a cleared
+        # forced run keeps its ids, so what it already sent is not sent again under new ones.
         return [
-            PredictionRequest(
-                self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced, generation
-            )
+            PredictionRequest(self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced)
             for player, game_id in wanted
         ]
 
@@ -252,6 +251,9 @@ class PredictionFanOutOperator(BaseOperator):
                         publisher=publisher,
                     )
                     entries = [LedgerEntry(chunk[i], message_id, at) for i, message_id, at in result.accepted]
+                    # Unanswered at the timeout: maybe accepted yet. Recorded as in flight, so a retry
+                    # of this task does not send them again inside the window.
+                    entries += [LedgerEntry(chunk[i], UNCONFIRMED, time.time()) for i in result.unconfirmed]
                     if recording is not None:
                         recording.result()
                     recording = recorder.submit(record, client, entries, self.task_id)

@@ -34,10 +34,13 @@ def test_a_row_left_running_by_a_dead_run_does_not_block_the_date() -> None:
     assert holder(day, "now", live={"now"}.__contains__) is None
 
 
-def test_a_finished_run_cleared_and_rerunning_still_counts_as_live() -> None:
-    # Its row says `success` (a `running` write never reopens a finished row); Airflow says it runs.
-    day = rows(("cleared", 0, "success"), ("manual", 60, "running"))
-    assert holder(day, "manual", live={"cleared", "manual"}.__contains__) == Holder("cleared", T0.isoformat())
+def test_a_run_cleared_while_another_holds_the_date_queues_behind_it() -> None:
+    # "earlier" ran first (claim at 0), then "manual" took the date (60); clearing "earlier" claims again
+    # (600): its latest claim orders it, so it yields instead of overtaking the holder.
+    day = rows(("manual", 60, "running"), ("earlier", 600, "running"))
+    live = {"earlier", "manual"}.__contains__
+    assert holder(day, "manual", live) is None
+    assert holder(day, "earlier", live) == Holder("manual", (T0 + timedelta(seconds=60)).isoformat())
 
 
 def test_a_run_without_a_row_yields_to_any_live_run() -> None:
