@@ -96,6 +96,7 @@ bundle: venv
 deploy: venv
 	$(PY) tools/deploy.py --env "$(ENV)" --location "$(LOCATION)" --project "$(PROJECT)" $(if $(DRY_RUN),--dry-run,)
 
+# Keeps .local/deploy-backups/: the rollback point docs/deploy.md names (tools/clean.py).
 clean: down
 	$(PYTHON) tools/local_airflow.py purge
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	$(PYTHON) tools/clean.py
