@@ -278,12 +278,14 @@ FAST = {
 
 def coverage_params(day: date, *, force: bool = False, in_flight_minutes: float = 10.0) -> dict[str, Any]:
     """The query parameters of prediction_coverage.sql / missing_requests.sql for a batch started now."""
-    return {
-        "game_date": day,
-        "force": force,
-        "batch_started_at": datetime.now(UTC),
-        "in_flight_seconds": round(in_flight_minutes * 60),
-    }
+    from nba_phase5.batch import prediction_state_params
+
+    return prediction_state_params(
+        day.isoformat(),
+        force=force,
+        batch_started_at=datetime.now(UTC).isoformat(),
+        in_flight_minutes=in_flight_minutes,
+    )
 
 
 def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:

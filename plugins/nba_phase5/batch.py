@@ -67,14 +67,26 @@ def batch_started_at(context: Any) -> str:
     return value
 
 
-def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
-    """Query parameters of prediction_coverage.sql / missing_requests.sql for this run."""
+def prediction_state_params(
+    day: str, *, force: bool, batch_started_at: str, in_flight_minutes: float | str
+) -> dict[str, Any]:
+    """Query parameters of ``_prediction_state.sql`` (prediction_coverage.sql, missing_requests.sql)."""
     return {
-        "game_date": {"type": "DATE", "value": game_date(context)},
+        "game_date": {"type": "DATE", "value": day},
         "force": force,
-        "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at(context)},
-        "in_flight_seconds": round(float(context["params"]["in_flight_minutes"]) * 60),
+        "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at},
+        "in_flight_seconds": round(float(in_flight_minutes) * 60),
     }
+
+
+def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
+    """:func:`prediction_state_params` for this run."""
+    return prediction_state_params(
+        game_date(context),
+        force=force,
+        batch_started_at=batch_started_at(context),
+        in_flight_minutes=context["params"]["in_flight_minutes"],
+    )
 
 
 def resolve_game_day(context: Any) -> bool:
@@ -94,7 +106,8 @@ def resolve_game_day(context: Any) -> bool:
     ti.xcom_push(key="game_date", value=day.isoformat())
     started = datetime.now(UTC).isoformat()
     ti.xcom_push(key="started_at", value=started)
-    row = bq_hook().query_rows(render_sql("game_day.sql", context), {"game_date": day})[0]
+    hook = bq_hook()
+    row = hook.query_rows(render_sql("game_day.sql", context), {"game_date": day})[0]
     games, around = int(row["games"]), int(row["games_around"])
     ti.xcom_push(key="games", value=games)
     ti.xcom_push(key="schedule_outage", value=around == 0)
@@ -112,7 +125,6 @@ def resolve_game_day(context: Any) -> bool:
     log.info("Game date %s: %d games scheduled", day, games)
     from nba_phase5.batch_lease import claim
 
-    hook = bq_hook()
     claim(hook.get_client(project_id=hook.project_id), day.isoformat(), context["run_id"], started)
     run_history.record(context, running=True)
     return True
@@ -120,14 +132,13 @@ def resolve_game_day(context: Any) -> bool:
 
 def check_batch_status(context: Any) -> str:
     """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``."""
-    from nba_phase5.batch_lease import claims, find_holder
+    from nba_phase5.batch_lease import claims, find_holder, first_claim
 
     day = game_date(context)
     force = bool(context["params"]["force"])
     rows = claims(day)
-    mine = next((row for row in rows if row["run_id"] == context["run_id"]), None)
-    first = mine["first_claimed_at"] if mine else context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
-    context["ti"].xcom_push(key="batch_started_at", value=first.isoformat() if hasattr(first, "isoformat") else first)
+    first = first_claim(rows, context["run_id"]) or context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
+    context["ti"].xcom_push(key="batch_started_at", value=first)
     held_by = find_holder(context, day, rows)
     if held_by:
         context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})

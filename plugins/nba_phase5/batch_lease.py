@@ -49,9 +49,18 @@ class Holder:
         )
 
 
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _key(row: dict[str, Any]) -> tuple[str, str]:
-    started = row["started_at"]
-    return (started.isoformat() if isinstance(started, datetime) else str(started), str(row["run_id"]))
+    return (_iso(row["started_at"]), str(row["run_id"]))
+
+
+def first_claim(rows: list[dict[str, Any]], run_id: str) -> str | None:
+    """When ``run_id`` first claimed the date (ISO), or None if it has no claim among ``rows``."""
+    mine = next((row for row in rows if row["run_id"] == run_id), None)
+    return _iso(mine["first_claimed_at"]) if mine else None
 
 
 def is_live(ti: Any, dag_id: str, run_id: str) -> bool:

@@ -137,15 +137,15 @@ class PredictionFanOutOperator(BaseOperator):
 
     def missing_requests(self) -> list[tuple[str, str]]:
         """(player_lookup, game_id) of every player to request."""
-        rows = self.bigquery_hook.query_rows(
-            self.sql,
-            {
-                "game_date": {"type": "DATE", "value": self.game_date},
-                "force": self.forced,
-                "batch_started_at": {"type": "TIMESTAMP", "value": self.started_at},
-                "in_flight_seconds": round(float(self.in_flight_minutes) * 60),
-            },
+        from nba_phase5.batch import prediction_state_params
+
+        params = prediction_state_params(
+            self.game_date,
+            force=self.forced,
+            batch_started_at=self.started_at,
+            in_flight_minutes=self.in_flight_minutes,
         )
+        rows = self.bigquery_hook.query_rows(self.sql, params)
         return [(row["player_lookup"], row["game_id"]) for row in rows]
 
     def line_values(self, players: list[str]) -> dict[str, list[float]]:
@@ -161,10 +161,9 @@ class PredictionFanOutOperator(BaseOperator):
         )
         return {row["player_lookup"]: [float(v) for v in row["line_values"] or []] for row in rows}
 
-    def wanted_requests(self, context: Any) -> list[PredictionRequest]:
+    def wanted_requests(self, context: Any, batch: str) -> list[PredictionRequest]:
         from nba_phase5.sensors.bigquery_poll import covered
 
-        batch = batch_id(self.game_date, context["run_id"])
         if self.covered_by and covered(context["ti"].xcom_pull(task_ids=self.covered_by)):
             self.log.info("%s found every prediction in place: nothing to republish", self.covered_by)
             return []
@@ -186,8 +185,8 @@ class PredictionFanOutOperator(BaseOperator):
             held_by = find_holder(context, self.game_date)
             if held_by:
                 raise AirflowSkipException(held_by.words(self.game_date))
-        requests = self.wanted_requests(context)
         batch = batch_id(self.game_date, context["run_id"])
+        requests = self.wanted_requests(context, batch)
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)
         result = self.publish_and_record(requests, context)

@@ -42,18 +42,23 @@ def resume(task: BigQueryPollSensor, ti: XComTI, times: int) -> dict[str, Any] |
     return result
 
 
-def test_settles_after_polls_without_progress() -> None:
+def settled(task: BigQueryPollSensor, polls: int) -> dict[str, Any]:
+    """Start the wait (it defers), resume it up to ``polls`` times; it must end settled."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    rows = [{"done": False, "requests_done": n} for n in (10, 400, 409, 409, 409, 409)]
-    hook = CountingHook(rows)
-    task = sensor(hook, progress_column="requests_done", settle_polls=3)
     ti = XComTI("wait")
     with pytest.raises(TaskDeferred):
         task.execute({"ti": ti})
-    result = resume(task, ti, 10)
+    result = resume(task, ti, polls)
     assert result is not None
     assert result["settled"] is True
+    return result
+
+
+def test_settles_after_polls_without_progress() -> None:
+    rows = [{"done": False, "requests_done": n} for n in (10, 400, 409, 409, 409, 409)]
+    hook = CountingHook(rows)
+    result = settled(sensor(hook, progress_column="requests_done", settle_polls=3), 10)
     assert result["requests_done"] == 409
     assert hook.calls == 6  # 10, 400, 409 and three more polls at 409
 
@@ -92,18 +97,11 @@ def test_an_incomplete_earlier_poll_is_not_reused() -> None:
 
 def test_quiet_polls_do_not_settle_the_wait_while_requests_are_in_flight() -> None:
     """A worker slow to start: nothing moves, but requests are in flight, so the wait goes on."""
-    from airflow.sdk.exceptions import TaskDeferred
-
     in_flight = [{"done": False, "players_complete": 0, "players_in_flight": 200}] * 6
     landed = [{"done": False, "players_complete": 190, "players_in_flight": 0}] * 4
     hook = CountingHook(in_flight + landed)
     task = sensor(hook, progress_column="players_complete", settle_polls=3, settle_blocked_by="players_in_flight")
-    ti = XComTI("wait")
-    with pytest.raises(TaskDeferred):
-        task.execute({"ti": ti})
-    result = resume(task, ti, 20)
-    assert result is not None
-    assert result["settled"] is True
+    result = settled(task, 20)
     assert result["players_complete"] == 190
     # Six quiet polls in flight did not count; the settle came three quiet polls after they landed.
     assert hook.calls == 10
