@@ -68,7 +68,7 @@ def _claim(bq: Any, day: date, run_id: str, claimed_at: datetime) -> None:
 
 
 def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 7, 28)
+    day = date(2025, 8, 11)
     ready = _fresh_day(bq, drain, day)
     holder = f"manual__holder_{datetime.now(UTC):%H%M%S%f}"
     _airflow_run(phase5_dag, holder, day, "running")
@@ -115,7 +115,7 @@ def _published(bq: Any, day: date) -> Callable[[], bool]:
 def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_once(
     stack, bq, phase5_dag, drain, waits, start_after, guard
 ) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 7, 29) if guard == "settle" else date(2025, 7, 30)
+    day = date(2025, 8, 12) if guard == "settle" else date(2025, 8, 13)
     ready = _fresh_day(bq, drain, day)
     slow = running_worker(stack.project, start_when=_published(bq, day), start_after=start_after)
     with slow as worker:
@@ -128,15 +128,24 @@ def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_on
 
 
 def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 7, 31)
+    day = date(2025, 8, 14)
     ready = _fresh_day(bq, drain, day, players=40)
     with running_worker(stack.project) as worker:
         assert run_dag(phase5_dag, day, skip_event_wait=True)[0] == "success"
         first = set(worker.stats.deliveries)
         state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, force=True)
     assert state == "success", tasks
-    forced = set(worker.stats.deliveries) - first
+    # The forced run's requests, from the ledger (the worker may also see an earlier test's leftovers).
+    forced = {
+        r["request_id"]
+        for r in run_query(
+            bq,
+            f"SELECT request_id FROM `{bq.project}.{config.REQUEST_LEDGER_TABLE}` WHERE game_date = @d AND `force`",
+            {"d": day},
+        )
+    }
     assert len(forced) == len(ready)  # every ready player, under new request ids
+    assert forced <= set(worker.stats.deliveries) - first
     rows = run_query(
         bq,
         f"SELECT player_lookup, prediction_version, is_active, superseded_by IS NOT NULL AS superseded "
