@@ -306,7 +306,7 @@ def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: l
         raise RuntimeError(f"DAG run for {day} failed:\n{output[-3000:]}")
     wall = time.perf_counter() - start
     peak = max(before_rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024
-    localstack.stop_server(localstack.Server("worker", worker.pid, 0, ""))
+    localstack.stop_server(localstack.Server.of_child("worker", worker))
     worker.wait()
     worker_jobs = 0  # the worker's own MERGEs and feature reads are not the DAG's work
     jobs = [j for j in client.list_jobs(all_users=True) if j.job_id not in before]

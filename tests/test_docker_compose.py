@@ -53,17 +53,36 @@ def test_official_airflow_3_services_on_postgres(compose: dict[str, Any]) -> Non
     assert "prediction_fanout" in services["airflow-init"]["command"][-1]
 
 
-def test_mounts_exist_and_include_sits_where_composer_puts_it(compose: dict[str, Any]) -> None:
-    mounts = {}
-    for service in compose["services"].values():
-        for volume in service.get("volumes", []):
-            source, target = volume.split(":")[:2]
-            if source.startswith("."):
+def test_airflow_runs_the_composer_bundle_and_only_local_tools_see_the_whole_package(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in AIRFLOW_SERVICES:
+        mounts = dict(volume.split(":")[:2] for volume in services[name]["volumes"])
+        assert mounts["./build/composer/dags"] == "/opt/airflow/dags", name
+        assert mounts["./build/composer/plugins"] == "/opt/airflow/plugins", name
+        assert services[name]["environment"]["PYTHONPATH"] == "/opt/airflow/dags", name
+        # nothing of the source tree where Airflow looks: the package only as the bundle carries it
+        assert not any(t.startswith("/opt/airflow/") for s, t in mounts.items() if s in {"./dags", "./plugins"}), name
+        if name != "airflow-init":
+            assert not {"./dags", "./include", "./plugins"} & set(mounts), name
+    # provisioning and the stand-in worker are local tools (not in the bundle): they see the whole package
+    assert "PYTHONPATH=/opt/nba-local" in services["airflow-init"]["command"][-1]
+    assert services["prediction-worker"]["environment"]["PYTHONPATH"] == "/opt/nba-local"
+    for name in (*AIRFLOW_SERVICES, "prediction-worker"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./") and not source.startswith("./build/"):
                 assert (ROOT / source).exists(), volume
-                mounts[source] = target
-    assert mounts["./dags"] == "/opt/airflow/dags"
-    assert mounts["./include"] == "/opt/airflow/dags/include"
-    assert mounts["./plugins"] == "/opt/airflow/plugins"
+
+
+def test_no_secret_in_the_file_the_init_generates_them_owner_only(compose: dict[str, Any]) -> None:
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env
+    assert "AIRFLOW__API__SECRET_KEY" not in env
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/secrets/jwt"
+    assert env["AIRFLOW__API__SECRET_KEY_CMD"] == "cat /opt/airflow/secrets/api-key"
+    init = compose["services"]["airflow-init"]["command"][-1]
+    assert init.index("umask 077") < init.index("token_urlsafe")
+    assert "chmod 0700 /opt/airflow/secrets" in init
 
 
 def test_same_variables_and_ports_as_the_local_stack(compose: dict[str, Any]) -> None:

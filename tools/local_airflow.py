@@ -34,8 +34,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import localstack  # tools/ is sys.path[0] when run as a script, and on the tests' pythonpath
-from localstack import LOCAL, ROOT, Server, StackError, port_open, shown, stop_server
+import bundle  # tools/ is sys.path[0] when run as a script, and on the tests' pythonpath
+import localstack
+from localstack import (
+    LOCAL,
+    ROOT,
+    Server,
+    StackError,
+    owner_only,
+    port_open,
+    private_dir,
+    shown,
+    stop_server,
+    write_private,
+)
 
 DAG_ID = "nba_phase5_predictions"
 HOME = LOCAL / "airflow-server"  # not .local/airflow: `make run`'s `airflow dags test` must not share a scheduler's DB
@@ -55,6 +67,8 @@ class LocalAirflow:
     username: str
     password: str
     servers: list[Server] = field(default_factory=list)
+    #: The Composer bundle (tools/bundle.py) every component runs from, as Composer 3 lays it out.
+    composer: str = str(bundle.OUT)
 
     @property
     def url(self) -> str:
@@ -66,38 +80,43 @@ class LocalAirflow:
     def env(self, stack_env: dict[str, str]) -> dict[str, str]:
         """What the components and the airflow CLI run with, against this Airflow and ``stack_env``."""
         db_port = next(s.port for s in self.servers if s.name == "postgres")
-        return airflow_env(stack_env, Path(self.home), self.port, db_port)
+        return airflow_env(stack_env, Path(self.home), self.port, db_port, Path(self.composer))
 
 
-def _made_once(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
-    """The JSON at ``path``, written (owner-only) from ``make()`` the first time: kept across restarts."""
-    if not path.exists():
-        path.write_text(json.dumps(make()))
-        path.chmod(0o600)
-    loaded: dict[str, str] = json.loads(path.read_text())
-    return loaded
+def _kept_secrets(path: Path, make: dict[str, Callable[[], str]]) -> dict[str, str]:
+    """The secrets at ``path`` (JSON), each one made by ``make`` the first time it is asked for and kept
+    across restarts; the file is written owner-only (0600 in a 0700 folder) from the start."""
+    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: new() for name, new in make.items() if name not in kept}
+    if missing or path.stat().st_mode & 0o077:
+        kept |= missing
+        write_private(path, json.dumps(kept))
+    return kept
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def _secrets(home: Path) -> dict[str, str]:
-    """Every component must sign and check tokens with the same keys."""
-    return _made_once(
-        home / "local-secrets.json", lambda: {"jwt": secrets.token_urlsafe(32), "key": secrets.token_urlsafe(32)}
-    )
+    """Every component must sign and check tokens with the same keys; ``db`` is the metadata DB's password."""
+    return _kept_secrets(home / "local-secrets.json", {"jwt": _token, "key": _token, "db": _token})
 
 
 def _password(home: Path) -> str:
     """The local admin's password, in the file the simple auth manager reads."""
-    return _made_once(home / "passwords.json", lambda: {USERNAME: secrets.token_urlsafe(12)})[USERNAME]
+    return _kept_secrets(home / "passwords.json", {USERNAME: lambda: secrets.token_urlsafe(12)})[USERNAME]
 
 
-def settings(home: Path, port: int, db_port: int = 5432) -> dict[str, str]:
+def settings(home: Path, port: int, db_port: int = 5432, composer: Path = bundle.OUT) -> dict[str, str]:
     """Airflow's configuration for a local server: LocalExecutor on 127.0.0.1:``port``, its metadata DB
     on the private PostgreSQL cluster at ``db_port`` (SQLite, shared by five components and the CLI,
-    failed `airflow backfill create` with "database is locked")."""
+    failed `airflow backfill create` with "database is locked"), and the DAGs and plugins folders of
+    the Composer bundle ``composer`` (`make bundle`), so every component imports what Composer 3 would."""
     return {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(composer / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(composer / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -110,20 +129,28 @@ def settings(home: Path, port: int, db_port: int = 5432) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{db_port}/{DB_NAME}",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
     }
 
 
-def airflow_env(stack_env: dict[str, str], home: Path, port: int, db_port: int) -> dict[str, str]:
-    """Environment of every component: the stack's emulators and connection, plus a local Airflow."""
+def airflow_env(stack_env: dict[str, str], home: Path, port: int, db_port: int, composer: Path) -> dict[str, str]:
+    """Environment of every component: the stack's emulators and connection, plus a local Airflow.
+
+    ``PYTHONPATH`` is the bundle's ``dags/`` alone, as on Composer 3, which puts its synchronized
+    ``dags/`` folder on every component's path: not the repo's ``plugins/``, so an import that only
+    works from the checkout fails here as it would in the environment (the triggerer included, which
+    imports trigger classes by path and adds no DAG folder of its own)."""
     keys = _secrets(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(stack_env)
-    env.update(settings(home, port, db_port))
+    env.update(settings(home, port, db_port, composer))
+    env["PYTHONPATH"] = str(composer / "dags")
     env["AIRFLOW__API__SECRET_KEY"] = keys["key"]
     env["AIRFLOW__API_AUTH__JWT_SECRET"] = keys["jwt"]
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+        f"postgresql+psycopg2://{DB_USER}:{keys['db']}@127.0.0.1:{db_port}/{DB_NAME}"
+    )
     return env
 
 
@@ -212,18 +239,17 @@ def remove_cluster(home: Path) -> None:
 def start_postgres(home: Path, port: int, log: Path, timeout: float = 60.0) -> Server:
     """A private PostgreSQL cluster for the metadata DB on 127.0.0.1:``port``.
 
-    Made on first start (trust auth, listening on loopback only); kept across `make down` / `make up`.
+    Made on first start with password (scram-sha-256) auth for every connection, its socket in its own
+    0700 data folder and TCP on loopback only; kept across `make down` / `make up`. A cluster an older
+    version made with `trust` auth is replaced (it holds only local runs' metadata).
     """
     data = cluster_dir(home)
+    if (data / "PG_VERSION").exists() and _trusts_anyone(data):
+        print(f"Replacing the local metadata DB in {data}: it was made with trust auth.", file=sys.stderr)
+        remove_cluster(home)
     fresh = not (data / "PG_VERSION").exists()
     if fresh:
-        data.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(data, "postgres", "postgres")
-            if not (home / "pg-data").is_symlink():
-                (home / "pg-data").symlink_to(data)
-        initdb = [_postgres_bin("initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8"]
-        _run(_as_db_owner(initdb), dict(os.environ), "initdb")
+        _init_cluster(home, data)
     argv = [
         _postgres_bin("postgres"),
         "-D",
@@ -245,23 +271,69 @@ def start_postgres(home: Path, port: int, log: Path, timeout: float = 60.0) -> S
         time.sleep(0.2)
     if fresh:
         createdb = [_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, DB_NAME]
-        _run(_as_db_owner(createdb), dict(os.environ), "createdb")
+        _run(_as_db_owner(createdb), {**os.environ, "PGPASSWORD": _secrets(home)["db"]}, "createdb")
     return server
 
 
+def _trusts_anyone(data: Path) -> bool:
+    """Does the cluster's pg_hba.conf let anyone in without a password (a `trust` line)?"""
+    try:
+        lines = (data / "pg_hba.conf").read_text().splitlines()
+    except PermissionError:
+        return False  # the postgres user's file (root runs): we made it, after this check existed
+    return any("trust" in line.split("#", 1)[0].split() for line in lines)
+
+
+def _init_cluster(home: Path, data: Path) -> None:
+    """initdb with scram-sha-256 for local and host connections; the password comes from a file
+    readable by the cluster's owner only, removed once the cluster exists."""
+    private_dir(data)
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        if not (home / "pg-data").is_symlink():
+            (home / "pg-data").symlink_to(data)
+    # beside the data folder (initdb wants it empty), under a fresh name mkstemp creates 0600 (the
+    # folder may be the shared temp dir), then handed to the cluster's owner
+    handle, name = tempfile.mkstemp(prefix=f".{data.name}-", suffix=".pw", dir=data.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(_secrets(home)["db"] + "\n")
+    password_file = Path(name)
+    if os.geteuid() == 0:
+        shutil.chown(password_file, "postgres", "postgres")
+    initdb = [
+        _postgres_bin("initdb"),
+        *("-D", str(data), "-U", DB_USER, "-E", "UTF8"),
+        *("--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={password_file}"),
+    ]
+    try:
+        _run(_as_db_owner(initdb), dict(os.environ), "initdb")
+    finally:
+        password_file.unlink(missing_ok=True)
+
+
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, umask=0o077
+    )
     if done.returncode != 0:
         raise StackError(f"{what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], log: Path) -> Server:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
+    """Start ``argv`` in a process group of its own; what it writes (logs, airflow.cfg with its Fernet
+    key) is created owner-only (umask 077)."""
+    private_dir(log.parent)
+    with owner_only(), log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            umask=0o077,
         )
-    return Server(name, proc.pid, 0, str(log))
+    return Server.started(name, proc.pid, 0, str(log), argv[0])
 
 
 WORKER = "prediction-worker"
@@ -275,13 +347,16 @@ def start_airflow(
     log_dir: Path | None = None,
     worker_args: tuple[str, ...] = ("--drop-rate", "0.03", "--seed", "1"),
     timeout: float = START_TIMEOUT_S,
+    composer: Path = bundle.OUT,
 ) -> LocalAirflow:
-    """Migrate the DB, create the pool, start every component and the worker; wait until the DAG is unpaused."""
+    """Build the Composer bundle in ``composer``, migrate the DB, create the pool, start every component
+    (running from the bundle) and the worker; wait until the DAG is unpaused."""
     if port_open(port):
         raise StackError(f"port {port} is already in use; stop what holds it or pass another port")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     log_dir = log_dir or home / "logs" / "components"
-    airflow = LocalAirflow(str(home), port, USERNAME, _password(home))
+    bundle.build(composer)
+    airflow = LocalAirflow(str(home), port, USERNAME, _password(home), composer=str(composer))
     airflow.servers.append(start_postgres(home, localstack.free_port(), log_dir / "postgres.log"))
     env = airflow.env(stack_env)
     try:
@@ -327,7 +402,9 @@ def start_component(airflow: LocalAirflow, component: str, stack_env: dict[str, 
 def start_worker(airflow: LocalAirflow, stack_env: dict[str, str], worker_args: tuple[str, ...], log: Path) -> None:
     """Start the local prediction worker (again, after ``kill_component(airflow, WORKER)``: a slow start)."""
     worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
-    airflow.servers.append(_spawn(WORKER, worker, airflow.env(stack_env), log))
+    # The platform's workers are not part of the Composer deployment: the stand-in runs from the checkout.
+    env = {**airflow.env(stack_env), "PYTHONPATH": str(ROOT / "plugins")}
+    airflow.servers.append(_spawn(WORKER, worker, env, log))
 
 
 def _wait_until_ready(airflow: LocalAirflow, timeout: float) -> None:
@@ -398,7 +475,11 @@ def stop_airflow(airflow: LocalAirflow) -> list[str]:
         stop_server(server, grace=20.0)
     for pid in processes_of(airflow.home):
         with contextlib.suppress(OSError):
-            stop_server(Server("task", os.getpgid(pid), 0, ""), grace=10.0)
+            # found just now by its AIRFLOW_HOME: its group's leader is recorded as it is at this moment
+            stop_server(Server.started("task", os.getpgid(pid), 0, "", ""), grace=10.0)
+    for pid in processes_of(airflow.home):  # a leaderless group: end the process itself
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     left = [s.name for s in airflow.servers if s.alive()]
     return left + [f"pid {pid}" for pid in processes_of(airflow.home)]
 
@@ -408,12 +489,14 @@ def _state_file(home: Path | str) -> Path:
 
 
 def write_state(airflow: LocalAirflow, env: dict[str, str]) -> None:
-    _state_file(airflow.home).write_text(json.dumps(asdict(airflow), indent=2))
+    """server.json (holds the admin password) and airflow.env (the keys, the DB's password): owner-only."""
+    write_private(_state_file(airflow.home), json.dumps(asdict(airflow), indent=2))
     keep = {k: v for k, v in env.items() if k.startswith(("AIRFLOW", "GCP_", "GOOGLE_", "PUBSUB_", "BIGQUERY_"))}
     keep["PYTHONPATH"] = env.get("PYTHONPATH", "")
-    ENV_FILE.write_text(
+    write_private(
+        ENV_FILE,
         "# Written by `make up`; `source` it to use the airflow CLI against the running local Airflow.\n"
-        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(keep.items()))
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(keep.items())),
     )
 
 

@@ -257,14 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                         break
             dag.wait()
         say(f"DAG run finished ({'success' if dag.returncode == 0 else 'failed'})")
-        localstack.stop_server(localstack.Server("worker", worker.pid, 0, ""))
+        localstack.stop_server(localstack.Server.of_child("worker", worker))
         complete, text = summary(args.date, project, worker_log_path)
         print("\nSummary\n" + text + "\n")
         print(f"See every recorded day with: .venv/bin/python -m nba_phase5 status --from {args.date} --to {args.date}")
         return 0 if complete and dag.returncode == 0 else 1
     finally:
         if worker is not None:
-            localstack.stop_server(localstack.Server("worker", worker.pid, 0, ""))
+            localstack.stop_server(localstack.Server.of_child("worker", worker))
         if started_here and stack is not None and not args.keep_stack:
             say("stopping the emulators (pass KEEP_STACK=1 to keep them)")
             localstack.stop_stack(stack)

@@ -1,8 +1,11 @@
 """A real local Airflow (api-server, scheduler, dag-processor, triggerer, LocalExecutor) and the worker.
 
 Started once for the tests in this folder on the session's emulators, in a throwaway home on a free
-port, and stopped when the folder's tests end, so its worker never competes with later tests for the
-requests subscription. The tests talk to it only through its REST API and CLI, as a user would.
+port, from a Composer bundle built into that home (`make bundle`'s layout: the bundle's dags/ as the
+DAGs folder and the only entry on PYTHONPATH, an empty plugins folder), so the scheduler, DAG
+processor, task processes and triggerer import exactly what Composer 3 would; stopped when the
+folder's tests end, so its worker never competes with later tests for the requests subscription.
+The tests talk to it only through its REST API and CLI, as a user would.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -
         stack.env(),
         home=home,
         port=localstack.free_port(),
+        composer=home / "composer",
         worker_args=("--drop-rate", str(WORKER_DROP_RATE), "--seed", str(WORKER_SEED)),
     )
     try:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 import localstack
 
-pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _group_members(pgid: int) -> list[str]:
@@ -18,6 +22,7 @@ def _group_members(pgid: int) -> list[str]:
     return [line for line in out.splitlines() if line.split()[0] == str(pgid) and not line.split()[1].startswith("Z")]
 
 
+@pytest.mark.integration
 def test_start_then_stop_frees_ports_and_processes(tmp_path: Path) -> None:
     ports = [localstack.free_port() for _ in range(3)]
     stack = localstack.start_stack(
@@ -33,6 +38,7 @@ def test_start_then_stop_frees_ports_and_processes(tmp_path: Path) -> None:
     assert _group_members(stack.bigquery.pid) == []
 
 
+@pytest.mark.integration
 def test_busy_port_is_a_clear_error(stack) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(localstack.StackError, match="already in use"):
         localstack.start_stack("x", pubsub_port=stack.pubsub.port, bq_port=localstack.free_port())
@@ -64,6 +70,7 @@ def test_env_file_exports_what_a_shell_needs(tmp_path: Path, monkeypatch: pytest
     assert localstack.read_state() is not None
 
 
+@pytest.mark.integration
 def test_bigquery_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
     from nba_phase5.clients import bigquery_client
 
@@ -92,3 +99,85 @@ def test_bigquery_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> Non
             os.environ.pop("BIGQUERY_EMULATOR_HOST")
         else:
             os.environ["BIGQUERY_EMULATOR_HOST"] = saved
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"], start_new_session=True)
+
+
+def _ended(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def test_a_stale_pid_pointing_at_a_foreign_process_is_left_alone(tmp_path: Path) -> None:
+    ours = _sleeper()
+    recorded = localstack.Server.started("pubsub-emulator", ours.pid, 1, "log", "sleep")
+    assert recorded.alive()  # positive control: the process we started is ours while it runs
+    _ended(ours)
+    assert not recorded.alive()
+    time.sleep(0.1)  # a later start time, as any process given the pid afterwards has
+    decoy = _sleeper()  # the same program, started later: what a reused pid (or a reboot) hands us
+    try:
+        stale = localstack.Server("pubsub-emulator", decoy.pid, 1, "log", recorded.identity)
+        older_version = localstack.Server("bigquery-emulator", decoy.pid, 2, "log")  # no identity recorded
+        assert not stale.alive()
+        assert not older_version.alive()
+        localstack.stop_server(stale, grace=1)
+        # `make stack-down` and `make down` with state files naming the decoy
+        local = tmp_path / "local"
+        (local / "airflow-server").mkdir(parents=True)
+        (local / "stack.json").write_text(
+            json.dumps(
+                {
+                    "project": "p",
+                    "pubsub": asdict(stale),
+                    "bigquery": asdict(older_version),
+                    "bigquery_grpc_port": 3,
+                }
+            )
+        )
+        (local / "airflow-server" / "server.json").write_text(
+            json.dumps(
+                {
+                    "home": str(local / "airflow-server"),
+                    "port": 1,
+                    "username": "u",
+                    "password": "p",
+                    "servers": [asdict(stale)],
+                }
+            )
+        )
+        env = {**os.environ, "NBA_PHASE5_LOCAL_DIR": str(local)}
+        for tool in ("local_airflow.py", "localstack.py"):
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "tools" / tool), "down"], env=env, capture_output=True, text=True
+            )
+            assert done.returncode in (0, 1), done.stderr
+        time.sleep(0.5)
+        assert decoy.poll() is None, "the decoy was signalled"
+    finally:
+        _ended(decoy)
+
+
+def test_stop_server_ends_the_group_we_started() -> None:
+    ours = _sleeper()
+    server = localstack.Server.of_child("sleeper", ours)
+    assert server.alive()
+    localstack.stop_server(server, grace=2)  # reaps it, too
+    assert not server.alive()
+    assert not Path(f"/proc/{ours.pid}").exists()
+
+
+def test_secrets_are_written_owner_only_and_shared_folders_are_never_narrowed(tmp_path: Path) -> None:
+    ours = tmp_path / "ours"
+    ours.mkdir(mode=0o755)
+    ours.chmod(0o755)
+    localstack.write_private(ours / "secret.json", "{}")
+    assert (ours / "secret.json").stat().st_mode & 0o777 == 0o600
+    assert ours.stat().st_mode & 0o777 == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    localstack.private_dir(shared)
+    assert shared.stat().st_mode & 0o7777 == 0o1777
