@@ -10,13 +10,17 @@ there yet:
 3. install ``requirements.txt`` as the environment's PyPI packages, only when they differ (an
    environment update takes many minutes, and Composer refuses an update that changes nothing);
 4. create the ``prediction_fanout`` pool;
-5. import ``plugins/`` (the package and its .airflowignore), then ``include/`` as ``dags/include``,
-   then the DAG files last.
+5. upload the bundle (``make bundle``, tools/bundle.py): ``dags/.airflowignore`` first, then the
+   package ``dags/nba_phase5/`` and ``dags/include/``, then the DAG file last;
+6. delete what the previous deployment had under this package's paths and the bundle no longer has
+   (stale modules, and the package in ``plugins/`` where versions before the bundle put it), read
+   from the backup of step 1. Other DAGs in the bucket are never touched.
 
     python tools/deploy.py --env nba-staging --location us-east1 --project my-staging-project [--dry-run]
     make deploy ENV=nba-staging LOCATION=us-east1 PROJECT=my-staging-project [DRY_RUN=1]
 
-``--dry-run`` prints every command and runs none. Rollback and promotion: docs/deploy.md.
+``--dry-run`` prints every command and runs none; its deletions are read from the newest local backup
+of the environment (a real run reads the backup it has just taken). Rollback and promotion: docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -34,12 +38,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import bundle  # tools/ is sys.path[0] when run as a script, and on the tests' pythonpath
+
 ROOT = Path(__file__).resolve().parents[1]
-BACKUPS = ROOT / ".local" / "deploy-backups"
+# NBA_PHASE5_LOCAL_DIR moves .local (`make deploy LOCAL_DIR=...`, the tests).
+BACKUPS = Path(os.environ.get("NBA_PHASE5_LOCAL_DIR") or ROOT / ".local") / "deploy-backups"
+#: What this package owns in the bucket, per folder: only these are ever deleted. ``plugins/`` entries
+#: are where versions before the bundle put the package (Composer 3 never synced them to the triggerer).
+OWNED = {
+    "dags": ("nba_phase5/", "include/", ".airflowignore", *bundle.DAG_FILES),
+    "plugins": ("nba_phase5/", ".airflowignore"),
+}
 POOL = ("prediction_fanout", "4", "Bounds concurrent fan-outs")
 ENV_NAME = re.compile(r"^[a-z][-a-z0-9]{0,62}[a-z0-9]$")
 LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+ENVIRONMENTS = ("gcloud", "composer", "environments")
+STORAGE = (*ENVIRONMENTS, "storage")
 
 
 class DeployError(RuntimeError):
@@ -86,13 +101,34 @@ def pypi_packages(requirements: Path = ROOT / "requirements.txt") -> dict[str, s
     return packages
 
 
-def stage(destination: Path, root: Path = ROOT) -> Path:
-    """Copy what Composer gets (dags/, plugins/, include/, requirements.txt) without caches or bytecode."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
-    for folder in ("dags", "plugins", "include"):
-        shutil.copytree(root / folder, destination / folder, ignore=ignore, dirs_exist_ok=True)
-    shutil.copy2(root / "requirements.txt", destination / "requirements.txt")
+def stage(destination: Path) -> Path:
+    """Build the bundle (what goes into the bucket) and put requirements.txt beside it."""
+    bundle.build(destination / "composer")
+    shutil.copy2(ROOT / "requirements.txt", destination / "requirements.txt")
     return destination
+
+
+def files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def stale_files(previous: Path, composer: Path) -> dict[str, list[str]]:
+    """Per bucket folder, what this package owns in ``previous`` (an export of the environment's dags/
+    and plugins/) and the bundle ``composer`` lacks: files, or a whole folder the bundle has none of."""
+    stale: dict[str, list[str]] = {}
+    for kind, owned in OWNED.items():
+        has = files_under(composer / kind)
+        gone = {f for f in files_under(previous / kind) - has if any(f == o or f.startswith(o) for o in owned)}
+        empty = {o for o in owned if o.endswith("/") and not any(f.startswith(o) for f in has)}
+        whole = {o for o in empty if any(f.startswith(o) for f in gone)}
+        stale[kind] = sorted(whole | {f for f in gone if not any(f.startswith(o) for o in whole)})
+    return stale
+
+
+def latest_backup(env: str, backups: Path = BACKUPS) -> Path | None:
+    """The newest local backup of ``env`` (what a dry run compares the bundle against)."""
+    found = sorted(p for p in backups.glob(f"{env}-*") if p.is_dir()) if backups.is_dir() else []
+    return found[-1] if found else None
 
 
 def check_step(project: str) -> Step:
@@ -111,48 +147,79 @@ def check_step(project: str) -> Step:
     )
 
 
-def plan(env: str, location: str, project: str, root: Path = ROOT, backup: Path | None = None) -> list[Step]:
-    """The deployment's commands for the tree at ``root`` (a staged copy, see ``stage``).
+def plan(
+    env: str, location: str, project: str, staged: Path, backup: Path | None = None, previous: Path | None = None
+) -> list[Step]:
+    """The deployment's commands for the bundle staged in ``staged`` (see ``stage``): :func:`preflight`
+    then :func:`upload`, its deletions read from ``previous`` (an export of the environment)."""
+    return preflight(env, location, project, backup) + upload(env, location, project, staged, previous)
 
-    The read-only ``provision --check`` comes first. With ``backup``, the environment's current dags/
-    and plugins/ are exported there next: the rollback point (docs/deploy.md), before anything changes.
-    ``deploy`` validates the arguments first.
-    """
-    where = ("--environment", env, "--location", location, "--project", project)
-    environments = ("gcloud", "composer", "environments")
-    storage = (*environments, "storage")
+
+def _where(env: str, location: str, project: str) -> tuple[str, ...]:
+    return ("--environment", env, "--location", location, "--project", project)
+
+
+def preflight(env: str, location: str, project: str, backup: Path | None) -> list[Step]:
+    """The read-only ``provision --check``, then (with ``backup``) the export of the environment's
+    current dags/ and plugins/ there: the rollback point (docs/deploy.md), before anything changes."""
     steps = [check_step(project)]
     if backup is not None:
         steps += [
             Step(
                 f"back up the environment's {kind}/ (rollback point)",
-                (*storage, kind, "export", *where, "--destination", str(backup / kind)),
+                (*STORAGE, kind, "export", *_where(env, location, project), "--destination", str(backup / kind)),
                 creates=(backup / kind,),
             )
             for kind in ("dags", "plugins")
         ]
-    requirements = str(root / "requirements.txt")
-    steps += [
+    return steps
+
+
+def upload(env: str, location: str, project: str, staged: Path, previous: Path | None) -> list[Step]:
+    """Provision, requirements, pool; the bundle's files (the DAG file last); then the deletions."""
+    where = _where(env, location, project)
+    composer = staged / "composer"
+    steps = [
         Step(
             "provision Pub/Sub and BigQuery (idempotent)",
             (sys.executable, "-m", "nba_phase5", "provision", "--project", project),
         ),
         Step(
             "install requirements.txt as the environment's PyPI packages",
-            (*environments, "update", env, *where[2:], "--update-pypi-packages-from-file", requirements),
+            (
+                *ENVIRONMENTS,
+                "update",
+                env,
+                *where[2:],
+                "--update-pypi-packages-from-file",
+                str(staged / "requirements.txt"),
+            ),
             only_if_packages_differ=True,
         ),
-        Step("create the fan-out pool", (*environments, "run", env, *where[2:], "pools", "--", "set", *POOL)),
+        Step("create the fan-out pool", (*ENVIRONMENTS, "run", env, *where[2:], "pools", "--", "set", *POOL)),
     ]
-    plugin_sources = sorted((root / "plugins").iterdir())
-    steps += [
-        Step(f"plugins/{p.name}", (*storage, "plugins", "import", *where, "--source", str(p))) for p in plugin_sources
-    ]
-    steps.append(
-        Step("include/ as dags/include", (*storage, "dags", "import", *where, "--source", str(root / "include")))
-    )
-    dag_files = sorted(p for p in (root / "dags").iterdir() if p.is_file())
-    steps += [Step(f"dags/{p.name}", (*storage, "dags", "import", *where, "--source", str(p))) for p in dag_files]
+    for kind in ("plugins", "dags"):
+        # .airflowignore before the package (its modules are never parsed as DAG files), DAG files last
+        entries = sorted(
+            (composer / kind).iterdir(), key=lambda p: (p.name in bundle.DAG_FILES, p.name != ".airflowignore", p.name)
+        )
+        steps += [
+            Step(
+                f"{kind}/{p.name}{'/' if p.is_dir() else ''} ({len(files_under(p)) or 1} files)",
+                (*STORAGE, kind, "import", *where, "--source", str(p)),
+            )
+            for p in entries
+        ]
+    if previous is None:
+        return steps
+    for kind, stale in stale_files(previous, composer).items():
+        steps += [
+            Step(
+                f"delete {kind}/{name} (not in the bundle)",
+                (*STORAGE, kind, "delete", *where, name.rstrip("/"), "--quiet"),
+            )
+            for name in stale
+        ]
     return steps
 
 
@@ -179,26 +246,44 @@ def deploy(env: str, location: str, project: str, *, dry_run: bool, backup_root:
             "Deploy from a shell that has not sourced .local/stack.env (or unset them)."
         )
     backup = backup_root / f"{env}-{time.strftime('%Y%m%dT%H%M%S')}"
+    print(f"Deploying nba_phase5 to Composer environment {env} ({location}, project {project})")
     with tempfile.TemporaryDirectory(prefix="nba-phase5-deploy-") as staging:
-        steps = plan(env, location, project, stage(Path(staging)), backup)
-        return _deploy(steps, env, location, project, dry_run=dry_run)
+        staged = stage(Path(staging))
+        files = sorted(f"{kind}/{f}" for kind in ("dags", "plugins") for f in files_under(staged / "composer" / kind))
+        print(f"The bundle (make bundle), {len(files)} files:\n" + "".join(f"    {f}\n" for f in files), end="")
+        first = preflight(env, location, project, backup)
+        if dry_run:
+            previous = latest_backup(env, backup_root)
+            print(
+                f"Deletions are read from the newest local backup, {previous}; a real run reads the one it takes."
+                if previous
+                else "No local backup of this environment yet: a real run reads its deletions from the one it takes."
+            )
+            return _deploy(
+                first + upload(env, location, project, staged, previous), env, location, project, dry_run=True
+            )
+        if _deploy(first, env, location, project, dry_run=False, last=False) != 0:
+            return 1
+        rest = upload(env, location, project, staged, backup)
+        return _deploy(rest, env, location, project, dry_run=False, offset=len(first))
 
 
-def _deploy(steps: list[Step], env: str, location: str, project: str, *, dry_run: bool) -> int:
+def _deploy(
+    steps: list[Step], env: str, location: str, project: str, *, dry_run: bool, offset: int = 0, last: bool = True
+) -> int:
     run_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
     }
     wanted = pypi_packages()
-    print(f"Deploying nba_phase5 to Composer environment {env} ({location}, project {project})")
-    for number, step in enumerate(steps, 1):
+    for number, step in enumerate(steps, offset + 1):
         if step.only_if_packages_differ and not dry_run:
             current = installed_packages(env, location, project)
             if all(current.get(name) == spec for name, spec in wanted.items()):
-                print(f"[{number}/{len(steps)}] {step.what}: already installed, skipped")
+                print(f"[{number}] {step.what}: already installed, skipped")
                 continue
         note = " (only when the environment's packages differ)" if step.only_if_packages_differ else ""
-        print(f"[{number}/{len(steps)}] {step.what}{note}\n  $ {step.shell()}", flush=True)
+        print(f"[{number}] {step.what}{note}\n  $ {step.shell()}", flush=True)
         if dry_run:
             continue
         for folder in step.creates:
@@ -208,7 +293,8 @@ def _deploy(steps: list[Step], env: str, location: str, project: str, *, dry_run
             if step.on_failure:
                 print(f"error: {step.on_failure}", file=sys.stderr)
             return 1
-    print("Dry run: nothing was changed." if dry_run else "Deployed. Check the DAG in the environment's UI.")
+    if last:
+        print("Dry run: nothing was changed." if dry_run else "Deployed. Check the DAG in the environment's UI.")
     return 0
 
 

@@ -19,16 +19,39 @@ def _make_deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none() -> None:
-    done = _make_deploy(*TARGET, "DRY_RUN=1")
+OLD_LAYOUT = {
+    # what a deployment before the bundle left in the bucket, beside another team's DAG
+    "dags/nba_phase5_predictions.py": "old DAG",
+    "dags/other_team_dag.py": "not ours",
+    "dags/nba_phase5/config.py": "a module the bundle still has",
+    "dags/nba_phase5/removed_module.py": "a module since removed",
+    "plugins/.airflowignore": "old",
+    "plugins/nba_phase5/__init__.py": "the package where Composer 3 never synced it",
+    "plugins/nba_phase5/operators/fan_out.py": "old",
+    "plugins/other_team_plugin.py": "not ours",
+}
+
+
+def _write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def _commands(stdout: str) -> list[str]:
+    return [line.strip()[2:] for line in stdout.splitlines() if line.strip().startswith("$ ")]
+
+
+def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none(tmp_path: Path) -> None:
+    _write_tree(tmp_path / "deploy-backups" / "nba-staging-20261101T000000", OLD_LAYOUT)
+    done = _make_deploy(*TARGET, "DRY_RUN=1", f"LOCAL_DIR={tmp_path}")
     assert done.returncode == 0, done.stdout + done.stderr
-    commands = [line.strip()[2:] for line in done.stdout.splitlines() if line.strip().startswith("$ ")]
+    commands = _commands(done.stdout)
     where = "--environment nba-staging --location us-east1 --project example-staging-project"
     # The read-only check comes first: a project the DAG cannot use stops the deploy before anything.
     assert commands[0].endswith("-m nba_phase5 provision --check --project example-staging-project")
     steps = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    assert steps[0].startswith("[1/")
-    assert "check the project's tables, topics and subscriptions" in steps[0]
+    assert steps[0].startswith("[1] check the project's tables, topics and subscriptions")
     backups = commands[1:3]  # then the rollback point
     assert [c.split(" export ")[0].rsplit(" ", 1)[1] for c in backups] == ["dags", "plugins"]
     assert all(where in c and "/deploy-backups/nba-staging-" in c for c in backups)
@@ -38,18 +61,58 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none() -> None:
     assert "--update-pypi-packages-from-file" in commands[1]
     assert commands[1].endswith("/requirements.txt")
     assert "pools -- set prediction_fanout 4" in commands[2]
-    imports = commands[3:]
-    kinds = [c.split(" import ")[0].rsplit(" ", 1)[1] for c in imports]
-    sources = [Path(c.split(" --source ")[1]).name for c in imports]
-    # Code first, the DAG file last: Composer never parses a DAG whose package is not there yet.
-    assert list(zip(kinds, sources, strict=True)) == [
+    uploads = [c for c in commands[3:] if " import " in c]
+    kinds = [c.split(" import ")[0].rsplit(" ", 1)[1] for c in uploads]
+    sources = [Path(c.split(" --source ")[1]).relative_to(Path(c.split(" --source ")[1]).parents[1]) for c in uploads]
+    # The bundle: ignore file first, then code, the DAG file last; nothing in plugins/.
+    assert list(zip(kinds, map(str, sources), strict=True)) == [
+        ("dags", "dags/.airflowignore"),
+        ("dags", "dags/include"),
+        ("dags", "dags/nba_phase5"),
+        ("dags", "dags/nba_phase5_predictions.py"),
+    ]
+    assert all(where in c for c in uploads)
+    # Then what the previous deployment had and the bundle does not: ours only, after the DAG file.
+    deletions = commands[3 + len(uploads) :]
+    assert all(" delete " in c and where in c for c in deletions)
+    assert [c.split(where)[1].split()[0] for c in deletions] == [
+        "nba_phase5/removed_module.py",
+        ".airflowignore",
+        "nba_phase5",
+    ]
+    assert [c.split(" delete ")[0].rsplit(" ", 1)[1] for c in deletions] == ["dags", "plugins", "plugins"]
+    # The bundle's files are listed, and no local-only module is among them.
+    assert "    dags/nba_phase5/operators/fan_out.py" in done.stdout.splitlines()
+    assert "dags/nba_phase5/worker.py" not in done.stdout
+    assert "Deletions are read from the newest local backup" in done.stdout
+    assert done.stdout.rstrip().endswith("Dry run: nothing was changed.")
+
+
+def test_the_real_run_deletes_what_its_own_backup_shows_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    fake = _fake_run(calls)
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if " export " in " ".join(argv):  # the environment's current files land in the backup
+            kind = argv[4]
+            destination = Path(argv[argv.index("--destination") + 1])
+            _write_tree(destination, {k.split("/", 1)[1]: v for k, v in OLD_LAYOUT.items() if k.startswith(kind)})
+        return fake(argv, **kwargs)
+
+    monkeypatch.setattr(deploy.subprocess, "run", run)
+    for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    assert deploy.deploy("nba-staging", "us-east1", "example-staging-project", dry_run=False, backup_root=tmp_path) == 0
+    deletes = [c for c in calls if c[5:6] == ["delete"]]
+    assert [(c[4], c[12]) for c in deletes] == [
+        ("dags", "nba_phase5/removed_module.py"),
         ("plugins", ".airflowignore"),
         ("plugins", "nba_phase5"),
-        ("dags", "include"),
-        ("dags", "nba_phase5_predictions.py"),
     ]
-    assert all(where in c for c in imports)
-    assert done.stdout.rstrip().endswith("Dry run: nothing was changed.")
+    dag_file = next(i for i, c in enumerate(calls) if c[-1].endswith("nba_phase5_predictions.py"))
+    assert dag_file < calls.index(deletes[0])
 
 
 def _fake_run(calls: list[list[str]], failing: str | None = None):  # type: ignore[no-untyped-def]
@@ -93,15 +156,16 @@ def test_a_passing_check_lets_the_other_steps_run_in_order(tmp_path: Path, monke
     assert calls[2][4:6] == ["plugins", "export"]
     [backup] = tmp_path.iterdir()  # made when the backup ran, after the check passed
     assert sorted(p.name for p in backup.iterdir()) == ["dags", "plugins"]
-    assert calls[-1][-1].endswith("nba_phase5_predictions.py")
+    assert calls[-1][-1].endswith("nba_phase5_predictions.py")  # an empty environment: nothing to delete
 
 
-def test_staged_tree_has_what_composer_needs_and_no_bytecode(tmp_path: Path) -> None:
+def test_what_is_staged_is_the_bundle_and_requirements(tmp_path: Path) -> None:
     staged = deploy.stage(tmp_path)
-    assert (staged / "dags" / "nba_phase5_predictions.py").exists()
-    assert (staged / "plugins" / ".airflowignore").exists()
-    assert (staged / "plugins" / "nba_phase5" / "operators" / "fan_out.py").exists()
-    assert (staged / "include" / "sql" / "phase4_gate.sql").exists()
+    assert (staged / "composer" / "dags" / "nba_phase5_predictions.py").exists()
+    assert (staged / "composer" / "dags" / "nba_phase5" / "operators" / "fan_out.py").exists()
+    assert (staged / "composer" / "dags" / "include" / "sql" / "phase4_gate.sql").exists()
+    assert list((staged / "composer" / "plugins").iterdir()) == []
+    assert (staged / "requirements.txt").exists()
     assert list(staged.rglob("__pycache__")) == []
     assert list(staged.rglob("*.pyc")) == []
 
@@ -127,14 +191,25 @@ def test_refuses_to_deploy_from_a_shell_pointed_at_the_emulators() -> None:
     assert "PUBSUB_EMULATOR_HOST set: provisioning would go to the local emulators" in done.stderr
 
 
-def test_requirements_become_composer_pypi_packages() -> None:
+def test_requirements_are_ranges_of_what_the_image_lacks() -> None:
     packages = deploy.pypi_packages(ROOT / "requirements.txt")
-    assert packages["apache-airflow-providers-google"].startswith("==")
+    image = deploy.pypi_packages(ROOT / "requirements-composer-image.txt")
+    assert set(packages) == {"apache-airflow-providers-slack", "apache-airflow-providers-smtp"}
+    assert not any(spec.startswith("==") for spec in packages.values())  # never a pin
+    assert all(">=" in spec and "<" in spec for spec in packages.values())  # a range, bounded
     assert "apache-airflow" not in packages  # Composer owns Airflow itself
-    assert set(packages) == {
-        "apache-airflow-providers-google",
-        "apache-airflow-providers-slack",
-        "apache-airflow-providers-smtp",
-        "google-cloud-bigquery",
-        "google-cloud-pubsub",
-    }
+    # what the image ships is never sent to Composer, but the local venv installs it
+    assert {"apache-airflow-providers-google", "google-cloud-bigquery", "google-cloud-pubsub"} == set(image)
+    assert not set(image) & set(packages)
+    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert {"-r requirements.txt", "-r requirements-composer-image.txt"} <= set(dev)
+
+
+def test_the_verified_versions_fall_in_the_ranges() -> None:
+    from packaging.requirements import Requirement
+
+    pinned = dict(line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line)
+    pinned = {name.lower(): version for name, version in pinned.items()}
+    for source in ("requirements.txt", "requirements-composer-image.txt"):
+        for name, spec in deploy.pypi_packages(ROOT / source).items():
+            assert Requirement(f"{name}{spec}").specifier.contains(pinned[name]), (source, name, pinned[name])
