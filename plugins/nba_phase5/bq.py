@@ -115,13 +115,19 @@ def api_query_parameters(params: Mapping[str, Mapping[str, Any]]) -> list[dict[s
     return rendered
 
 
-def run_query(client: bigquery.Client, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
-    """Run ``sql`` with named parameters and return the rows as dicts."""
+def run_query(
+    client: bigquery.Client,
+    sql: str,
+    params: Mapping[str, object] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``sql`` with named parameters (the job labelled with ``labels``) and return the rows as dicts."""
     from google.cloud import bigquery
 
     job_config = bigquery.QueryJobConfig(
         query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
         use_legacy_sql=False,
+        labels=dict(labels or {}),
     )
     first_line = sql.strip().splitlines()[0][:80] if sql.strip() else "query"
 
@@ -158,8 +164,14 @@ def _insert_value(value: object, type_: str, expression: str) -> object:
     return value
 
 
-def insert_rows(client: bigquery.Client, table_name: str, rows: Sequence[Mapping[str, object]]) -> int:
-    """Insert ``rows`` into ``dataset.table`` with DML; columns and types come from its schema file.
+def insert_rows(
+    client: bigquery.Client,
+    table_name: str,
+    rows: Sequence[Mapping[str, object]],
+    labels: Mapping[str, str] | None = None,
+) -> int:
+    """Insert ``rows`` into ``dataset.table`` with DML (jobs labelled ``labels``); columns and types come
+    from its schema file.
 
     JSON columns take a dict, a list or JSON text; REPEATED columns take a list (None is empty).
     """
@@ -189,6 +201,7 @@ def insert_rows(client: bigquery.Client, table_name: str, rows: Sequence[Mapping
             job_config=bigquery.QueryJobConfig(
                 query_parameters=[bigquery.ArrayQueryParameter("rows", "STRUCT", structs)],
                 use_legacy_sql=False,
+                labels=dict(labels or {}),
             ),
         )
         job.result(timeout=QUERY_TIMEOUT_S)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -67,11 +68,60 @@ def active_predictions(bq, day: date) -> dict[str, int]:  # type: ignore[no-unty
     return {row["player_lookup"]: row["n"] for row in rows}
 
 
+@pytest.fixture
+def job_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every job the BigQuery client sends (jobs.insert and jobs.query bodies), as the server receives
+    it: the emulator keeps no labels, so they are read from the request. Calls go through unchanged."""
+    from google.cloud.bigquery import Client
+
+    sent: list[dict[str, Any]] = []
+    real = Client._call_api
+
+    def spy(self, retry, span_name=None, span_attributes=None, job_ref=None, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+        path, body = str(kwargs.get("path", "")), kwargs.get("data")
+        if kwargs.get("method") == "POST" and path.endswith(("/jobs", "/queries")) and isinstance(body, dict):
+            sent.append(body)
+        return real(self, retry, span_name, span_attributes, job_ref, headers, **kwargs)
+
+    monkeypatch.setattr(Client, "_call_api", spy)
+    return sent
+
+
+def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: date) -> None:
+    """Every BigQuery job the run sent, but the stand-in worker's, carries the DAG's labels."""
+
+    def query(body: dict[str, Any]) -> str:
+        return str(body.get("configuration", {}).get("query", {}).get("query") or body.get("query") or "")
+
+    def labels(body: dict[str, Any]) -> dict[str, str]:
+        return dict(body.get("configuration", {}).get("labels") or body.get("labels") or {})
+
+    # The worker's feature read, prediction MERGE and outcome count (every one names @system_id).
+    ours = [b for b in sent if "@system_id" not in query(b) and "feature_names, feature_quality_score" not in query(b)]
+    assert len(ours) >= 8, [query(b)[:80] for b in sent]
+    for body in ours:
+        assert set(labels(body)) == {"dag", "task", "game_date"}, (query(body)[:200], labels(body))
+        assert (labels(body)["dag"], labels(body)["game_date"]) == ("nba_phase5_predictions", day.isoformat())
+    tasks = {labels(b)["task"] for b in ours}
+    # the tasks' queries and run-history writes, the triggerer's inbox queries (labelled by the deferring
+    # sensor), the poll sensor's, the deferrable gate's job and the fan-out's
+    assert {
+        "resolve_game_day",
+        "check_batch_status",
+        "wait_for_phase4_event",
+        "phase4_readiness-wait_for_phase4_ready",
+        "phase4_readiness-check_phase4_ready",
+        "fan_out_requests",
+        "record_batch_run",
+    } <= tasks, tasks
+
+
 def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     stack,
     bq,
     phase5_dag,
     drain,  # type: ignore[no-untyped-def]
+    job_requests: list[dict[str, Any]],
 ) -> None:
     # A game day whose 06:00 PT deadline is still ahead, so a rerun that waited would wait for hours.
     day = datetime.now(UTC).date() + timedelta(days=3)
@@ -91,9 +141,12 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
         real_event(day, report.players_ready, report.players_total, feature_version="v2_enhanced_47"),
         tomorrow,  # the next day's early event: left for its own run
     )
+    job_requests.clear()  # the seeding above is the test's, not the DAG's
     with running_worker(stack.project) as worker:
         state, tasks = run_dag(phase5_dag, day)
     assert state == "success", tasks
+    assert_every_job_of_the_dag_is_labelled(job_requests, day)
+    job_requests.clear()
     assert worker.stats.received == report.players_ready == 135
     assert set(active_predictions(bq, day).values()) == {1}
     assert len(active_predictions(bq, day)) == 135

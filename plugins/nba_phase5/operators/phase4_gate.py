@@ -20,6 +20,8 @@ from airflow.providers.google.cloud.operators.bigquery import BigQueryCheckOpera
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
+from nba_phase5.job_labels import labels_for
+
 #: The ``error`` alert when BigQuery could not be asked; the notifier appends the last exception.
 UNAVAILABLE_MESSAGE = "could not ask BigQuery whether Phase 4 is ready"
 
@@ -44,6 +46,23 @@ class Phase4GateOperator(BigQueryCheckOperator):
     exceptions: give the task ``retries`` and ``retry_exponential_backoff`` and they are retried.
     Pair it with :class:`Phase4GateNotifier` as ``on_failure_callback``.
     """
+
+    def execute(self, context: Any) -> Any:
+        # The provider's own ``labels`` (its DB hook uses them when not deferrable); the deferrable
+        # path's job gets them in _submit_job.
+        self.labels = labels_for(context)
+        return super().execute(context)
+
+    def _submit_job(self, hook: Any, job_id: str) -> Any:
+        """The provider's job (query, parameters, encryption), labelled: it builds its configuration inline."""
+        configuration: dict[str, Any] = {"query": {"query": self.sql, "useLegacySql": self.use_legacy_sql}}
+        if self.query_params:
+            configuration["query"]["queryParameters"] = self.query_params
+        self.include_encryption_configuration(configuration, "query")
+        configuration["labels"] = self.labels
+        return hook.insert_job(
+            configuration=configuration, project_id=self.project_id, location=self.location, job_id=job_id, nowait=True
+        )
 
     def _raise_exception(self, exception_string: str) -> NoReturn:
         # The provider's (and common.sql's) single exit for "the check ran and failed".

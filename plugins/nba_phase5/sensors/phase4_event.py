@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
 from nba_phase5.game_day import event_deadline
+from nba_phase5.job_labels import labels_for
 
 PUBSUB = "pubsub"
 SCHEDULER_BACKUP = "scheduler_backup"
@@ -93,6 +94,7 @@ class Phase4EventSensor(BaseOperator):
                 deadline=deadline.isoformat(),
                 poke_interval=self.poke_interval,
                 gcp_conn_id=self.gcp_conn_id,
+                labels=labels_for(context),
             ),
             method_name="execute_complete",
         )
@@ -154,6 +156,7 @@ class Phase4EventSensor(BaseOperator):
                 poke_interval=self.poke_interval,
                 gcp_conn_id=self.gcp_conn_id,
                 tolerate_errors=True,
+                labels=labels_for(context),
             ),
             method_name="execute_complete",
         )

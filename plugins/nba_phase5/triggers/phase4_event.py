@@ -80,6 +80,7 @@ class Phase4EventTrigger(BaseTrigger):
     :param impersonation_chain: optional service account(s) to impersonate.
     :param tolerate_errors: never end early on errors: retry every minute until the deadline (used once
         the run has been warned that the subscription cannot be read).
+    :param labels: labels for the inbox's BigQuery jobs (the deferring task's: the triggerer has no task).
     """
 
     def __init__(
@@ -95,8 +96,10 @@ class Phase4EventTrigger(BaseTrigger):
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | list[str] | None = None,
         tolerate_errors: bool = False,
+        labels: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.labels = labels
         self.tolerate_errors = tolerate_errors
         self.project_id = project_id
         self.subscription = subscription
@@ -122,6 +125,7 @@ class Phase4EventTrigger(BaseTrigger):
                 "gcp_conn_id": self.gcp_conn_id,
                 "impersonation_chain": self.impersonation_chain,
                 "tolerate_errors": self.tolerate_errors,
+                "labels": self.labels,
             },
         )
 
@@ -137,7 +141,9 @@ class Phase4EventTrigger(BaseTrigger):
     def bigquery_hook(self) -> Any:
         from nba_phase5.hooks.bigquery import Phase5BigQueryHook
 
-        return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
+        return Phase5BigQueryHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain, job_labels=self.labels or {}
+        )
 
     async def _pull(self, timeout: float) -> list[Any]:
         from airflow.providers.google.cloud.hooks.pubsub import PubSubException
