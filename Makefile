@@ -11,7 +11,7 @@ LOCAL_DIR ?= $(CURDIR)/.local
 export NBA_PHASE5_LOCAL_DIR := $(LOCAL_DIR)
 STACK_ENV := source $(LOCAL_DIR)/stack.env
 
-.PHONY: help venv up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
+.PHONY: help venv system-deps-run system-deps-up system-deps-test up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
@@ -26,7 +26,7 @@ help:
 
 venv: $(VENV)/.installed $(BQEMU_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-composer-image.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
@@ -36,7 +36,11 @@ $(BQEMU_VENV)/.installed: requirements-bqemulator.txt
 	$(BQEMU_VENV)/bin/python -m pip install --quiet -r requirements-bqemulator.txt
 	touch $@
 
-up: stack-up
+# Java, the Cloud CLI's Pub/Sub emulator, PostgreSQL, Chromium: from Debian's packages when absent.
+system-deps-run system-deps-up system-deps-test:
+	tools/system_deps.sh $(@:system-deps-%=%)
+
+up: system-deps-up stack-up
 	$(STACK_ENV) && $(PY) -m nba_phase5 provision
 	$(PY) tools/local_airflow.py up $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT),)
 
@@ -62,10 +66,10 @@ seed: venv
 publish: venv
 	$(STACK_ENV) && $(PY) -m nba_phase5 publish-phase4 --date $(DATE)
 
-run: venv
+run: venv system-deps-run
 	$(PY) tools/run_day.py --date $(DATE) --players $(PLAYERS) $(if $(KEEP_STACK),--keep-stack,)
 
-test: venv
+test: venv system-deps-test
 	$(PY) -m pytest
 
 bench: venv
