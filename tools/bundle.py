@@ -6,11 +6,15 @@ scheduler or the triggerer, and its docs say that folder is not for common Pytho
 (../shared/platform/PLATFORM.md section 8). So the bundle is::
 
     build/composer/
-      dags/nba_phase5_predictions.py     the DAG file
-      dags/nba_phase5/                   the package the DAG and its trigger import (runtime modules only)
-      dags/include/{sql,schemas}/        SQL templates and table schemas (config.include_dir finds them)
-      dags/.airflowignore                only the DAG file is parsed as a DAG file
-      plugins/                           empty: the package has no Airflow plugin
+      dags/nba_phase5_predictions.py         the DAG file
+      dags/nba_phase5/                       the package the DAG and its trigger import (runtime modules only)
+      dags/nba_phase5/include/{sql,schemas}/ SQL templates and table schemas (config.include_dir finds them)
+      dags/nba_phase5/.airflowignore         nothing in the package is parsed as a DAG file
+      plugins/                               empty: the package has no Airflow plugin
+
+Everything but the DAG file lives under ``dags/nba_phase5/``, a name this package owns: a bucket shared
+with other teams' DAGs keeps its own ``dags/.airflowignore`` and ``dags/include/`` untouched, and
+``make deploy`` can delete stale files there without touching anyone else's.
 
 Local-only modules (the stand-in worker and its model, seeding, Phase 4's test publisher, the CLI,
 ``status`` and ``provision``, which run from a developer's machine) are left out, as are tools/,
@@ -46,10 +50,10 @@ LOCAL_ONLY = frozenset(
         "worker_pubsub",
     }
 )
-#: Composer parses every .py under dags/ unless told otherwise: only the DAG file is a DAG file.
-AIRFLOWIGNORE = f"""# Built by `make bundle`: only the DAG file is parsed; the package and include/ are not DAG files.
-{PACKAGE}/
-include/
+#: Composer parses every .py under dags/ unless told otherwise. This file sits in the package's own
+#: folder (an .airflowignore applies to its folder and below, gitignore-style): nothing there is a DAG file.
+AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package is a DAG file (the DAG file is one up).
+*
 """
 
 
@@ -78,10 +82,10 @@ def build(out: Path = OUT) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / relative, target)
     for kind in ("sql", "schemas"):
-        shutil.copytree(ROOT / "include" / kind, dags / "include" / kind)
+        shutil.copytree(ROOT / "include" / kind, dags / PACKAGE / "include" / kind)
     for name in DAG_FILES:
         shutil.copy2(ROOT / "dags" / name, dags / name)
-    (dags / ".airflowignore").write_text(AIRFLOWIGNORE)
+    (dags / PACKAGE / ".airflowignore").write_text(AIRFLOWIGNORE)
     check_imports(dags)
     return out
 

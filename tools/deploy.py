@@ -10,11 +10,13 @@ there yet:
 3. install ``requirements.txt`` as the environment's PyPI packages, only when they differ (an
    environment update takes many minutes, and Composer refuses an update that changes nothing);
 4. create the ``prediction_fanout`` pool;
-5. upload the bundle (``make bundle``, tools/bundle.py): ``dags/.airflowignore`` first, then the
-   package ``dags/nba_phase5/`` and ``dags/include/``, then the DAG file last;
-6. delete what the previous deployment had under this package's paths and the bundle no longer has
-   (stale modules, and the package in ``plugins/`` where versions before the bundle put it), read
-   from the backup of step 1. Other DAGs in the bucket are never touched.
+5. upload the bundle (``make bundle``, tools/bundle.py): the package's ``.airflowignore`` first, then
+   the package ``dags/nba_phase5/`` (with its ``include/``), then the DAG file last;
+6. delete what the previous deployment had under this package's own paths (``dags/nba_phase5/``, the
+   DAG file, ``plugins/nba_phase5/`` where versions before the bundle put the package) and the bundle
+   no longer has, read from the backup of step 1. Nothing else in the bucket is ever deleted; files of
+   older versions under shared names (``dags/include/``, ``plugins/.airflowignore``) are listed for a
+   person to remove.
 
     python tools/deploy.py --env nba-staging --location us-east1 --project my-staging-project [--dry-run]
     make deploy ENV=nba-staging LOCATION=us-east1 PROJECT=my-staging-project [DRY_RUN=1]
@@ -43,12 +45,12 @@ import bundle  # tools/ is sys.path[0] when run as a script, and on the tests' p
 ROOT = Path(__file__).resolve().parents[1]
 # NBA_PHASE5_LOCAL_DIR moves .local (`make deploy LOCAL_DIR=...`, the tests).
 BACKUPS = Path(os.environ.get("NBA_PHASE5_LOCAL_DIR") or ROOT / ".local") / "deploy-backups"
-#: What this package owns in the bucket, per folder: only these are ever deleted. ``plugins/`` entries
-#: are where versions before the bundle put the package (Composer 3 never synced them to the triggerer).
-OWNED = {
-    "dags": ("nba_phase5/", "include/", ".airflowignore", *bundle.DAG_FILES),
-    "plugins": ("nba_phase5/", ".airflowignore"),
-}
+#: What this package owns in the bucket, per folder: only these are ever deleted. ``plugins/nba_phase5/``
+#: is where versions before the bundle put the package (Composer 3 never synced it to the triggerer).
+OWNED = {"dags": (f"{bundle.PACKAGE}/", *bundle.DAG_FILES), "plugins": (f"{bundle.PACKAGE}/",)}
+#: Where versions before the bundle also wrote, under names other teams may use too: never deleted,
+#: listed so that a person who knows the bucket can delete them.
+SHARED_LEGACY = {"dags": ("include/sql/", "include/schemas/"), "plugins": (".airflowignore",)}
 POOL = ("prediction_fanout", "4", "Bounds concurrent fan-outs")
 ENV_NAME = re.compile(r"^[a-z][-a-z0-9]{0,62}[a-z0-9]$")
 LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+$")
@@ -125,6 +127,16 @@ def stale_files(previous: Path, composer: Path) -> dict[str, list[str]]:
     return stale
 
 
+def shared_leftovers(previous: Path) -> list[str]:
+    """Files of versions before the bundle under names other teams may share: listed, never deleted."""
+    return sorted(
+        f"{kind}/{f}"
+        for kind, names in SHARED_LEGACY.items()
+        for f in files_under(previous / kind)
+        if any(f == n or f.startswith(n) for n in names)
+    )
+
+
 def latest_backup(env: str, backups: Path = BACKUPS) -> Path | None:
     """The newest local backup of ``env`` (what a dry run compares the bundle against)."""
     found = sorted(p for p in backups.glob(f"{env}-*") if p.is_dir()) if backups.is_dir() else []
@@ -198,20 +210,49 @@ def upload(env: str, location: str, project: str, staged: Path, previous: Path |
         ),
         Step("create the fan-out pool", (*ENVIRONMENTS, "run", env, *where[2:], "pools", "--", "set", *POOL)),
     ]
-    for kind in ("plugins", "dags"):
-        # .airflowignore before the package (its modules are never parsed as DAG files), DAG files last
-        entries = sorted(
-            (composer / kind).iterdir(), key=lambda p: (p.name in bundle.DAG_FILES, p.name != ".airflowignore", p.name)
+    package = composer / "dags" / bundle.PACKAGE
+    steps.append(
+        Step(
+            f"dags/{bundle.PACKAGE}/.airflowignore (first: no module of the package is parsed as a DAG file)",
+            (
+                *STORAGE,
+                "dags",
+                "import",
+                *where,
+                "--source",
+                str(package / ".airflowignore"),
+                "--destination",
+                bundle.PACKAGE,
+            ),
         )
-        steps += [
-            Step(
-                f"{kind}/{p.name}{'/' if p.is_dir() else ''} ({len(files_under(p)) or 1} files)",
-                (*STORAGE, kind, "import", *where, "--source", str(p)),
-            )
-            for p in entries
-        ]
+    )
+    steps.append(
+        Step(
+            f"dags/{bundle.PACKAGE}/ ({len(files_under(package))} files)",
+            (*STORAGE, "dags", "import", *where, "--source", str(package)),
+        )
+    )
+    steps += [
+        Step(f"plugins/{p.name} (a real Airflow plugin)", (*STORAGE, "plugins", "import", *where, "--source", str(p)))
+        for p in sorted((composer / "plugins").iterdir())
+    ]
+    steps += [
+        Step(
+            f"dags/{name} (last: its code is in place)",
+            (*STORAGE, "dags", "import", *where, "--source", str(composer / "dags" / name)),
+        )
+        for name in bundle.DAG_FILES
+    ]
     if previous is None:
         return steps
+    leftovers = shared_leftovers(previous)
+    if leftovers:
+        print(
+            "Left in place (written by a version before the bundle, under names other DAGs may share; delete "
+            "them with `gcloud composer environments storage dags|plugins delete` if only this package uses them):\n"
+            + "".join(f"    {name}\n" for name in leftovers),
+            end="",
+        )
     for kind, stale in stale_files(previous, composer).items():
         steps += [
             Step(

@@ -275,6 +275,15 @@ def start_postgres(home: Path, port: int, log: Path, timeout: float = 60.0) -> S
     return server
 
 
+def _uid_of(user: str) -> int | None:
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
+
+
 def _trusts_anyone(data: Path) -> bool:
     """Does the cluster's pg_hba.conf let anyone in without a password (a `trust` line)?"""
     try:
@@ -287,6 +296,8 @@ def _trusts_anyone(data: Path) -> bool:
 def _init_cluster(home: Path, data: Path) -> None:
     """initdb with scram-sha-256 for local and host connections; the password comes from a file
     readable by the cluster's owner only, removed once the cluster exists."""
+    if data.exists() and data.stat().st_uid not in {os.geteuid(), _uid_of("postgres")}:
+        raise StackError(f"{data} exists and belongs to someone else: remove it, or run as its owner")
     private_dir(data)
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
@@ -473,11 +484,16 @@ def stop_airflow(airflow: LocalAirflow) -> list[str]:
     """End every component's process group, then any task left running; returns what is still alive."""
     for server in reversed(airflow.servers):
         stop_server(server, grace=20.0)
-    for pid in processes_of(airflow.home):
+    strays = processes_of(airflow.home)
+    for pid in strays:
         with contextlib.suppress(OSError):
-            # found just now by its AIRFLOW_HOME: its group's leader is recorded as it is at this moment
-            stop_server(Server.started("task", os.getpgid(pid), 0, "", ""), grace=10.0)
-    for pid in processes_of(airflow.home):  # a leaderless group: end the process itself
+            group = os.getpgid(pid)
+            if group in strays:  # a group led by one of ours (a task process leads its own): end it whole
+                stop_server(Server.started("task", group, 0, "", ""), grace=10.0)
+            else:  # in someone else's group (a script that ran the airflow CLI): this process only
+                os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    for pid in processes_of(airflow.home):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     left = [s.name for s in airflow.servers if s.alive()]

@@ -36,13 +36,15 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 echo "Installing what make $what needs: ${missing[*]} ${gcloud_missing[*]}"
-"${sudo_cmd[@]}" apt-get update -qq
+# `env` inside sudo: sudo drops DEBIAN_FRONTEND from the caller's environment
+apt=("${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+"${apt[@]}" update -qq
 if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ${#gcloud_missing[@]} -gt 0 ]; then
   # Google's packages come from Google's apt repository, which Debian does not carry.
-  if ! DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${gcloud_missing[@]}" >/dev/null; then
+  if ! "${apt[@]}" install -y -qq "${gcloud_missing[@]}" >/dev/null; then
     echo "error: ${gcloud_missing[*]} are not in this machine's apt sources. Add Google's repository" \
       "(https://cloud.google.com/sdk/docs/install#deb) and run this again, or install the Cloud CLI and" \
       "\`gcloud components install beta pubsub-emulator\`." >&2

@@ -128,13 +128,16 @@ def project_id(explicit: str | None = None) -> str:
 def include_dir() -> Path:
     """Where SQL templates and table schemas live.
 
-    In the repo it is ``include/`` beside ``plugins/``; on Composer only dags/, plugins/ and data/ are
-    synced, so it is deployed as ``dags/include/``. ``NBA_PHASE5_INCLUDE_DIR`` overrides both.
+    In the repo it is ``include/`` beside ``plugins/``; in the Composer bundle (tools/bundle.py) it is the
+    package's own ``nba_phase5/include/`` (only dags/, plugins/ and data/ are synced, and a shared
+    bucket's ``dags/include/`` may be another team's). ``dags/include/`` is where versions before the
+    bundle put it. ``NBA_PHASE5_INCLUDE_DIR`` overrides them all.
     """
     override = os.environ.get("NBA_PHASE5_INCLUDE_DIR")
-    root = Path(__file__).resolve().parents[2]
+    package = Path(__file__).resolve().parent
+    root = package.parents[1]
     candidates = [Path(override)] if override else []
-    candidates += [root / "include", root / "dags" / "include"]
+    candidates += [package / "include", root / "include", root / "dags" / "include"]
     for candidate in candidates:
         if (candidate / "schemas").is_dir():
             return candidate

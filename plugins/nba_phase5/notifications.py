@@ -192,6 +192,7 @@ def raise_alert(
     :return: the row written, plus ``delivered``: the channels that took it, e.g. ``["bigquery", "slack"]``.
     """
     from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.job_labels import job_labels
 
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
@@ -211,7 +212,9 @@ def raise_alert(
     log.log(log_level, "[%s alert] %s (game date %s, run %s)", severity, message, row["game_date"], row["run_id"])
     deliver = partial(_deliver, context, row, slack_conn_id=slack_conn_id, smtp_conn_id=smtp_conn_id, email_to=email_to)
     try:
-        Phase5BigQueryHook(gcp_conn_id=gcp_conn_id).insert(config.ALERTS_TABLE, [row])
+        # Labelled from the callback's context: Airflow runs callbacks outside the task's current context.
+        labels = job_labels(str(row["dag_id"] or ""), str(row["task_id"] or "on_run_failure"), row["game_date"] or "")
+        Phase5BigQueryHook(gcp_conn_id=gcp_conn_id, job_labels=labels).insert(config.ALERTS_TABLE, [row])
     except Exception:
         # BigQuery being down is exactly when people must hear of it: send first, then fail as before.
         deliver()

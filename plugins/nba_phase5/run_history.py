@@ -290,7 +290,12 @@ def on_run_failure(context: Any) -> None:
     conf = dict(getattr(dag_run, "conf", None) or {})
     run_time = getattr(dag_run, "logical_date", None) or dag_run.run_after
     day = game_date_for_run(run_time, conf.get("game_date"))
-    hook = batch.bq_hook()
+    from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.job_labels import job_labels
+
+    # The DAG processor runs this callback: no task context, so the labels are given.
+    labels = job_labels(dag_run.dag_id, "on_run_failure", day.isoformat())
+    hook = Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID, job_labels=labels)
     where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
     rows = hook.query_rows((config.include_dir() / "sql" / "run_status.sql").read_text(), where)
     if rows and rows[0]["status"] != "running":

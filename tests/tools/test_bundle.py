@@ -49,10 +49,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_bundle_holds_the_dag_the_runtime_package_and_include_under_dags(built: Path) -> None:
     files = {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()}
     assert "dags/nba_phase5_predictions.py" in files
-    assert "dags/.airflowignore" in files
+    assert "dags/nba_phase5/.airflowignore" in files
+    # nothing under a name another team's DAGs may share in the bucket: only the DAG file and the package
+    assert {Path(f).parts[1] for f in files if f.startswith("dags/")} == {"nba_phase5_predictions.py", "nba_phase5"}
     assert {"dags/nba_phase5/operators/fan_out.py", "dags/nba_phase5/triggers/phase4_event.py"} <= files
-    assert "dags/include/sql/missing_requests.sql" in files
-    assert "dags/include/schemas/nba_reference.phase5_request_ledger.json" in files
+    assert "dags/nba_phase5/include/sql/missing_requests.sql" in files
+    assert "dags/nba_phase5/include/schemas/nba_reference.phase5_request_ledger.json" in files
     assert list((built / "plugins").iterdir()) == []  # nothing for the folder Composer 3 does not sync
     local_only = {f"dags/nba_phase5/{m}.py" for m in bundle.LOCAL_ONLY}
     assert not files & local_only
@@ -60,8 +62,9 @@ def test_the_bundle_holds_the_dag_the_runtime_package_and_include_under_dags(bui
 
 
 def test_only_the_dag_file_is_parsed_as_a_dag_file(built: Path) -> None:
-    ignored = (built / "dags" / ".airflowignore").read_text().split()
-    assert {"nba_phase5/", "include/"} <= set(ignored)
+    # in the package's own folder (an .airflowignore covers its folder and below), ignoring everything there
+    rules = [line for line in (built / "dags" / "nba_phase5" / ".airflowignore").read_text().splitlines()]
+    assert [rule for rule in rules if rule and not rule.startswith("#")] == ["*"]
 
 
 def test_a_module_left_out_but_imported_stops_the_build(built: Path, tmp_path: Path) -> None:
@@ -96,5 +99,5 @@ def test_the_dag_and_its_trigger_import_from_the_bundle_alone(built: Path, tmp_p
     assert parsed["dags"] == ["nba_phase5_predictions"]
     assert parsed["files"] == ["nba_phase5_predictions.py"]  # the package and include/ are not parsed
     assert Path(parsed["package"]).is_relative_to(dags)  # not the repo's plugins/
-    assert Path(parsed["include"]) == dags / "include"
+    assert Path(parsed["include"]) == dags / "nba_phase5" / "include"
     assert parsed["trigger"] == "nba_phase5.triggers.phase4_event"

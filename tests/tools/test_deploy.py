@@ -20,12 +20,15 @@ def _make_deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 OLD_LAYOUT = {
-    # what a deployment before the bundle left in the bucket, beside another team's DAG
+    # what earlier deployments left in the bucket, beside other teams' DAGs and shared files
     "dags/nba_phase5_predictions.py": "old DAG",
     "dags/other_team_dag.py": "not ours",
+    "dags/.airflowignore": "another team's ignore file",
+    "dags/include/other_team_config.yaml": "not ours",
+    "dags/include/sql/phase4_gate.sql": "ours, from before the bundle, under a shared name",
     "dags/nba_phase5/config.py": "a module the bundle still has",
     "dags/nba_phase5/removed_module.py": "a module since removed",
-    "plugins/.airflowignore": "old",
+    "plugins/.airflowignore": "old, maybe shared",
     "plugins/nba_phase5/__init__.py": "the package where Composer 3 never synced it",
     "plugins/nba_phase5/operators/fan_out.py": "old",
     "plugins/other_team_plugin.py": "not ours",
@@ -63,24 +66,25 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none(tmp_path: Pa
     assert "pools -- set prediction_fanout 4" in commands[2]
     uploads = [c for c in commands[3:] if " import " in c]
     kinds = [c.split(" import ")[0].rsplit(" ", 1)[1] for c in uploads]
-    sources = [Path(c.split(" --source ")[1]).relative_to(Path(c.split(" --source ")[1]).parents[1]) for c in uploads]
-    # The bundle: ignore file first, then code, the DAG file last; nothing in plugins/.
+    source_paths = [Path(c.split(" --source ")[1].split(" --destination ")[0]) for c in uploads]
+    sources = [path.relative_to(path.parents[1]) for path in source_paths]
+    # The bundle: the package's ignore file first, then the package, the DAG file last; nothing in plugins/.
     assert list(zip(kinds, map(str, sources), strict=True)) == [
-        ("dags", "dags/.airflowignore"),
-        ("dags", "dags/include"),
+        ("dags", "nba_phase5/.airflowignore"),
         ("dags", "dags/nba_phase5"),
         ("dags", "dags/nba_phase5_predictions.py"),
     ]
+    assert uploads[0].endswith("--destination nba_phase5")
     assert all(where in c for c in uploads)
     # Then what the previous deployment had and the bundle does not: ours only, after the DAG file.
     deletions = commands[3 + len(uploads) :]
     assert all(" delete " in c and where in c for c in deletions)
-    assert [c.split(where)[1].split()[0] for c in deletions] == [
-        "nba_phase5/removed_module.py",
-        ".airflowignore",
-        "nba_phase5",
-    ]
-    assert [c.split(" delete ")[0].rsplit(" ", 1)[1] for c in deletions] == ["dags", "plugins", "plugins"]
+    assert [c.split(where)[1].split()[0] for c in deletions] == ["nba_phase5/removed_module.py", "nba_phase5"]
+    assert [c.split(" delete ")[0].rsplit(" ", 1)[1] for c in deletions] == ["dags", "plugins"]
+    # files of earlier versions under shared names are listed for a person, never deleted
+    assert "    dags/include/sql/phase4_gate.sql" in done.stdout.splitlines()
+    assert "    plugins/.airflowignore" in done.stdout.splitlines()
+    assert "other_team" not in done.stdout
     # The bundle's files are listed, and no local-only module is among them.
     assert "    dags/nba_phase5/operators/fan_out.py" in done.stdout.splitlines()
     assert "dags/nba_phase5/worker.py" not in done.stdout
@@ -106,11 +110,7 @@ def test_the_real_run_deletes_what_its_own_backup_shows_is_stale(
         monkeypatch.delenv(variable, raising=False)
     assert deploy.deploy("nba-staging", "us-east1", "example-staging-project", dry_run=False, backup_root=tmp_path) == 0
     deletes = [c for c in calls if c[5:6] == ["delete"]]
-    assert [(c[4], c[12]) for c in deletes] == [
-        ("dags", "nba_phase5/removed_module.py"),
-        ("plugins", ".airflowignore"),
-        ("plugins", "nba_phase5"),
-    ]
+    assert [(c[4], c[12]) for c in deletes] == [("dags", "nba_phase5/removed_module.py"), ("plugins", "nba_phase5")]
     dag_file = next(i for i, c in enumerate(calls) if c[-1].endswith("nba_phase5_predictions.py"))
     assert dag_file < calls.index(deletes[0])
 
@@ -163,7 +163,7 @@ def test_what_is_staged_is_the_bundle_and_requirements(tmp_path: Path) -> None:
     staged = deploy.stage(tmp_path)
     assert (staged / "composer" / "dags" / "nba_phase5_predictions.py").exists()
     assert (staged / "composer" / "dags" / "nba_phase5" / "operators" / "fan_out.py").exists()
-    assert (staged / "composer" / "dags" / "include" / "sql" / "phase4_gate.sql").exists()
+    assert (staged / "composer" / "dags" / "nba_phase5" / "include" / "sql" / "phase4_gate.sql").exists()
     assert list((staged / "composer" / "plugins").iterdir()) == []
     assert (staged / "requirements.txt").exists()
     assert list(staged.rglob("__pycache__")) == []
