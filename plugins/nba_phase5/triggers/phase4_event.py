@@ -37,11 +37,13 @@ class Sorted:
 
 
 def classify(data: bytes, game_date: date, *, today: date | None = None) -> tuple[str, str | Phase4CompletionEvent]:
-    """Sort one message: ``match``/``other`` (a valid event), ``stale`` or ``invalid`` (a reason).
+    """Sort one message: ``match``, ``other`` or ``stale`` (a valid event), or ``invalid`` (a reason).
 
-    An event dated before both today (Eastern) and the awaited date is not an error but is ignored:
-    Phase 4 backfills publish too, and backfills don't trigger predictions. Any later event is kept for
-    its own run, whichever run pulls it (a run waiting for tomorrow must not drop today's event).
+    Every valid event is kept for its own date's run, whichever run pulls it: a run waiting for tomorrow
+    must not drop today's event, and today's run must not drop the event of a past date that a manual
+    rerun (or the staging check) is waiting for. ``stale`` marks an event dated before both today
+    (Eastern) and the awaited date: Phase 4 backfills publish too, and backfills don't trigger
+    predictions, so it starts nothing; it is only there for a run that waits for that date.
     """
     from zoneinfo import ZoneInfo
 
@@ -53,7 +55,7 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
         return "invalid", exc.reason
     today_et = today or datetime.now(ZoneInfo(DAG_TIMEZONE)).date()
     if event.game_date < min(game_date, today_et):
-        return "stale", f"event for past game date {event.game_date} ignored (waiting for {game_date})"
+        return "stale", event
     return ("match" if event.game_date == game_date else "other"), event
 
 
@@ -185,16 +187,18 @@ class Phase4EventTrigger(BaseTrigger):
             if isinstance(detail, Phase4CompletionEvent):
                 result.entries.append(InboxEntry(message_id, detail, now))
                 result.ack_after_record.append(received.ack_id)
-                if kind == "other":
-                    self.log.info("Event %s for %s recorded for its own run", message_id, detail.game_date)
+                if kind != "match":
+                    self.log.info(
+                        "Event %s for %s recorded for its own run%s",
+                        message_id,
+                        detail.game_date,
+                        " (a past date: it starts nothing)" if kind == "stale" else "",
+                    )
                 continue
             result.ack_now.append(received.ack_id)
-            if kind == "stale":
-                self.log.info("Message %s: %s", message_id, detail)
-            else:
-                self.log.warning("Dropped unusable message %s: %s", message_id, detail)
-                if len(rejected) < MAX_REPORTED:
-                    rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
+            self.log.warning("Dropped unusable message %s: %s", message_id, detail)
+            if len(rejected) < MAX_REPORTED:
+                rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
         return result
 
     async def _find(self, target: date) -> InboxEntry | None:

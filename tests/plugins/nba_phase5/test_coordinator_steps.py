@@ -282,23 +282,26 @@ def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     later = day + timedelta(days=18)  # a date no other test of the session waits for
     tomorrow = build_event(later, 1, 2)
+    past = build_event(date(2025, 9, 14), 1, 2)  # before the awaited date, and a date no other test uses
     _publish_raw(
         stack.project,
         b'{"event_type":"phase4_complete","players_ready":1,"players_total":2}',  # missing game_date
         b"not json",
-        build_event(day - timedelta(days=1), 1, 2).to_json(),  # stale
+        past.to_json(),  # a past date: starts nothing, kept for a run waiting for that date
         tomorrow.to_json(),
     )
     payload = asyncio.run(_first_event(_trigger(day, 4)))
     assert payload["status"] == "deadline"
-    # Everything was acked: the invalid and stale ones dropped, tomorrow's recorded in the inbox first.
+    # Everything was acked: the invalid ones dropped, the past date's and tomorrow's recorded in the inbox first.
     assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []
-    # The two unusable ones are reported (the stale one is a Phase 4 backfill, not an error).
+    # The two unusable ones are reported (the past date's event is a Phase 4 backfill, not an error).
     assert [r["reason"] for r in payload["rejected"]] == ["event is missing game_date", ANY_JSON_ERROR]
-    # That date's run finds its event in the inbox at once, without pulling.
-    found = asyncio.run(_first_event(_trigger(later, 4)))
-    assert (found["status"], found["pulls"]) == ("event", 0)
-    assert Phase4CompletionEvent.from_dict(found["event"]) == tomorrow
+    # Each date's run finds its event in the inbox at once, without pulling: tomorrow's, and the past
+    # date's (a manual rerun of it, or the staging check, waiting while today's run pulled the event).
+    for waited, event in ((later, tomorrow), (past.game_date, past)):
+        found = asyncio.run(_first_event(_trigger(waited, 4)))
+        assert (found["status"], found["pulls"]) == ("event", 0)
+        assert Phase4CompletionEvent.from_dict(found["event"]) == event
 
 
 def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore[no-untyped-def]
