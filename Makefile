@@ -11,7 +11,7 @@ LOCAL_DIR ?= $(CURDIR)/.local
 export NBA_PHASE5_LOCAL_DIR := $(LOCAL_DIR)
 STACK_ENV := source $(LOCAL_DIR)/stack.env
 
-.PHONY: help venv system-deps-run system-deps-up system-deps-test up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
+.PHONY: help report venv system-deps-run system-deps-up system-deps-test up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint       ruff + mypy"
 	@echo "make bundle     build/composer/: exactly what goes into a Composer 3 bucket"
 	@echo "make deploy ENV=<composer env> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]   Composer deployment"
+	@echo "make report     the week as an HTML page: .local/report.html (FROM=YYYY-MM-DD TO=YYYY-MM-DD, local stack)"
 	@echo "make bench      benchmarks on a stack of their own -> bench/results.{json,md}, bench/ratios.png"
 	@echo "make up / down  the stack plus a real local Airflow (api-server, scheduler, dag-processor, triggerer) and the worker"
 	@echo "make stack-up / stack-down   the local Pub/Sub + BigQuery emulators (.local/stack.env)"
@@ -74,6 +75,12 @@ test: venv system-deps-test
 
 bench: venv
 	$(PY) bench/run.py
+
+# The week (or FROM..TO) as one self-contained HTML page, from the local stack's kept BigQuery data.
+FROM ?= $(shell date -u -d '6 days ago' +%F)
+TO ?= $(DATE)
+report: stack-up
+	$(STACK_ENV) && $(PY) -m nba_phase5 status --from $(FROM) --to $(TO) --html $(LOCAL_DIR)/report.html
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

@@ -45,6 +45,8 @@ LOCAL_ONLY = frozenset(
         "provisioning",
         "seeding",
         "status",
+        "status_html",
+        "status_metrics",
         "worker",
         "worker_io",
         "worker_pubsub",

@@ -158,6 +158,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("error: --from is after --to", file=sys.stderr)
         return 2
     result = report(bigquery_client(config.project_id(args.project)), first, last)
+    if args.html:
+        from pathlib import Path
+
+        from nba_phase5.status import COMPLETION_GOAL_PCT
+        from nba_phase5.status_html import render_html
+
+        Path(args.html).write_text(render_html(result, COMPLETION_GOAL_PCT), encoding="utf-8")
+        print(f"Wrote {args.html}: {len(result.days)} dates, go/no-go {'GO' if result.go else 'NO-GO'}")
+        return 0
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -215,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", type=_game_date, help="first game date of a range")
     p.add_argument("--to", dest="date_to", type=_game_date, help="last game date of a range")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page with charts to FILE")
     p.set_defaults(func=cmd_status)
     return parser
 

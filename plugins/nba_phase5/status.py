@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
 from nba_phase5.bq import run_query
+from nba_phase5.status_metrics import Metric, month_one
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -62,6 +63,8 @@ class DayStatus:
     game_date: str
     status: str | None = None
     triggered_by: str | None = None
+    #: the outcome of the date's latest scheduled ("overnight") run: what the consecutive-successes check counts
+    scheduled_status: str | None = None
     runs: int = 0
     players_ready: int | None = None
     players_total: int | None = None
@@ -95,6 +98,7 @@ class StatusReport:
     last: str
     days: list[DayStatus]
     checklist: list[Check]
+    metrics: list[Metric] = field(default_factory=list)
 
     @property
     def go(self) -> bool:
@@ -107,6 +111,7 @@ class StatusReport:
             "go": self.go,
             "days": [asdict(d) for d in self.days],
             "checklist": [asdict(c) for c in self.checklist],
+            "month_one": [asdict(m) for m in self.metrics],
         }
 
 
@@ -142,6 +147,8 @@ def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]
             status.batches = sum(1 for r in day_runs if r.get("requests_fan_out"))
             status.status = latest.get("outcome") or latest["status"]
             status.triggered_by = latest["triggered_by"]
+            scheduled = [r for r in day_runs if str(r["run_id"]).startswith("scheduled__")]
+            status.scheduled_status = (scheduled[-1].get("outcome") or scheduled[-1]["status"]) if scheduled else None
             for key in (
                 "players_ready",
                 "players_total",
@@ -170,9 +177,10 @@ def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]
 def checklist(days: list[DayStatus]) -> list[Check]:
     """The plan's go/no-go checklist over ``days`` (days without any run are not game days here)."""
     ran = [d for d in days if d.status and d.status != "no_games"]
+    overnight = [d for d in ran if d.scheduled_status]  # manual reruns and backfills do not count
     streak = 0
-    for d in reversed(ran):
-        if d.status not in OK_STATUSES:
+    for d in reversed(overnight):
+        if d.scheduled_status not in OK_STATUSES:
             break
         streak += 1
     latencies = [d.phase4_to_first_request_s for d in ran if d.phase4_to_first_request_s is not None]
@@ -183,9 +191,9 @@ def checklist(days: list[DayStatus]) -> list[Check]:
     worst = max(latencies) if latencies else None
     return [
         Check(
-            f"{CONSECUTIVE_GOAL} consecutive successful runs",
+            f"{CONSECUTIVE_GOAL} consecutive successful overnight runs",
             streak >= CONSECUTIVE_GOAL,
-            f"{streak} in a row at the end of the range",
+            f"{streak} scheduled runs in a row at the end of the range",
         ),
         Check(
             "Phase 4→5 latency < 10 min",
@@ -213,7 +221,7 @@ def checklist(days: list[DayStatus]) -> list[Check]:
 
 def report(client: bigquery.Client, first: date, last: date) -> StatusReport:
     days = collect(client, first, last)
-    return StatusReport(first.isoformat(), last.isoformat(), days, checklist(days))
+    return StatusReport(first.isoformat(), last.isoformat(), days, checklist(days), month_one(days))
 
 
 def _fmt(value: object, suffix: str = "") -> str:
@@ -265,4 +273,6 @@ def render(status: StatusReport) -> str:
         )
     lines += ["", f"Go/no-go {status.first} → {status.last}: {'GO' if status.go else 'NO-GO'}"]
     lines += [f"  [{'x' if c.passed else ' '}] {c.name}: {c.detail}" for c in status.checklist]
+    lines += ["", "Month-1 metrics:"]
+    lines += [f"  [{'x' if m.met else ' '}] {m.name} {m.goal}: {m.value} ({m.evidence})" for m in status.metrics]
     return "\n".join(lines)

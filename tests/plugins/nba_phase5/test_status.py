@@ -21,6 +21,7 @@ PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
 def day(d: str, **kwargs) -> DayStatus:  # type: ignore[no-untyped-def]
     base = {
         "status": "success",
+        "scheduled_status": "success",
         "completion_pct": 100.0,
         "phase4_to_first_request_s": 90.0,
         "batches": 1,
@@ -41,7 +42,7 @@ def test_three_good_days_with_a_retry_is_a_go() -> None:
 @pytest.mark.parametrize(
     ("change", "failing"),
     [
-        ({"status": "partial"}, "3 consecutive successful runs"),
+        ({"status": "partial", "scheduled_status": "partial"}, "3 consecutive successful overnight runs"),
         ({"phase4_to_first_request_s": 601.0}, "Phase 4→5 latency < 10 min"),
         ({"completion_pct": 95.0}, "Prediction completion > 95 %"),
         ({"alerts": {"critical": 1}}, "Zero critical alerts"),
@@ -58,8 +59,57 @@ def test_each_check_fails_on_its_own_cause(change, failing) -> None:  # type: ig
 def test_off_days_do_not_break_the_streak_and_no_retry_is_reported() -> None:
     days = [day("2025-12-01"), day("2025-12-02", status="no_games"), day("2025-12-03"), day("2025-12-04")]
     results = by_name(days)
-    assert results["3 consecutive successful runs"] is True
+    assert results["3 consecutive successful overnight runs"] is True
     assert results["Retry logic exercised"] is False
+
+
+def test_only_overnight_runs_count_towards_the_streak() -> None:
+    # A failed scheduled run fixed by a manual rerun the same day: the day ends success, the streak breaks.
+    fixed_by_hand = day("2025-12-02", status="success", scheduled_status="failed")
+    days = [day("2025-12-01"), fixed_by_hand, day("2025-12-03"), day("2025-12-04")]
+    assert by_name(days)["3 consecutive successful overnight runs"] is False
+    # A date with only a manual run (no scheduled one) neither counts nor breaks it.
+    days = [day("2025-12-01"), day("2025-12-02", scheduled_status=None), day("2025-12-03"), day("2025-12-04")]
+    assert by_name(days)["3 consecutive successful overnight runs"] is True
+
+
+def _metrics(days: list[DayStatus]) -> dict[str, tuple[str, bool]]:
+    from nba_phase5.status_metrics import month_one
+
+    return {m.name: (m.value, m.met) for m in month_one(days)}
+
+
+def test_month_one_metrics_meet_their_goals_on_good_days() -> None:
+    days = [
+        day(f"2025-12-0{n}", players_ready=400, straggler_requests=[8, 0], phase4_to_first_request_s=120.0)
+        for n in (1, 2, 3)
+    ]
+    metrics = _metrics(days)
+    assert metrics == {
+        "Average Phase 4→5 latency": ("120 s", True),
+        "Prediction completion": ("100.0 %", True),
+        "Scheduler backup needed": ("0 days", True),
+        "Stragglers caught by the retry rounds": ("2.0 %", True),
+        "Duplicate processing": ("0", True),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        ({"phase4_to_first_request_s": 400.0}, "Average Phase 4→5 latency"),
+        ({"completion_pct": 93.0}, "Prediction completion"),
+        ({"triggered_by": "scheduler_backup"}, "Scheduler backup needed"),
+        ({"straggler_requests": [80, 3]}, "Stragglers caught by the retry rounds"),
+        ({"batches": 2}, "Duplicate processing"),
+    ],
+)
+def test_each_month_one_metric_misses_on_its_own_cause(change, failing) -> None:  # type: ignore[no-untyped-def]
+    good = {"players_ready": 400, "straggler_requests": [4, 0], "triggered_by": "pubsub"}
+    days = [day("2025-12-01", **good), day("2025-12-02", **good), day("2025-12-03", **{**good, **change})]
+    metrics = _metrics(days)
+    assert metrics[failing][1] is False, metrics
+    assert sum(not met for _, met in metrics.values()) == 1, metrics
 
 
 @pytest.mark.integration
@@ -124,7 +174,7 @@ def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None
     assert "1 warning" in rows[2]
     assert "9+4" in rows[2]
     assert "NO-GO" in text
-    assert "[ ] 3 consecutive successful runs: 0 in a row" in text
+    assert "[ ] 3 consecutive successful overnight runs: 0 scheduled runs in a row" in text
     assert "[x] Retry logic exercised" in text
     assert "Alerts reached only BigQuery on 2025-08-03" in text
 
