@@ -15,6 +15,9 @@ request per ready player, retry the stragglers, record the run and alert on prob
   A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is not sent again by
   a retry, a clear or a straggler round (a fan-out killed mid-batch: at most two chunks).
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
+* **Phase 6**: a `success` or `partial` batch is announced once on `nba-phase5-predictions-complete` and
+  updates the `nba_phase5_predictions` asset (`hand_off_to_phase6`).
+* **SLA**: a run not finished by 10:00 ET on its game date raises a critical alert (a deadline alert).
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task, task_group
+from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
 
-from nba_phase5 import batch, config, run_history
+from nba_phase5 import batch, config, dag_params, handoff, run_history, sla
 from nba_phase5.bq import api_query_parameters
-from nba_phase5.config import DEFAULT_THRESHOLDS as THRESHOLDS
-from nba_phase5.config import WAIT_LIMITS as LIMITS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
 from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
+HAND_OFF_DOC = """Publishes the batch's completion message on `nba-phase5-predictions-complete` (the platform's
+envelope, read by its Phase 5→6 orchestrator) and updates the `nba_phase5_predictions` asset, once per
+batch: a batch already in `nba_reference.phase5_handoffs` is skipped, so clearing this task (or a dedup
+rerun) never announces twice. Skipped, too, when the run did not end `success` or `partial`."""
 GAME_DATE = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='game_date') }}"
 BATCH_STARTED_AT = "{{ ti.xcom_pull(task_ids='check_batch_status', key='batch_started_at') }}"
 REQUEST_PARAMS = {
@@ -65,6 +70,8 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
     dagrun_timeout=config.RUN_TIMEOUT,
     # A run that dies without recording itself (timed out, killed) is recorded `failed` and alerts.
     on_failure_callback=run_history.on_run_failure,
+    # Predictions by 10:00 ET on the game date, or a critical alert (the plan's SLA).
+    deadline=sla.deadline_alerts(),
     template_searchpath=[str(config.include_dir() / "sql")],
     user_defined_macros={"phase4_not_ready": batch.phase4_not_ready_message},
     tags=["nba", "phase5", "predictions"],
@@ -75,96 +82,7 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
         "retry_delay": timedelta(minutes=2),
         "on_failure_callback": PipelineAlertNotifier(severity="error"),
     },
-    params={
-        "game_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Game date",
-            description="YYYY-MM-DD. Empty: the run's game date in Eastern time.",
-        ),
-        "force": Param(False, type="boolean", description="Request every ready player, even those with predictions."),
-        "skip_event_wait": Param(False, type="boolean", description="Do not wait for Phase 4's Pub/Sub event."),
-        "event_deadline": Param(
-            config.BACKUP_START,
-            type="string",
-            pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-            description="Pacific time on the game date when the event wait ends (the platform's backup).",
-        ),
-        "event_wait_seconds": Param(
-            None,
-            type=["null", "integer"],
-            minimum=0,
-            maximum=LIMITS.event_wait_seconds,
-            description="Cap the event wait (manual runs and tests).",
-        ),
-        "phase4_wait_minutes": Param(
-            THRESHOLDS.phase4_wait_minutes,
-            type="number",
-            minimum=0,
-            maximum=LIMITS.phase4_wait_minutes,
-            description="How long the gates wait for Phase 4.",
-        ),
-        "straggler_wait_minutes": Param(
-            10,
-            type="number",
-            minimum=0,
-            maximum=LIMITS.straggler_wait_minutes,
-            description="How long each straggler round waits for predictions.",
-        ),
-        "straggler_settle_polls": Param(
-            3,
-            type="integer",
-            minimum=0,
-            description="End a straggler wait after this many polls without progress (none counts while requests "
-            "are in flight).",
-        ),
-        "in_flight_minutes": Param(
-            THRESHOLDS.in_flight_minutes,
-            type="number",
-            minimum=0,
-            maximum=LIMITS.straggler_wait_minutes,
-            description="A request Pub/Sub accepted less than this long ago is in flight: no fan-out retry or "
-            "straggler round sends it again. Keep straggler_wait_minutes at least this long.",
-        ),
-        "fan_out_chunk_size": Param(
-            config.FAN_OUT.chunk_size,
-            type="integer",
-            minimum=1,
-            description="Requests published, then recorded in the ledger, per step: a fan-out killed mid-batch sends "
-            "again at most two steps of requests Pub/Sub accepted but the ledger had not recorded.",
-        ),
-        "poll_interval_seconds": Param(
-            60, type="number", minimum=0.5, maximum=LIMITS.poll_interval_seconds, description="BigQuery poll interval."
-        ),
-        "min_ready_pct": Param(THRESHOLDS.min_ready_pct, type="number", minimum=0, maximum=100),
-        "min_ready_players": Param(
-            THRESHOLDS.min_ready_players,
-            type="integer",
-            minimum=0,
-            description="Ready with this many players, whatever the %.",
-        ),
-        "degraded_min_players": Param(
-            THRESHOLDS.degraded_min_players,
-            type="integer",
-            minimum=1,
-            description="After the wait: proceed degraded with at least this many ready; below, stop (critical).",
-        ),
-        "straggler_alert_count": Param(
-            THRESHOLDS.straggler_alert_count,
-            type="integer",
-            minimum=0,
-            description="Warn when more players than this still lack a prediction.",
-        ),
-        "completion_goal_pct": Param(THRESHOLDS.completion_goal_pct, type="number", minimum=0, maximum=100),
-        "critical_completion_pct": Param(
-            THRESHOLDS.critical_completion_pct,
-            type="number",
-            minimum=0,
-            maximum=100,
-            description="Below this completion after the rounds (or with no prediction at all) the run fails.",
-        ),
-    },
+    params=dag_params.trigger_form(),
 )
 def nba_phase5_predictions() -> None:
     @task.short_circuit(ignore_downstream_trigger_rules=False)
@@ -307,12 +225,19 @@ def nba_phase5_predictions() -> None:
         """Finish this run's row in processor_run_history, whatever happened (rerun-safe)."""
         return run_history.record_batch_run(context)
 
+    @task(outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
+    def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+        """Announce a success or partial batch to Phase 6 once: the completion message and the asset event."""
+        return handoff.announce(context, row)
+
     status = check_batch_status()
     stragglers = retry_stragglers()
     resolve_game_day() >> status
     status >> [skip_already_complete, skip_concurrent_run] >> batch_done
     status >> wait_for_phase4_event >> phase4_readiness() >> fan_out_requests >> stragglers >> batch_done
-    [stragglers, skip_already_complete, skip_concurrent_run] >> record_batch_run()
+    recorded = record_batch_run()
+    [stragglers, skip_already_complete, skip_concurrent_run] >> recorded
+    hand_off_to_phase6(recorded)  # type: ignore[arg-type]  # an XComArg: the row at run time
 
 
 nba_phase5_predictions()

@@ -142,7 +142,8 @@ def airflow_env(stack_env: dict[str, str], home: Path, port: int, db_port: int, 
     works from the checkout fails here as it would in the environment (the triggerer included, which
     imports trigger classes by path and adds no DAG folder of its own)."""
     keys = _secrets(home)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    # the DAG as Composer runs it: with its deadline alert, whatever the caller's shell turned off
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "NBA_PHASE5_DEADLINE_ALERTS"}
     env.update(stack_env)
     env.update(settings(home, port, db_port, composer))
     env["PYTHONPATH"] = str(composer / "dags")
@@ -359,14 +360,18 @@ def start_airflow(
     worker_args: tuple[str, ...] = ("--drop-rate", "0.03", "--seed", "1"),
     timeout: float = START_TIMEOUT_S,
     composer: Path = bundle.OUT,
+    extra_dags: tuple[Path, ...] = (),
 ) -> LocalAirflow:
-    """Build the Composer bundle in ``composer``, migrate the DB, create the pool, start every component
-    (running from the bundle) and the worker; wait until the DAG is unpaused."""
+    """Build the Composer bundle in ``composer`` (plus ``extra_dags``, DAG files of the tests' own, in
+    its dags/), migrate the DB, create the pool, start every component (running from the bundle) and the
+    worker; wait until the DAG is unpaused."""
     if port_open(port):
         raise StackError(f"port {port} is already in use; stop what holds it or pass another port")
     private_dir(home)
     log_dir = log_dir or home / "logs" / "components"
     bundle.build(composer)
+    for dag_file in extra_dags:
+        shutil.copy2(dag_file, composer / "dags" / dag_file.name)
     airflow = LocalAirflow(str(home), port, USERNAME, _password(home), composer=str(composer))
     airflow.servers.append(start_postgres(home, localstack.free_port(), log_dir / "postgres.log"))
     env = airflow.env(stack_env)

@@ -40,6 +40,11 @@ class WaitLimits:
 
 WAIT_LIMITS = WaitLimits()
 RUN_TIMEOUT = WAIT_LIMITS.run_timeout
+# The plan's SLA: predictions for D by 10:00 Eastern on D (the platform's 07:00 PT status check). The
+# run for D ticks at 00:00 Eastern on D, so the deadline is its logical date plus this (sla.py).
+SLA_AFTER_RUN_START = timedelta(hours=10)
+#: "off" leaves the deadline alert out of the DAG: only for runs through `airflow dags test` (sla.py).
+DEADLINE_ALERTS_ENV = "NBA_PHASE5_DEADLINE_ALERTS"
 
 PHASE4_COMPLETE_TOPIC = "nba-phase4-precompute-complete"
 PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
@@ -50,6 +55,16 @@ PREDICTION_REQUESTS_SUBSCRIPTION = "prediction-request-prod-local-worker"
 # The requests' dead-letter topic (PLATFORM.md §7: after 5 delivery attempts). Locally the stand-in
 # worker also publishes every request it cannot use there itself, with a ``dlq_reason`` attribute.
 PREDICTION_REQUESTS_DLQ_TOPIC = "prediction-request-dlq"
+# Phase 5's completion topic (nba-phase{N}-{content}-complete), read by the platform's Phase 5→6
+# orchestrator; the message is the platform's completion envelope (PLATFORM.md section 7).
+PHASE5_COMPLETE_TOPIC = "nba-phase5-predictions-complete"
+#: ``phase`` in that envelope (the platform's publisher writes phase_5_predictions; run history says phase_5).
+COMPLETION_PHASE = "phase_5_predictions"
+#: The Airflow asset a finished batch updates: an Airflow-scheduled Phase 6 DAG runs on it.
+PREDICTIONS_ASSET_NAME = "nba_phase5_predictions"
+# Locally only (emulators): a pull subscription standing in for the platform's Phase 5→6 orchestrator.
+PHASE5_COMPLETE_LOCAL_SUBSCRIPTION = "nba-phase5-predictions-complete-local"
+PREDICTIONS_ASSET_URI = "nba-props://phase5/player_prop_predictions"
 PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS = 5
 # Local only: a pull subscription on the dead-letter topic, to inspect what was dead-lettered.
 PREDICTION_REQUESTS_DLQ_SUBSCRIPTION = "prediction-request-dlq-local"
@@ -62,6 +77,8 @@ EVENT_INBOX_TABLE = "nba_reference.phase5_event_inbox"
 BATCH_CLAIMS_TABLE = "nba_reference.phase5_batch_claims"
 # This package's own publish ledger: every request Pub/Sub accepted (see include/schemas).
 REQUEST_LEDGER_TABLE = "nba_reference.phase5_request_ledger"
+# This package's own: one row per batch announced to Phase 6 (so a rerun or a clear never announces twice).
+HANDOFF_TABLE = "nba_reference.phase5_handoffs"
 FEATURE_STORE_TABLE = "nba_predictions.ml_feature_store_v2"
 PREDICTIONS_TABLE = "nba_predictions.player_prop_predictions"
 SCHEDULE_TABLE = "nba_raw.nbac_schedule"

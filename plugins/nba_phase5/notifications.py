@@ -213,7 +213,11 @@ def raise_alert(
     deliver = partial(_deliver, context, row, slack_conn_id=slack_conn_id, smtp_conn_id=smtp_conn_id, email_to=email_to)
     try:
         # Labelled from the callback's context: Airflow runs callbacks outside the task's current context.
-        labels = job_labels(str(row["dag_id"] or ""), str(row["task_id"] or "on_run_failure"), row["game_date"] or "")
+        labels = job_labels(
+            str(row["dag_id"] or ""),
+            str(row["task_id"] or context.get("task_id") or "dag_callback"),
+            row["game_date"] or "",
+        )
         Phase5BigQueryHook(gcp_conn_id=gcp_conn_id, job_labels=labels).insert(config.ALERTS_TABLE, [row])
     except Exception:
         # BigQuery being down is exactly when people must hear of it: send first, then fail as before.

@@ -21,7 +21,12 @@ from nba_phase5.clients import bigquery_client, publisher_client, subscriber_cli
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-TOPICS = (config.PHASE4_COMPLETE_TOPIC, config.PREDICTION_REQUESTS_TOPIC, config.PREDICTION_REQUESTS_DLQ_TOPIC)
+TOPICS = (
+    config.PHASE4_COMPLETE_TOPIC,
+    config.PREDICTION_REQUESTS_TOPIC,
+    config.PREDICTION_REQUESTS_DLQ_TOPIC,
+    config.PHASE5_COMPLETE_TOPIC,
+)
 # Pull subscriptions: name → (topic, ack deadline). The trigger's deadline covers validate-then-ack in
 # the triggerer.
 TRIGGER_SUBSCRIPTIONS = {config.PHASE5_TRIGGER_SUBSCRIPTION: (config.PHASE4_COMPLETE_TOPIC, 60)}
@@ -32,6 +37,7 @@ TRIGGER_SUBSCRIPTIONS = {config.PHASE5_TRIGGER_SUBSCRIPTION: (config.PHASE4_COMP
 LOCAL_WORKER_SUBSCRIPTIONS = {
     config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120),
     config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION: (config.PREDICTION_REQUESTS_DLQ_TOPIC, 60),
+    config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION: (config.PHASE5_COMPLETE_TOPIC, 60),
 }
 # Subscription → dead-letter topic: after PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS deliveries Pub/Sub
 # moves a message there (the emulator does too). Set when the subscription is created, never added to an

@@ -30,7 +30,8 @@ EXPECTED_EDGES = {
     "skip_already_complete": ["batch_done", "record_batch_run"],
     "skip_concurrent_run": ["batch_done", "record_batch_run"],
     "batch_done": [],
-    "record_batch_run": [],
+    "record_batch_run": ["hand_off_to_phase6"],
+    "hand_off_to_phase6": [],
 }
 
 
@@ -38,6 +39,8 @@ EXPECTED_EDGES = {
 def dagbag(monkeypatch_module):  # type: ignore[no-untyped-def]
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import BaseHook
+
+    monkeypatch_module.delenv("NBA_PHASE5_DEADLINE_ALERTS")  # the DAG as deployed: with its deadline alert
 
     def no_connections(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError(f"connection looked up while parsing: {args} {kwargs}")
@@ -82,6 +85,9 @@ def test_branch_join_and_recorder_trigger_rules(dagbag) -> None:  # type: ignore
     dag = dagbag.dags["nba_phase5_predictions"]
     assert dag.get_task("batch_done").trigger_rule == "none_failed_min_one_success"
     assert dag.get_task("record_batch_run").trigger_rule == "all_done"
+    # Phase 6 runs on the asset only when the batch was announced (the task skips otherwise)
+    [asset] = dag.get_task("hand_off_to_phase6").outlets
+    assert (asset.name, asset.uri) == ("nba_phase5_predictions", "nba-props://phase5/player_prop_predictions")
     assert dag.get_task("fan_out_requests").pool == "prediction_fanout"
     gate = dag.get_task("phase4_readiness.check_phase4_ready")
     assert gate.deferrable is True
@@ -138,3 +144,26 @@ def test_the_run_for_d_opens_at_midnight_eastern_and_outlasts_its_waits(dagbag) 
     assert dag.params["event_deadline"] == "06:00"
     # 00:00 ET to 06:00 PT is 9 h; plus the 30-minute readiness wait and three straggler waits.
     assert dag.dagrun_timeout > timedelta(hours=9, minutes=30 + 3 * dag.params["straggler_wait_minutes"])
+
+
+def test_the_trigger_form_is_in_sections_with_the_date_and_force_first(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5.dag_params import SECTIONS
+
+    params = dagbag.dags["nba_phase5_predictions"].params
+    schemas = {name: params.get_param(name).schema for name in params}
+    assert list(params)[:2] == ["game_date", "force"]
+    for name, schema in schemas.items():
+        assert schema.get("title"), name
+        assert params.get_param(name).description, name
+        assert schema.get("section") in SECTIONS, name
+    order = [SECTIONS.index(schema["section"]) for schema in schemas.values()]
+    assert order == sorted(order)  # each section's params together, sections in the form's order
+
+
+def test_a_run_not_finished_by_10_am_eastern_raises_the_critical_alert(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    [deadline] = dagbag.dags["nba_phase5_predictions"].deadline
+    assert type(deadline.reference).__name__ == "DagRunLogicalDateDeadline"  # the run for D ticks 00:00 ET on D
+    assert deadline.interval == timedelta(hours=10)
+    assert deadline.callback.path == "nba_phase5.sla.deadline_missed"

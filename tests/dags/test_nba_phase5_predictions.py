@@ -127,6 +127,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     day = datetime.now(UTC).date() + timedelta(days=3)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    drain(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)
     report = seed_day(bq, day, players=150, ready_pct=90, phase4_status="partial")
     tomorrow = real_event(day + timedelta(days=1), 70, 80)
     poison = [
@@ -147,6 +148,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     assert state == "success", tasks
     assert_every_job_of_the_dag_is_labelled(job_requests, day)
     job_requests.clear()
+    assert tasks["hand_off_to_phase6"] == "success"
     assert worker.stats.received == report.players_ready == 135
     assert set(active_predictions(bq, day).values()) == {1}
     assert len(active_predictions(bq, day)) == 135
@@ -174,6 +176,18 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     _first, second = run_history(bq, day)
     assert (second["status"], second["skipped"], second["skip_reason"]) == ("skipped", True, "already_processed")
     assert second["records_processed"] == 0
+
+    # Phase 6 heard of the batch once: the dedup rerun's hand-off was skipped (no message, no asset event).
+    assert tasks["hand_off_to_phase6"] == "skipped"
+    [handed_off] = [json.loads(m.data) for m in drain(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)]
+    assert (handed_off["game_date"], handed_off["status"], handed_off["phase"]) == (
+        day.isoformat(),
+        "success",
+        "phase_5_predictions",
+    )
+    assert handed_off["execution_id"] == figures["batch_id"]
+    assert handed_off["correlation_id"] == f"ml_feature_store_v2_{day:%Y%m%d}"  # Phase 4's run id
+    assert (handed_off["record_count"], handed_off["metadata"]["completion_pct"]) == (135, 100.0)
 
     # The next day's early event starts that day on the pubsub path.
     seed_day(bq, day + timedelta(days=1), players=80, ready_pct=90)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,7 @@ def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -
         home=home,
         port=localstack.free_port(),
         composer=home / "composer",
+        extra_dags=tuple(sorted((Path(__file__).parent / "dags").glob("*.py"))),
         worker_args=("--drop-rate", str(WORKER_DROP_RATE), "--seed", str(WORKER_SEED)),
     )
     try:

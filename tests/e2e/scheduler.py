@@ -46,9 +46,9 @@ def trigger(
     return run
 
 
-def run_path(run_id: str) -> str:
+def run_path(run_id: str, dag_id: str = DAG_ID) -> str:
     """The REST path of a run; run ids hold ':' and '+' (scheduled and backfill runs), so quote them."""
-    return f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    return f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
 
 def task_state(api: local_airflow.AirflowAPI, run_id: str, task_id: str) -> str | None:
@@ -76,9 +76,11 @@ def wait_deferred(api: local_airflow.AirflowAPI, run_id: str, task_id: str = "wa
     )
 
 
-def wait_finished(api: local_airflow.AirflowAPI, run_id: str, timeout: float = 420) -> dict[str, Any]:
+def wait_finished(
+    api: local_airflow.AirflowAPI, run_id: str, timeout: float = 420, dag_id: str = DAG_ID
+) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
-        run = api.get(run_path(run_id))
+        run = api.get(run_path(run_id, dag_id))
         return run if run["state"] in FINISHED else None
 
     run: dict[str, Any] = wait_for(f"run {run_id} to finish", finished, timeout)

@@ -8,8 +8,11 @@ scheduler. A tap subscription on the requests topic counts every request ever pu
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from e2e.scheduler import (
     wait_finished,
 )
 from helpers import prediction_count, ready_players, request_ids, run_history
+from local_airflow import AirflowAPIError
 from nba_phase5 import config
 from nba_phase5.bq import run_query
 from nba_phase5.clients import bigquery_client, publisher_client
@@ -126,3 +130,29 @@ def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, cl
     assert prediction_count(client, DAY) == len(event_run["ready"])
     [row] = run_history(client, DAY)
     assert (row["status"], row["triggered_by"]) == ("success", "pubsub")
+
+
+def test_phase6_ran_once_on_the_asset_however_often_the_run_was_cleared(event_run, api, airflow) -> None:  # type: ignore[no-untyped-def]
+    """After the batch and the two clears above (each reran record_batch_run and the hand-off)."""
+    deadline = time.monotonic() + 180
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(AirflowAPIError):  # 404 until the DAG processor has parsed it
+            runs = api.get("/dags/phase6_consumer/dagRuns")["dag_runs"]
+        if runs and all(r["state"] in ("success", "failed") for r in runs):
+            break
+        time.sleep(2)
+    assert [(r["run_type"], r["state"]) for r in runs] == [("asset_triggered", "success")]
+    [ti] = api.get(f"/dags/phase6_consumer/dagRuns/{runs[0]['dag_run_id']}/taskInstances")["task_instances"]
+    returned = api.get(
+        f"/dags/phase6_consumer/dagRuns/{runs[0]['dag_run_id']}/taskInstances/{ti['task_id']}/xcomEntries/return_value"
+    )["value"]
+    [extra] = returned["events"]
+    assert (extra["game_date"], extra["status"]) == (DAY.isoformat(), "success")
+    assert extra["message_id"]
+    # the task process imported the package (and found include/) in the bundle, not in the checkout
+    bundle_dags = Path(airflow.composer) / "dags"
+    assert Path(returned["package"]).is_relative_to(bundle_dags), returned["package"]
+    assert Path(returned["include"]) == bundle_dags / "nba_phase5" / "include"
+    states = task_states(api, RUN_ID)
+    assert states["hand_off_to_phase6"] == "skipped"  # the clears' reruns: already announced

@@ -64,7 +64,9 @@ def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-d
 @integration
 def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
     first = provision("fresh-project")
-    assert len(first.created) == 3 + 3 + bigquery_resources()  # topics, subscriptions, datasets and tables
+    # 4 topics (Phase 4's, the requests, their dead letters, Phase 5's completion), 4 subscriptions
+    # (the trigger's and, on the emulators, the local worker's, the dead letters' and Phase 6's stand-in)
+    assert len(first.created) == 4 + 4 + bigquery_resources()
     assert first.existing == []
     assert provision("fresh-project").created == []
 
@@ -74,7 +76,12 @@ def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type
     from nba_phase5.clients import publisher_client, subscriber_client
 
     publisher = publisher_client()
-    for topic in ("nba-phase4-precompute-complete", "prediction-request-prod", "prediction-request-dlq"):
+    for topic in (
+        "nba-phase4-precompute-complete",
+        "prediction-request-prod",
+        "prediction-request-dlq",
+        "nba-phase5-predictions-complete",
+    ):
         assert publisher.get_topic(topic=publisher.topic_path(stack.project, topic)).name.endswith(topic)
     with subscriber_client() as subscriber:
         for name, topic, deadline in (
@@ -110,6 +117,7 @@ def test_the_local_worker_subscription_exists_only_on_the_emulators() -> None:
         "nba-phase5-trigger-sub",
         config.PREDICTION_REQUESTS_SUBSCRIPTION,
         config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION,
+        config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION,  # stands in for the Phase 5→6 orchestrator
     }
     assert set(subscriptions(emulators=False)) == {"nba-phase5-trigger-sub"}
     assert subscriptions(emulators=False)["nba-phase5-trigger-sub"] == ("nba-phase4-precompute-complete", 60)

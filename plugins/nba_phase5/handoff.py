@@ -1,0 +1,131 @@
+"""The hand-off to Phase 6: one completion message per batch, and the asset event Airflow DAGs run on.
+
+A batch that ends ``success`` or ``partial`` is announced once on ``nba-phase5-predictions-complete``
+in the platform's completion envelope (``UnifiedPubSubPublisher.publish_completion``, PLATFORM.md
+section 7), which the platform's Phase 5→6 orchestrator reads (``game_date``, ``status``,
+``correlation_id``, ``execution_id``, ``metadata.completion_pct`` / ``completed_predictions`` /
+``batch_id``). The batch is then written to this package's ``phase5_handoffs`` table, which every later
+try reads first: a dedup rerun (``skipped``) or a cleared hand-off skips instead of announcing again,
+and a skipped task emits no asset event. Killed between Pub/Sub accepting the message and that row
+being written, a retry announces the batch a second time (the platform's consumer is idempotent per
+date); that window is one streaming insert long.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from nba_phase5 import config
+
+ANNOUNCED_STATUSES = ("success", "partial")
+
+
+def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The platform's completion envelope for the run-history ``row`` ``record_batch_run`` wrote."""
+    from nba_phase5.run_history import OUTPUT_DATASET, OUTPUT_TABLE
+
+    figures = json.loads(row["summary"]) if isinstance(row.get("summary"), str) else dict(row.get("summary") or {})
+    phase4 = json.loads(row["trigger_message_data"]) if row.get("trigger_message_data") else {}
+    batch = figures.get("batch_id") or row["run_id"]
+    predicted, missing = int(figures.get("players_predicted") or 0), int(figures.get("players_missing") or 0)
+    message = {
+        "processor_name": config.PHASE5_PROCESSOR,
+        "phase": config.COMPLETION_PHASE,
+        "execution_id": batch,
+        "correlation_id": phase4.get("run_id") or batch,  # Phase 4's run id traces the whole pipeline
+        "game_date": str(row["data_date"]),
+        "output_table": OUTPUT_TABLE,
+        "output_dataset": OUTPUT_DATASET,
+        "status": row["status"],
+        "record_count": predicted,
+        "records_failed": missing,
+        "timestamp": now.isoformat(),
+        "duration_seconds": row.get("duration_seconds"),
+        "trigger_source": row.get("trigger_source"),
+        "trigger_message_id": row.get("trigger_message_id"),
+        "metadata": {
+            "batch_id": batch,
+            "run_id": row["run_id"],
+            "expected_predictions": figures.get("players_ready"),
+            "completed_predictions": predicted,
+            "failed_predictions": missing,
+            "completion_pct": figures.get("completion_pct"),
+            "players_total": figures.get("players_total"),
+            "degraded": figures.get("degraded"),
+            "triggered_by": row.get("triggered_by"),
+        },
+    }
+    return {key: value for key, value in message.items() if value is not None}
+
+
+def already_announced(hook: Any, game_date: str, batch_id: str) -> dict[str, Any] | None:
+    """The hand-off row of ``batch_id`` on ``game_date``, if it was announced."""
+    rows = hook.query_rows(
+        (config.include_dir() / "sql" / "handoff_find.sql").read_text(),
+        {"game_date": {"type": "DATE", "value": game_date}, "batch_id": {"type": "STRING", "value": batch_id}},
+    )
+    return rows[0] if rows else None
+
+
+def record_announcement(client: Any, message: dict[str, Any], message_id: str, run_id: str) -> None:
+    """Write the batch's hand-off row (a streaming insert, de-duplicated on the batch id)."""
+    table = f"{client.project}.{config.HANDOFF_TABLE}"
+    row = {
+        "game_date": message["game_date"],
+        "batch_id": message["execution_id"],
+        "run_id": run_id,
+        "status": message["status"],
+        "message_id": message_id,
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    errors = client.insert_rows_json(table, [row], row_ids=[message["execution_id"]])
+    if errors:
+        raise RuntimeError(
+            f"batch {message['execution_id']} was announced (message {message_id}) but not recorded "
+            f"in {table}: {errors[:3]}"
+        )
+
+
+def predictions_asset() -> Any:
+    """The asset a finished batch updates (``outlets`` of the hand-off task, ``schedule`` of Phase 6)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=config.PREDICTIONS_ASSET_URI)
+
+
+def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
+    """Announce this run's batch to Phase 6, once; skip (no message, no asset event) otherwise."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from nba_phase5.batch import bq_hook
+    from nba_phase5.hooks.pubsub import BatchPublishHook
+
+    status = (row or {}).get("status")
+    if row is None or status not in ANNOUNCED_STATUSES:
+        raise AirflowSkipException(f"Nothing to hand off to Phase 6: the run ended {status or 'unrecorded'}")
+    message = completion_message(row, now=datetime.now(UTC))
+    hook = bq_hook()
+    earlier = already_announced(hook, message["game_date"], message["execution_id"])
+    if earlier:
+        raise AirflowSkipException(
+            f"Batch {message['execution_id']} was already announced to Phase 6 "
+            f"(message {earlier['message_id']}, run {earlier['run_id']})"
+        )
+    publisher = BatchPublishHook(gcp_conn_id=config.GCP_CONN_ID)
+    result = publisher.publish_batch(
+        project_id=hook.project_id,
+        topic=config.PHASE5_COMPLETE_TOPIC,
+        messages=[(json.dumps(message, default=str).encode(), {})],
+        timeout=60.0,
+    )
+    if not result.accepted:
+        # Not known to be accepted (an unanswered publish is not resent by the hook): the task's retry
+        # looks again, and announces the batch if nothing says it was.
+        raise RuntimeError(f"Pub/Sub did not accept the Phase 6 hand-off: {result.errors}")
+    message_id = result.accepted[0][1]
+    record_announcement(hook.get_client(project_id=hook.project_id), message, message_id, str(context["run_id"]))
+    extra = {"game_date": message["game_date"], "status": message["status"], "batch_id": message["execution_id"]}
+    context["outlet_events"][predictions_asset()].extra = {**extra, "message_id": message_id}
+    return {**extra, "message_id": message_id, "topic": config.PHASE5_COMPLETE_TOPIC}
