@@ -212,7 +212,10 @@ class AirflowAPIError(RuntimeError):
 def _postgres_bin(tool: str) -> str:
     found = shutil.which(tool) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)), None)
     if not found:
-        raise StackError(f"PostgreSQL's {tool} is missing: apt-get install postgresql (.ci/run does it when absent)")
+        raise StackError(
+            f"PostgreSQL's {tool} is missing: apt-get install postgresql (make up and make test do that when it "
+            "is absent: tools/system_deps.sh)"
+        )
     return found
 
 

@@ -13,7 +13,7 @@ from e2e.scheduler import DAG_ID
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 SCREENSHOT = localstack.LOCAL / "e2e" / "dag-grid.png"
-# The machine's Chromium (Debian package `chromium`; .ci/run installs it): no browser download.
+# The machine's Chromium (Debian package `chromium`; make test installs it: tools/system_deps.sh): no browser download.
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,7 +29,7 @@ def test_login_and_grid_show_the_task_groups(airflow, tmp_path: Path) -> None:  
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "no Chromium on PATH: apt-get install chromium (.ci/run does it when absent)"
+    assert chromium, "no Chromium on PATH: make test installs it (tools/system_deps.sh)"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
     with sync_playwright() as playwright:
