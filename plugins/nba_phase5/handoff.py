@@ -4,7 +4,8 @@ A batch that ends ``success`` or ``partial`` is announced once on ``nba-phase5-p
 in the platform's completion envelope (``UnifiedPubSubPublisher.publish_completion``, PLATFORM.md
 section 7), which the platform's Phase 5→6 orchestrator reads (``game_date``, ``status``,
 ``correlation_id``, ``execution_id``, ``metadata.completion_pct`` / ``completed_predictions`` /
-``batch_id``). The batch is then written to this package's ``phase5_handoffs`` table, which every later
+``batch_id``). Backfill runs announce nothing, as the platform's publisher skips downstream in backfill
+mode. The batch is then written to this package's ``phase5_handoffs`` table, which every later
 try reads first: a dedup rerun (``skipped``) or a cleared hand-off skips instead of announcing again,
 and a skipped task emits no asset event. Killed between Pub/Sub accepting the message and that row
 being written, a retry announces the batch a second time (the platform's consumer is idempotent per
@@ -105,6 +106,9 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     status = (row or {}).get("status")
     if row is None or status not in ANNOUNCED_STATUSES:
         raise AirflowSkipException(f"Nothing to hand off to Phase 6: the run ended {status or 'unrecorded'}")
+    if row.get("backfill_mode"):
+        # The platform's publisher skips downstream in backfill mode: a backfilled date starts no export.
+        raise AirflowSkipException("Backfill run: the platform does not start Phase 6 from backfills")
     message = completion_message(row, now=datetime.now(UTC))
     hook = bq_hook()
     earlier = already_announced(hook, message["game_date"], message["execution_id"])

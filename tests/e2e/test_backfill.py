@@ -43,6 +43,8 @@ def test_backfill_over_three_dates_records_one_backfill_row_per_date(stack, airf
     for run in runs:
         game_day = date.fromisoformat(run["logical_date"][:10])
         sensor_states[game_day] = task_state(api, run["dag_run_id"], "wait_for_phase4_event")
+        # the platform starts no downstream phase from a backfill: no Phase 6 message, no asset event
+        assert task_state(api, run["dag_run_id"], "hand_off_to_phase6") == "skipped"
         if game_day != OFF_DAY:
             sensor = api.get(
                 f"{run_path(run['dag_run_id'])}/taskInstances/wait_for_phase4_event/xcomEntries/return_value"

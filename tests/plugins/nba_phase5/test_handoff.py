@@ -73,6 +73,11 @@ def test_a_run_that_did_not_finish_a_batch_hands_nothing_off(status: str) -> Non
         handoff.announce({"run_id": "r"}, _row(status))
 
 
+def test_a_backfilled_batch_starts_no_phase6_export() -> None:
+    with pytest.raises(AirflowSkipException, match="backfills"):
+        handoff.announce({"run_id": "r"}, {**_row(), "backfill_mode": True})
+
+
 def _context(run_id: str) -> dict[str, Any]:
     return {"run_id": run_id, "outlet_events": defaultdict(lambda: SimpleNamespace(extra={}))}
 
