@@ -80,7 +80,9 @@ class InjectingPublisher:
     def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
         from google.api_core.exceptions import ServiceUnavailable
 
-        rid = attributes["request_id"]
+        rid = attributes.get("request_id")
+        if rid is None:  # not a prediction request (the Phase 6 hand-off): passed through untouched
+            return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
         self.attempts[rid] += 1
         if rid in self.fail_ids and self.attempts[rid] <= self.failures:
             self.injected += 1
