@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tools")]
 
 import localstack  # noqa: E402
+from nba_phase5.config import FAN_OUT  # noqa: E402
 from nba_phase5.config import PREDICTION_REQUESTS_TOPIC as REQUESTS_TOPIC  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -320,24 +321,24 @@ def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: l
 
 def partition_pruning() -> dict[str, Any]:
     """Statically: every read of a partitioned table filters on its partition column (SQLGlot)."""
-    import jinja2
     import sqlglot
     from sqlglot import exp
 
+    from nba_phase5 import config
     from nba_phase5.phase4_publisher import COUNT_READY_SQL
+    from nba_phase5.sql import render
     from nba_phase5.status import ALERTS_SQL, PREDICTIONS_SQL, RUNS_SQL
     from nba_phase5.worker import FEATURES_SQL
 
     specs = {p.stem: json.loads(p.read_text()) for p in (ROOT / "include" / "schemas").glob("*.json")}
     partition = {name.split(".")[1]: spec["time_partitioning"]["field"] for name, spec in specs.items()}
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "include" / "sql")), autoescape=False)  # noqa: S701 - SQL, not HTML
-    queries = {p.name: env.get_template(p.name).render() for p in sorted((ROOT / "include" / "sql").glob("[!_]*.sql"))}
+    queries = {p.name: render(p.name) for p in sorted((ROOT / "include" / "sql").glob("[!_]*.sql"))}
     queries |= {
-        "phase4_publisher.COUNT_READY_SQL": COUNT_READY_SQL.format(table="p.nba_predictions.ml_feature_store_v2"),
-        "status.RUNS_SQL": RUNS_SQL.format(table="p.nba_reference.processor_run_history"),
-        "status.PREDICTIONS_SQL": PREDICTIONS_SQL.format(table="p.nba_predictions.player_prop_predictions"),
-        "status.ALERTS_SQL": ALERTS_SQL.format(table="p.nba_reference.pipeline_alerts"),
-        "worker.FEATURES_SQL": FEATURES_SQL.format(table="p.nba_predictions.ml_feature_store_v2"),
+        "phase4_publisher.COUNT_READY_SQL": COUNT_READY_SQL.format(table=f"p.{config.FEATURE_STORE_TABLE}"),
+        "status.RUNS_SQL": RUNS_SQL.format(table=f"p.{config.RUN_HISTORY_TABLE}"),
+        "status.PREDICTIONS_SQL": PREDICTIONS_SQL.format(table=f"p.{config.PREDICTIONS_TABLE}"),
+        "status.ALERTS_SQL": ALERTS_SQL.format(table=f"p.{config.ALERTS_TABLE}"),
+        "worker.FEATURES_SQL": FEATURES_SQL.format(table=f"p.{config.FEATURE_STORE_TABLE}"),
     }
     reads, pruned, unpruned = 0, 0, []
     for name, sql in queries.items():
@@ -471,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             from nba_phase5.provisioning import provision
 
             provision(project)
-            for argv_ in (["db", "migrate"], ["pools", "set", "prediction_fanout", "4", "bench"]):
+            for argv_ in (["db", "migrate"], ["pools", "set", *FAN_OUT.pool_set_args()]):
                 subprocess.run([str(VENV_BIN / "airflow"), *argv_], env=env, check=True, capture_output=True)
             results: dict[str, Any] = {
                 "measured_at": datetime.now(UTC).isoformat(),

@@ -15,47 +15,33 @@ request per ready player, retry the stragglers, record the run and alert on prob
   A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is not sent again by
   a retry, a clear or a straggler round (a fan-out killed mid-batch: at most two chunks).
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
-* **Phase 6**: a `success` or `partial` batch is announced once on `nba-phase5-predictions-complete` and
-  updates the `nba_phase5_predictions` asset (`hand_off_to_phase6`).
+* **Phase 6**: a `success` or `partial` batch is announced once on Phase 5's completion topic and
+  updates the predictions asset (`hand_off_to_phase6`).
 * **SLA**: a run not finished by 10:00 ET on its game date raises a critical alert (a deadline alert).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
 
-from nba_phase5 import batch, config, dag_params, handoff, run_history, sla
+from nba_phase5 import batch, config, dag_params, handoff, query_params, run_history, sla, sql
 from nba_phase5.bq import api_query_parameters
+from nba_phase5.config import ALERTS, TASKS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
 from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
-HAND_OFF_DOC = """Publishes the batch's completion message on `nba-phase5-predictions-complete` (the platform's
-envelope, read by its Phase 5→6 orchestrator) and updates the `nba_phase5_predictions` asset, once per
-batch: a batch already in `nba_reference.phase5_handoffs` is skipped, so clearing this task (or a dedup
-rerun) never announces twice. Skipped, too, when the run did not end `success` or `partial`."""
-GAME_DATE = "{{ ti.xcom_pull(task_ids='resolve_game_day', key='game_date') }}"
-BATCH_STARTED_AT = "{{ ti.xcom_pull(task_ids='check_batch_status', key='batch_started_at') }}"
-REQUEST_PARAMS = {
-    "game_date": {"type": "DATE", "value": GAME_DATE},
-    "force": {"type": "BOOL", "value": "{{ params.force | string | lower }}"},
-    "batch_started_at": {"type": "TIMESTAMP", "value": BATCH_STARTED_AT},
-    "in_flight_seconds": {"type": "INT64", "value": "{{ (params.in_flight_minutes * 60) | round | int }}"},
-}
-READINESS_PARAMS: dict[str, dict[str, object]] = {
-    "game_date": {"type": "DATE", "value": GAME_DATE},
-    "phase4_processor": {"type": "STRING", "value": config.PHASE4_PROCESSOR},
-    "phase4_ran_statuses": {"type": "ARRAY<STRING>", "value": list(config.PHASE4_RAN_STATUSES)},
-    "min_ready_players": {"type": "INT64", "value": "{{ params.min_ready_players }}"},
-    "min_ready_pct": {"type": "FLOAT64", "value": "{{ params.min_ready_pct }}"},
-    "degraded_min_players": {"type": "INT64", "value": "{{ params.degraded_min_players }}"},
-}
+HAND_OFF_DOC = f"""Publishes the batch's completion message on `{config.PHASE5_COMPLETE_TOPIC}` (the platform's
+envelope, read by its Phase 5→6 orchestrator) and updates the `{config.PREDICTIONS_ASSET_NAME}` asset, once per
+batch: a batch already in `{config.HANDOFF_TABLE}` is skipped, so clearing this task (or a dedup rerun) never
+announces twice. Skipped, too, when the run did not end `success` or `partial`."""
 REQUEST_TOPIC = f"{{{{ var.value.get('{config.REQUEST_TOPIC_VARIABLE}', '{config.PREDICTION_REQUESTS_TOPIC}') }}}}"
 LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
 
@@ -73,60 +59,66 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
     # Predictions by 10:00 ET on the game date, or a critical alert (the plan's SLA).
     deadline=sla.deadline_alerts(),
     template_searchpath=[str(config.include_dir() / "sql")],
-    user_defined_macros={"phase4_not_ready": batch.phase4_not_ready_message},
+    user_defined_macros={**sql.macros(), "phase4_not_ready": batch.phase4_not_ready_message},
     tags=["nba", "phase5", "predictions"],
     doc_md=__doc__,
     default_args={
         "owner": "nba-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": PipelineAlertNotifier(severity="error"),
+        "on_failure_callback": PipelineAlertNotifier(severity=ALERTS.task_failed),
     },
     params=dag_params.trigger_form(),
 )
 def nba_phase5_predictions() -> None:
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    @task.short_circuit(task_id=TASKS.game_day, ignore_downstream_trigger_rules=False)
     def resolve_game_day(**context) -> bool:  # type: ignore[no-untyped-def]
-        """Resolve the game date (param or run date, Eastern); an off day ends the run here."""
+        """Resolve the game date (param or run date, Eastern) and claim its batch; an off day ends the run here."""
         return batch.resolve_game_day(context)
 
-    @task.branch
-    def check_batch_status(**context) -> str:  # type: ignore[no-untyped-def]
+    @task.branch(task_id=TASKS.batch_status)
+    def check_batch_status(claims: list, **context) -> str:  # type: ignore[no-untyped-def,type-arg]
         """Dedup first: a day already complete is skipped at once (unless `force`), without waiting."""
-        return batch.check_batch_status(context)
+        return batch.check_batch_status(context, claims)
+
+    # resolve_game_day pushes the date, the date's claims and when this run's batch began (its first claim).
+    game_day: Any = resolve_game_day()
+    game_date, batch_started_at = game_day["game_date"], game_day["batch_started_at"]
+    status = check_batch_status(game_day["claims"])
 
     skip_already_complete = EmptyOperator(
-        task_id="skip_already_complete", doc_md="Every ready player already had an active prediction."
+        task_id=TASKS.already_complete, doc_md="Every ready player already had an active prediction."
     )
     skip_concurrent_run = EmptyOperator(
-        task_id="skip_concurrent_run",
+        task_id=TASKS.concurrent_run,
         doc_md="Another live run of this game date holds its batch: this run publishes nothing and is recorded "
         "`skipped`. Once that run ends, a new run (or clearing this one) dedups as usual.",
     )
     wait_for_phase4_event = Phase4EventSensor(
-        task_id="wait_for_phase4_event",
-        game_date=GAME_DATE,
+        task_id=TASKS.event,
+        game_date=game_date,
         deadline_clock="{{ params.event_deadline }}",
         wait_seconds="{{ params.event_wait_seconds }}",
         skip_wait="{{ params.skip_event_wait }}",
         doc_md="Deferrable wait for Phase 4's event; at 06:00 PT the run goes on (the backup path).",
     )
 
-    @task_group(group_id="phase4_readiness")
+    @task_group(group_id=TASKS.readiness_group)
     def phase4_readiness() -> None:
         """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
+        readiness = query_params.readiness(game_date)
         wait_for_phase4_ready = BigQueryPollSensor(
-            task_id="wait_for_phase4_ready",
+            task_id=TASKS.readiness_wait,
             sql="phase4_readiness.sql",
-            query_params=READINESS_PARAMS,
+            query_params=readiness,
             timeout_minutes="{{ params.phase4_wait_minutes }}",
             poll_interval_seconds="{{ params.poll_interval_seconds }}",
             doc_md="Polls Phase 4's run row and ready counts until ready (≥ 80 % or ≥ 100) or the wait runs out.",
         )
         check_phase4_ready = Phase4GateOperator(
-            task_id="check_phase4_ready",
+            task_id=TASKS.readiness_gate,
             sql="phase4_gate.sql",
-            query_params=api_query_parameters(READINESS_PARAMS),
+            query_params=api_query_parameters(readiness),
             use_legacy_sql=False,
             deferrable=True,
             # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
@@ -137,15 +129,17 @@ def nba_phase5_predictions() -> None:
             max_retry_delay=timedelta(minutes=3),
             on_failure_callback=Phase4GateNotifier(
                 not_ready=PipelineAlertNotifier(
-                    severity="critical", message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+                    severity=ALERTS.phase4_not_ready,
+                    message="{{ phase4_not_ready(ti, params) }}",
+                    include_exception=False,
                 ),
-                unavailable=PipelineAlertNotifier(severity="error", message=UNAVAILABLE_MESSAGE),
+                unavailable=PipelineAlertNotifier(severity=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
             ),
             doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
             "A BigQuery error is retried, and only an error alert if it persists.",
         )
 
-        @task
+        @task(task_id=TASKS.readiness_verdict)
         def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
             """Fully ready, or degraded with the ready players (a warning alert says so)."""
             return batch.proceed_with_ready_players(readiness, context)
@@ -153,86 +147,84 @@ def nba_phase5_predictions() -> None:
         check = wait_for_phase4_ready >> check_phase4_ready
         check >> proceed_with_ready_players(wait_for_phase4_ready.output)  # type: ignore[arg-type]
 
-    fan_out_requests = PredictionFanOutOperator(
-        task_id="fan_out_requests",
-        game_date=GAME_DATE,
-        force="{{ params.force }}",
-        batch_started_at=BATCH_STARTED_AT,
-        in_flight_minutes="{{ params.in_flight_minutes }}",
-        chunk_size="{{ params.fan_out_chunk_size }}",
-        topic=REQUEST_TOPIC,
-        line_table=LINE_TABLE,
+    def fan_out(task_id: str, **kwargs: object) -> PredictionFanOutOperator:
+        """A fan-out of this run's batch: the first one, or a straggler round's republish."""
+        return PredictionFanOutOperator(
+            task_id=task_id,
+            game_date=game_date,
+            force="{{ params.force }}",
+            batch_started_at=batch_started_at,
+            in_flight_minutes="{{ params.in_flight_minutes }}",
+            chunk_size="{{ params.fan_out_chunk_size }}",
+            topic=REQUEST_TOPIC,
+            line_table=LINE_TABLE,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    fan_out_requests = fan_out(
+        TASKS.fan_out,
         check_holder=True,
-        pool="prediction_fanout",
+        pool=config.FAN_OUT.pool,
         # Well inside the in-flight window, so a retry skips every request the killed try had recorded.
         retry_delay=timedelta(seconds=30),
         doc_md="Publishes one request per ready player still missing its prediction and not in flight "
         "(with force: a new generation for everyone), recording each accepted request in the ledger.",
     )
 
-    @task_group(group_id="retry_stragglers")
+    @task(task_id=TASKS.verify)
+    def verify_completion(last_wait: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+        """Completion % after the rounds; a warning alert when too many players still lack a prediction."""
+        return batch.verify_completion(context, last_wait)
+
+    @task_group(group_id=TASKS.retry_group)
     def retry_stragglers() -> None:
         """Wait for predictions, republish only the missing players, N rounds, then verify."""
-        previous = None
+        coverage = query_params.templated_prediction_state(game_date, batch_started_at)
+        previous, earlier = None, None
         for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
             wait = BigQueryPollSensor(
-                task_id=f"wait_for_predictions_{round_number}",
+                task_id=TASKS.wait_round(round_number),
                 sql="prediction_coverage.sql",
-                query_params=REQUEST_PARAMS,
+                query_params=coverage,
                 timeout_minutes="{{ params.straggler_wait_minutes }}",
                 poll_interval_seconds="{{ params.poll_interval_seconds }}",
                 progress_column="players_complete",
                 settle_polls="{{ params.straggler_settle_polls }}",
                 settle_blocked_by="players_in_flight",
-                covered_by=batch.wait_task(round_number - 1) if round_number > 1 else None,
+                earlier_result=earlier,
                 doc_md="Waits until predictions cover the ready players, the workers go quiet with nothing in flight, "
                 "or the wait runs out.",
             )
             if previous is not None:
                 previous >> wait
             if round_number > batch.STRAGGLER_ROUNDS:
-                wait >> verify_completion()
+                verify_completion(wait.output)  # type: ignore[arg-type]
                 break
-            republish = PredictionFanOutOperator(
-                task_id=f"republish_round_{round_number}",
-                game_date=GAME_DATE,
-                force="{{ params.force }}",
-                batch_started_at=BATCH_STARTED_AT,
-                in_flight_minutes="{{ params.in_flight_minutes }}",
-                chunk_size="{{ params.fan_out_chunk_size }}",
-                topic=REQUEST_TOPIC,
-                line_table=LINE_TABLE,
-                covered_by=batch.wait_task(round_number),
+            previous = fan_out(
+                TASKS.republish_round(round_number),
+                coverage=wait.output,
                 doc_md="Republishes only the players whose predictions are still missing and whose requests are "
                 "older than the in-flight window (presumed lost).",
             )
-            wait >> republish
-            previous = republish
-
-    @task
-    def verify_completion(**context) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        """Completion % after the rounds; a warning alert when too many players still lack a prediction."""
-        return batch.verify_completion(context)
+            earlier = wait.output
 
     batch_done = EmptyOperator(
-        task_id="batch_done",
+        task_id=TASKS.batch_done,
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         doc_md="Joins the fan-out path and the already-complete path; fails the run when the batch failed.",
     )
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(task_id=TASKS.record, trigger_rule=TriggerRule.ALL_DONE)
     def record_batch_run(**context) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
         """Finish this run's row in processor_run_history, whatever happened (rerun-safe)."""
         return run_history.record_batch_run(context)
 
-    @task(outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
+    @task(task_id=TASKS.hand_off, outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
     def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
         """Announce a success or partial batch to Phase 6 once: the completion message and the asset event."""
         return handoff.announce(context, row)
 
-    status = check_batch_status()
     stragglers = retry_stragglers()
-    resolve_game_day() >> status
     status >> [skip_already_complete, skip_concurrent_run] >> batch_done
     status >> wait_for_phase4_event >> phase4_readiness() >> fan_out_requests >> stragglers >> batch_done
     recorded = record_batch_run()

@@ -96,7 +96,7 @@ class InjectingPublisher:
 
 
 def render_sql(dag: Any, name: str) -> str:
-    rendered: str = dag.get_template_env().get_template(name).render()
+    rendered: str = dag.get_template_env().get_template(name).render(**dag.user_defined_macros)
     return rendered
 
 
@@ -280,13 +280,13 @@ FAST = {
 
 def coverage_params(day: date, *, force: bool = False, in_flight_minutes: float = 10.0) -> dict[str, Any]:
     """The query parameters of prediction_coverage.sql / missing_requests.sql for a batch started now."""
-    from nba_phase5.batch import prediction_state_params
+    from nba_phase5 import query_params
 
-    return prediction_state_params(
+    return query_params.prediction_state(
         day.isoformat(),
         force=force,
         batch_started_at=datetime.now(UTC).isoformat(),
-        in_flight_minutes=in_flight_minutes,
+        in_flight_seconds=query_params.in_flight_seconds(in_flight_minutes),
     )
 
 

@@ -50,7 +50,7 @@ def test_official_airflow_3_services_on_postgres(compose: dict[str, Any]) -> Non
             assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     assert "python -m nba_phase5 provision" in services["airflow-init"]["command"][-1]
-    assert "prediction_fanout" in services["airflow-init"]["command"][-1]
+    assert "FAN_OUT.pool_set_args()" in services["airflow-init"]["command"][-1]  # the pool, from config
 
 
 def test_airflow_runs_the_composer_bundle_and_only_local_tools_see_the_whole_package(compose: dict[str, Any]) -> None:

@@ -59,6 +59,14 @@ AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package i
 """
 
 
+def pool_args() -> tuple[str, str, str]:
+    """``airflow pools set`` arguments for the fan-out pool, from the package's settings (nba_phase5.config)."""
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from nba_phase5.config import FAN_OUT
+
+    return FAN_OUT.pool_set_args()
+
+
 def runtime_modules(source: Path = ROOT / "plugins" / PACKAGE) -> list[Path]:
     """The package's files that go to Composer (relative to the package), without local-only modules."""
     files = []

@@ -51,7 +51,7 @@ OWNED = {"dags": (f"{bundle.PACKAGE}/", *bundle.DAG_FILES), "plugins": (f"{bundl
 #: Where versions before the bundle also wrote, under names other teams may use too: never deleted,
 #: listed so that a person who knows the bucket can delete them.
 SHARED_LEGACY = {"dags": ("include/sql/", "include/schemas/"), "plugins": (".airflowignore",)}
-POOL = ("prediction_fanout", "4", "Bounds concurrent fan-outs")
+
 ENV_NAME = re.compile(r"^[a-z][-a-z0-9]{0,62}[a-z0-9]$")
 LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -208,7 +208,10 @@ def upload(env: str, location: str, project: str, staged: Path, previous: Path |
             ),
             only_if_packages_differ=True,
         ),
-        Step("create the fan-out pool", (*ENVIRONMENTS, "run", env, *where[2:], "pools", "--", "set", *POOL)),
+        Step(
+            "create the fan-out pool",
+            (*ENVIRONMENTS, "run", env, *where[2:], "pools", "--", "set", *bundle.pool_args()),
+        ),
     ]
     package = composer / "dags" / bundle.PACKAGE
     steps.append(

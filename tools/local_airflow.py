@@ -380,7 +380,7 @@ def start_airflow(
     env = airflow.env(stack_env)
     try:
         _run([str(AIRFLOW), "db", "migrate"], env, "airflow db migrate")
-        _run([str(AIRFLOW), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"], env, "pool")
+        _run([str(AIRFLOW), "pools", "set", *bundle.pool_args()], env, "pool")
         for component in COMPONENTS:
             argv = component_argv(component, port)
             airflow.servers.append(_spawn(component, argv, env, log_dir / f"{component}.log"))

@@ -75,11 +75,9 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     if not (home / "airflow.db").exists():
         say("creating the local Airflow metadata DB (.local/airflow)")
     run([str(VENV_BIN / "airflow"), "db", "migrate"], env, capture_output=True)
-    run(
-        [str(VENV_BIN / "airflow"), "pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"],
-        env,
-        capture_output=True,
-    )
+    from nba_phase5.config import FAN_OUT
+
+    run([str(VENV_BIN / "airflow"), "pools", "set", *FAN_OUT.pool_set_args()], env, capture_output=True)
 
 
 def publish_event_later(day: date, project: str, delay: float) -> threading.Thread:

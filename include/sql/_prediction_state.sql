@@ -6,21 +6,21 @@
 -- BigQuery emulator counts them as parameters.)
 ready AS (
   SELECT player_lookup, ANY_VALUE(game_id) AS game_id
-  FROM nba_predictions.ml_feature_store_v2
+  FROM {{ tables.feature_store }}
   WHERE game_date = @game_date
     AND is_production_ready
   GROUP BY player_lookup
 ),
 predicted AS (
   SELECT DISTINCT player_lookup
-  FROM nba_predictions.player_prop_predictions
+  FROM {{ tables.predictions }}
   WHERE game_date = @game_date
     AND is_active
     AND (NOT @force OR created_at >= @batch_started_at)
 ),
 in_flight AS (
   SELECT DISTINCT player_lookup
-  FROM nba_reference.phase5_request_ledger
+  FROM {{ tables.request_ledger }}
   WHERE game_date = @game_date
     AND published_at > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @in_flight_seconds SECOND)
     AND (NOT @force OR published_at >= @batch_started_at)

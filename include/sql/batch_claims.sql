@@ -2,7 +2,7 @@
 -- latest claim orders it, so a cleared run queues behind one already holding the date; its first
 -- claim starts a forced batch's generation, which a cleared forced run keeps.
 SELECT run_id, MAX(claimed_at) AS started_at, MIN(claimed_at) AS first_claimed_at
-FROM nba_reference.phase5_batch_claims
+FROM {{ tables.batch_claims }}
 WHERE game_date = @game_date
 GROUP BY run_id
 ORDER BY started_at, run_id

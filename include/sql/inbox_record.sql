@@ -1,6 +1,6 @@
 -- Record validated Phase 4 events before they are acked: one row per Pub/Sub message id, so a
 -- redelivered or re-pulled message never makes a second row.
-MERGE nba_reference.phase5_event_inbox AS target
+MERGE {{ tables.event_inbox }} AS target
 USING (
   SELECT r.message_id, r.game_date, r.received_at, r.event, r.pulled_for_date
   FROM UNNEST(@rows) AS r

@@ -2,7 +2,7 @@
 -- one row per (processor_name, data_date, run_id). The batch writes it `running` when it starts and
 -- finishes it at the end; rerunning the recorder updates the row, never adds one. Phase 5's own
 -- figures travel in `summary`. Whether the run raised alerts is read from this run's pipeline_alerts rows.
-MERGE nba_reference.processor_run_history AS target
+MERGE {{ tables.run_history }} AS target
 USING (
   SELECT
     @processor_name AS processor_name,
@@ -39,7 +39,7 @@ USING (
         severity ORDER BY CASE severity WHEN 'critical' THEN 4 WHEN 'error' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END DESC
         LIMIT 1
       )[SAFE_OFFSET(0)] AS alert_type
-    FROM nba_reference.pipeline_alerts
+    FROM {{ tables.alerts }}
     WHERE game_date = @data_date
       AND run_id = @run_id
   ) AS alerts

@@ -2,7 +2,7 @@
 -- means it ran (success or partial, by processed_at), and how many players it made production-ready.
 WITH phase4_runs AS (
   SELECT status, processed_at
-  FROM nba_reference.processor_run_history
+  FROM {{ tables.run_history }}
   WHERE data_date = @game_date
     AND processor_name = @phase4_processor
     AND status IN UNNEST(@phase4_ran_statuses)
@@ -13,7 +13,7 @@ phase4_run AS (
 ),
 players AS (
   SELECT COUNTIF(is_production_ready) AS players_ready, COUNT(*) AS players_total
-  FROM nba_predictions.ml_feature_store_v2
+  FROM {{ tables.feature_store }}
   WHERE game_date = @game_date
 ),
 verdict AS (

@@ -13,47 +13,38 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from nba_phase5 import config
+from nba_phase5 import config, query_params, sql
 from nba_phase5.game_day import game_date_for_run
 
 log = logging.getLogger(__name__)
 
-# Task ids: outside tests clear these by id.
-GAME_DAY = "resolve_game_day"
-BATCH_STATUS = "check_batch_status"
-EVENT = "wait_for_phase4_event"
-READINESS_GROUP = "phase4_readiness"
-READINESS_WAIT = f"{READINESS_GROUP}.wait_for_phase4_ready"
-READINESS_GATE = f"{READINESS_GROUP}.check_phase4_ready"
-READINESS_VERDICT = f"{READINESS_GROUP}.proceed_with_ready_players"
-FAN_OUT = "fan_out_requests"
-ALREADY_COMPLETE = "skip_already_complete"
-CONCURRENT = "skip_concurrent_run"
-RETRY_GROUP = "retry_stragglers"
-VERIFY = f"{RETRY_GROUP}.verify_completion"
+# The full ids (``group.task``) of the tasks this module's functions read or branch to (config.TASKS).
+TASKS = config.TASKS
+GAME_DAY = TASKS.game_day
+BATCH_STATUS = TASKS.batch_status
+EVENT = TASKS.event
+READINESS_WAIT = TASKS.in_group(TASKS.readiness_group, TASKS.readiness_wait)
+READINESS_GATE = TASKS.in_group(TASKS.readiness_group, TASKS.readiness_gate)
+READINESS_VERDICT = TASKS.in_group(TASKS.readiness_group, TASKS.readiness_verdict)
+FAN_OUT = TASKS.fan_out
+ALREADY_COMPLETE = TASKS.already_complete
+CONCURRENT = TASKS.concurrent_run
+VERIFY = TASKS.in_group(TASKS.retry_group, TASKS.verify)
 STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
 
 
 def republish_task(round_number: int) -> str:
-    return f"{RETRY_GROUP}.republish_round_{round_number}"
+    return TASKS.in_group(TASKS.retry_group, TASKS.republish_round(round_number))
 
 
 def wait_task(round_number: int) -> str:
-    return f"{RETRY_GROUP}.wait_for_predictions_{round_number}"
+    return TASKS.in_group(TASKS.retry_group, TASKS.wait_round(round_number))
 
 
 def bq_hook() -> Any:
     from nba_phase5.hooks.bigquery import Phase5BigQueryHook
 
     return Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID)
-
-
-def render_sql(name: str, context: Any) -> str:
-    """Render ``include/sql/<name>`` with the task's Jinja environment (``{% include %}`` works)."""
-    task = context["task"]
-    env = task.get_template_env(dag=task.dag) if hasattr(task, "get_template_env") else task.dag.get_template_env()
-    rendered: str = env.get_template(name).render(**context)
-    return rendered
 
 
 def game_date(context: Any) -> str:
@@ -63,29 +54,17 @@ def game_date(context: Any) -> str:
 
 def batch_started_at(context: Any) -> str:
     """When this run first claimed its date (kept across clears): a forced batch's generation begins here."""
-    value: str = context["ti"].xcom_pull(task_ids=BATCH_STATUS, key="batch_started_at")
+    value: str = context["ti"].xcom_pull(task_ids=GAME_DAY, key="batch_started_at")
     return value
 
 
-def prediction_state_params(
-    day: str, *, force: bool, batch_started_at: str, in_flight_minutes: float | str
-) -> dict[str, Any]:
-    """Query parameters of ``_prediction_state.sql`` (prediction_coverage.sql, missing_requests.sql)."""
-    return {
-        "game_date": {"type": "DATE", "value": day},
-        "force": force,
-        "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at},
-        "in_flight_seconds": round(float(in_flight_minutes) * 60),
-    }
-
-
 def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
-    """:func:`prediction_state_params` for this run."""
-    return prediction_state_params(
+    """:func:`nba_phase5.query_params.prediction_state` for this run."""
+    return query_params.prediction_state(
         game_date(context),
         force=force,
         batch_started_at=batch_started_at(context),
-        in_flight_minutes=context["params"]["in_flight_minutes"],
+        in_flight_seconds=query_params.in_flight_seconds(context["params"]["in_flight_minutes"]),
     )
 
 
@@ -107,7 +86,7 @@ def resolve_game_day(context: Any) -> bool:
     started = datetime.now(UTC).isoformat()
     ti.xcom_push(key="started_at", value=started)
     hook = bq_hook()
-    row = hook.query_rows(render_sql("game_day.sql", context), {"game_date": day})[0]
+    row = hook.query_rows(sql.render("game_day.sql"), {"game_date": day})[0]
     games, around = int(row["games"]), int(row["games_around"])
     ti.xcom_push(key="games", value=games)
     ti.xcom_push(key="schedule_outage", value=around == 0)
@@ -123,28 +102,40 @@ def resolve_game_day(context: Any) -> bool:
         log.info("No games on %s: nothing to predict, the run ends here.", day)
         return False
     log.info("Game date %s: %d games scheduled", day, games)
-    from nba_phase5.batch_lease import claim
-
-    claim(hook.get_client(project_id=hook.project_id), day.isoformat(), context["run_id"], started)
+    claim_batch(context, hook, day.isoformat(), started)
     run_history.record(context, running=True)
     return True
 
 
-def check_batch_status(context: Any) -> str:
-    """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``."""
-    from nba_phase5.batch_lease import claims, find_holder, first_claim
+def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
+    """Claim ``day``'s batch for this run; push the date's claims and when this run's batch began.
+
+    The claims (read right after this claim) are what :func:`check_batch_status` judges the holder by;
+    ``batch_started_at`` is this run's first claim, so a cleared run keeps its forced generation.
+    """
+    from nba_phase5.batch_lease import as_xcom, claim, claims, first_claim
+
+    claim(hook.get_client(project_id=hook.project_id), day, context["run_id"], started)
+    rows = as_xcom(claims(day))
+    context["ti"].xcom_push(key="claims", value=rows)
+    context["ti"].xcom_push(key="batch_started_at", value=first_claim(rows, context["run_id"]) or started)
+
+
+def check_batch_status(context: Any, claims: list[dict[str, Any]] | None = None) -> str:
+    """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``.
+
+    ``claims`` are the date's claims as :func:`claim_batch` read them (None: read them now).
+    """
+    from nba_phase5.batch_lease import find_holder
 
     day = game_date(context)
     force = bool(context["params"]["force"])
-    rows = claims(day)
-    first = first_claim(rows, context["run_id"]) or context["ti"].xcom_pull(task_ids=GAME_DAY, key="started_at")
-    context["ti"].xcom_push(key="batch_started_at", value=first)
-    held_by = find_holder(context, day, rows)
+    held_by = find_holder(context, day, claims)
     if held_by:
         context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})
         return CONCURRENT
     # Dedup judges existing predictions of any batch: in-flight requests and generations do not matter here.
-    row = bq_hook().query_rows(render_sql("prediction_coverage.sql", context), coverage_params(context, force=False))[0]
+    row = bq_hook().query_rows(sql.render("prediction_coverage.sql"), coverage_params(context, force=False))[0]
     ready, complete = int(row["players_ready"]), int(row["players_complete"])
     if row["done"]:
         state = "fully_complete"
@@ -203,31 +194,31 @@ def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -
 class BatchIncompleteError(AirflowFailException):
     """The batch ended far from complete: the run fails at once (no retry) and the alert is critical."""
 
-    alert_severity = "critical"
+    alert_severity = config.ALERTS.batch_incomplete
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.alert_message = message
 
 
-def verify_completion(context: Any) -> dict[str, Any]:
+def verify_completion(context: Any, last_wait: dict[str, Any] | None) -> dict[str, Any]:
     """Final coverage after the straggler rounds, judged loudly.
 
     No prediction at all, or completion under ``critical_completion_pct``: critical, the run fails
     (a worker outage must not look like a green day). Under the goal, or more than
-    ``straggler_alert_count`` players missing: a warning, and the run is ``partial``.
+    ``straggler_alert_count`` players missing: a warning, and the run is ``partial``. ``last_wait`` is
+    the last straggler wait's result: when it saw every prediction in place, it is reused.
     """
     from nba_phase5.notifications import warn
     from nba_phase5.sensors.bigquery_poll import covered
 
     params = context["params"]
-    last_wait = context["ti"].xcom_pull(task_ids=wait_task(STRAGGLER_ROUNDS + 1))
     keys = ("players_ready", "players_complete", "players_missing")
     if covered(last_wait):
         # The last wait saw every prediction in place; active predictions only grow, so reuse it.
         row = {k: last_wait[k] for k in keys}
     else:
-        query = render_sql("prediction_coverage.sql", context)
+        query = sql.render("prediction_coverage.sql")
         row = bq_hook().query_rows(query, coverage_params(context, force=bool(params["force"])))[0]
         row = {k: row[k] for k in keys}
     ready, done, missing = (int(row[k]) for k in keys)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nba_phase5 import config
+from nba_phase5 import config, sql
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ def _iso(value: Any) -> str:
 
 def _key(row: dict[str, Any]) -> tuple[str, str]:
     return (_iso(row["started_at"]), str(row["run_id"]))
+
+
+def as_xcom(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``rows`` of :func:`claims` with ISO times: JSON for the task's XCom, ordered the same way."""
+    return [{key: _iso(value) for key, value in row.items()} for row in rows]
 
 
 def first_claim(rows: list[dict[str, Any]], run_id: str) -> str | None:
@@ -96,7 +101,7 @@ def claims(day: str) -> list[dict[str, Any]]:
     from nba_phase5.batch import bq_hook
 
     rows: list[dict[str, Any]] = bq_hook().query_rows(
-        (config.include_dir() / "sql" / "batch_claims.sql").read_text(), {"game_date": {"type": "DATE", "value": day}}
+        sql.render("batch_claims.sql"), {"game_date": {"type": "DATE", "value": day}}
     )
     return rows
 

@@ -7,6 +7,7 @@ merged at once on real BigQuery too.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -142,6 +143,12 @@ def table_schema(table_name: str) -> list[dict[str, Any]]:
     spec = json.loads((config.include_dir() / "schemas" / f"{table_name}.json").read_text())
     fields: list[dict[str, Any]] = spec["schema"]
     return fields
+
+
+@functools.cache
+def parameter_types(table_name: str) -> dict[str, str]:
+    """Each column's query-parameter type, from ``include/schemas`` (JSON travels as STRING, see below)."""
+    return {name: type_ for name, type_, _ in map(_insert_column, table_schema(table_name))}
 
 
 def _insert_column(field: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -69,19 +69,42 @@ PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS = 5
 # Local only: a pull subscription on the dead-letter topic, to inspect what was dead-lettered.
 PREDICTION_REQUESTS_DLQ_SUBSCRIPTION = "prediction-request-dlq-local"
 
-RUN_HISTORY_TABLE = "nba_reference.processor_run_history"
-ALERTS_TABLE = "nba_reference.pipeline_alerts"
-# This package's own durable inbox of Phase 4 events (see include/schemas).
-EVENT_INBOX_TABLE = "nba_reference.phase5_event_inbox"
-# This package's own record of the runs that claimed a date's batch (see include/schemas).
-BATCH_CLAIMS_TABLE = "nba_reference.phase5_batch_claims"
-# This package's own publish ledger: every request Pub/Sub accepted (see include/schemas).
-REQUEST_LEDGER_TABLE = "nba_reference.phase5_request_ledger"
-# This package's own: one row per batch announced to Phase 6 (so a rerun or a clear never announces twice).
-HANDOFF_TABLE = "nba_reference.phase5_handoffs"
-FEATURE_STORE_TABLE = "nba_predictions.ml_feature_store_v2"
-PREDICTIONS_TABLE = "nba_predictions.player_prop_predictions"
-SCHEDULE_TABLE = "nba_raw.nbac_schedule"
+
+@dataclass(frozen=True)
+class Tables:
+    """Every BigQuery table the package reads or writes, as ``dataset.table`` (the SQL in ``include/sql``
+    names them as ``{{ tables.<field> }}``; :mod:`nba_phase5.sql` and the DAG's macros render them)."""
+
+    #: The platform's shared run history (PLATFORM.md §4): Phase 4's row is read, this DAG's is merged.
+    run_history: str = "nba_reference.processor_run_history"
+    #: The platform's alert rows (one per alert, whichever channels delivered it).
+    alerts: str = "nba_reference.pipeline_alerts"
+    #: Phase 4's output: one row per player and date, ``is_production_ready`` says who can be predicted.
+    feature_store: str = "nba_predictions.ml_feature_store_v2"
+    #: The workers' output: one active prediction per player, date and system.
+    predictions: str = "nba_predictions.player_prop_predictions"
+    #: The NBA schedule: an off day has no games on the date.
+    schedule: str = "nba_raw.nbac_schedule"
+    #: This package's own durable inbox of Phase 4 events (see include/schemas).
+    event_inbox: str = "nba_reference.phase5_event_inbox"
+    #: This package's own record of the runs that claimed a date's batch.
+    batch_claims: str = "nba_reference.phase5_batch_claims"
+    #: This package's own publish ledger: every request Pub/Sub accepted.
+    request_ledger: str = "nba_reference.phase5_request_ledger"
+    #: This package's own: one row per batch announced to Phase 6 (a rerun or a clear never announces twice).
+    handoffs: str = "nba_reference.phase5_handoffs"
+
+
+TABLES = Tables()
+RUN_HISTORY_TABLE = TABLES.run_history
+ALERTS_TABLE = TABLES.alerts
+EVENT_INBOX_TABLE = TABLES.event_inbox
+BATCH_CLAIMS_TABLE = TABLES.batch_claims
+REQUEST_LEDGER_TABLE = TABLES.request_ledger
+HANDOFF_TABLE = TABLES.handoffs
+FEATURE_STORE_TABLE = TABLES.feature_store
+PREDICTIONS_TABLE = TABLES.predictions
+SCHEDULE_TABLE = TABLES.schedule
 
 PHASE4_PROCESSOR = "ml_feature_store_v2"
 PHASE5_PROCESSOR = "phase5_coordinator"
@@ -114,6 +137,12 @@ class Thresholds:
     critical_completion_pct: float = 50.0
     #: A request Pub/Sub accepted less than this long ago is in flight: never sent again meanwhile.
     in_flight_minutes: float = 10.0
+    #: How long each straggler round waits for predictions.
+    straggler_wait_minutes: float = 10
+    #: A straggler wait ends after this many polls without progress (none counts while requests are in flight).
+    straggler_settle_polls: int = 3
+    #: How often the deferrable waits ask BigQuery.
+    poll_interval_seconds: float = 60
 
 
 @dataclass(frozen=True)
@@ -126,12 +155,99 @@ class FanOutSettings:
     chunk_size: int = 2500
     #: Pub/Sub attempts per request before the task gives up on it.
     max_publish_attempts: int = 3
+    #: The Airflow pool every first fan-out runs in, its slots and description (make up, make deploy,
+    #: docker compose and make run create it from these).
+    pool: str = "prediction_fanout"
+    pool_slots: int = 4
+    pool_description: str = "Bounds concurrent fan-outs"
+
+    def pool_set_args(self) -> tuple[str, str, str]:
+        """``airflow pools set`` arguments: name, slots, description."""
+        return (self.pool, str(self.pool_slots), self.pool_description)
 
 
 FAN_OUT = FanOutSettings()
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class TaskIds:
+    """The DAG's task ids, written only here: users clear tasks by them and outside checks read them.
+
+    Tasks inside a group are named ``<group>.<task>``: :meth:`in_group` builds that.
+    """
+
+    game_day: str = "resolve_game_day"
+    batch_status: str = "check_batch_status"
+    already_complete: str = "skip_already_complete"
+    concurrent_run: str = "skip_concurrent_run"
+    event: str = "wait_for_phase4_event"
+    readiness_group: str = "phase4_readiness"
+    readiness_wait: str = "wait_for_phase4_ready"
+    readiness_gate: str = "check_phase4_ready"
+    readiness_verdict: str = "proceed_with_ready_players"
+    fan_out: str = "fan_out_requests"
+    retry_group: str = "retry_stragglers"
+    verify: str = "verify_completion"
+    batch_done: str = "batch_done"
+    record: str = "record_batch_run"
+    hand_off: str = "hand_off_to_phase6"
+
+    @staticmethod
+    def wait_round(round_number: int) -> str:
+        """Straggler wait ``round_number`` (1 after the fan-out; the last one precedes the verdict)."""
+        return f"wait_for_predictions_{round_number}"
+
+    @staticmethod
+    def republish_round(round_number: int) -> str:
+        return f"republish_round_{round_number}"
+
+    @staticmethod
+    def in_group(group: str, task_id: str) -> str:
+        return f"{group}.{task_id}"
+
+
+TASKS = TaskIds()
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Which severity each kind of alert has (PLATFORM.md §3: every alert is a row, Slack and e-mail)."""
+
+    #: A task failed for good (after its retries): the default for every task.
+    task_failed: str = "error"
+    #: The gate's definite no: Phase 4 has not run, or fewer than ``degraded_min_players`` are ready.
+    phase4_not_ready: str = "critical"
+    #: The gate could not ask BigQuery (after its retries).
+    gate_unavailable: str = "error"
+    #: After the straggler rounds, no prediction at all or completion below ``critical_completion_pct``.
+    batch_incomplete: str = "critical"
+    #: A run that died without recording itself (timed out, killed).
+    run_died: str = "critical"
+    #: A run not finished by the SLA deadline.
+    deadline_missed: str = "critical"
+    #: Degraded readiness, stragglers above the limit, a schedule that may be missing: the run goes on.
+    warning: str = "warning"
+
+
+ALERTS = AlertPolicy()
+
+
+@dataclass(frozen=True)
+class MonthOneGoals:
+    """The plan's go/no-go goals that ``status`` checks (the design card's month-1 metrics)."""
+
+    #: Phase 4's completion to the first prediction, at worst.
+    latency: timedelta = timedelta(minutes=10)
+    #: Completion above this, every game day.
+    completion_pct: float = DEFAULT_THRESHOLDS.completion_goal_pct
+    #: Consecutive successful overnight (scheduled) runs.
+    consecutive_runs: int = 3
+
+
+GOALS = MonthOneGoals()
 
 
 def project_id(explicit: str | None = None) -> str:

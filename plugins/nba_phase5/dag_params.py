@@ -77,7 +77,7 @@ def _waits() -> dict[str, Any]:
             maximum=LIMITS.phase4_wait_minutes,
         ),
         "straggler_wait_minutes": _param(
-            10,
+            THRESHOLDS.straggler_wait_minutes,
             WAITS,
             "Straggler wait (minutes)",
             "How long each straggler round waits for predictions.",
@@ -86,7 +86,7 @@ def _waits() -> dict[str, Any]:
             maximum=LIMITS.straggler_wait_minutes,
         ),
         "straggler_settle_polls": _param(
-            3,
+            THRESHOLDS.straggler_settle_polls,
             WAITS,
             "Quiet polls that end a straggler wait",
             "End a straggler wait after this many polls without progress (none counts while requests are in flight).",
@@ -104,7 +104,7 @@ def _waits() -> dict[str, Any]:
             maximum=LIMITS.straggler_wait_minutes,
         ),
         "poll_interval_seconds": _param(
-            60,
+            THRESHOLDS.poll_interval_seconds,
             WAITS,
             "BigQuery poll interval (seconds)",
             "How often the deferrable waits ask BigQuery.",

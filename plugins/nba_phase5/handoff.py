@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from nba_phase5 import config
+from nba_phase5 import config, sql
 
 ANNOUNCED_STATUSES = ("success", "partial")
 
@@ -64,7 +64,7 @@ def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
 def already_announced(hook: Any, game_date: str, batch_id: str) -> dict[str, Any] | None:
     """The hand-off row of ``batch_id`` on ``game_date``, if it was announced."""
     rows = hook.query_rows(
-        (config.include_dir() / "sql" / "handoff_find.sql").read_text(),
+        sql.render("handoff_find.sql"),
         {"game_date": {"type": "DATE", "value": game_date}, "batch_id": {"type": "STRING", "value": batch_id}},
     )
     return rows[0] if rows else None

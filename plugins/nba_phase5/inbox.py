@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from nba_phase5 import config
 from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 
 ROW_TYPES = (
@@ -38,7 +37,9 @@ class InboxEntry:
 
 
 def _sql(name: str) -> str:
-    return (config.include_dir() / "sql" / name).read_text()
+    from nba_phase5.sql import render
+
+    return render(name)
 
 
 def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:

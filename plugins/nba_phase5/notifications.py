@@ -24,7 +24,7 @@ from nba_phase5 import config
 
 log = logging.getLogger(__name__)
 SEVERITIES = ("info", "warning", "error", "critical")
-GAME_DAY_TASK = "resolve_game_day"
+GAME_DAY_TASK = config.TASKS.game_day
 #: How much of the message the title (Slack's first line, the e-mail subject) carries.
 TITLE_MESSAGE_CHARS = 120
 
@@ -231,7 +231,7 @@ def raise_alert(
 def warn(context: Any, message: str) -> None:
     """A warning from a step that goes on regardless: failing to record it must not fail the step."""
     try:
-        raise_alert(context, "warning", message)
+        raise_alert(context, config.ALERTS.warning, message)
     except Exception:
         log.exception("Could not record the warning alert: %s", message)
 
@@ -254,7 +254,7 @@ class PipelineAlertNotifier(BaseNotifier):
     def __init__(
         self,
         *,
-        severity: str = "error",
+        severity: str = config.ALERTS.task_failed,
         message: str = "{{ ti.task_id }} failed",
         gcp_conn_id: str = config.GCP_CONN_ID,
         smtp_conn_id: str = config.ALERT_SMTP_CONN_ID,

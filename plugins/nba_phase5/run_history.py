@@ -15,39 +15,14 @@ import socket
 from datetime import UTC, date, datetime
 from typing import Any
 
-from nba_phase5 import batch, config
+from nba_phase5 import batch, config, sql
+from nba_phase5.bq import parameter_types
 
 log = logging.getLogger(__name__)
 PHASE = "phase_5"
 OUTPUT_DATASET, OUTPUT_TABLE = config.PREDICTIONS_TABLE.split(".")
 # triggered_by (what started the batch) → the platform's trigger_source vocabulary.
 TRIGGER_SOURCES = {"pubsub": "pubsub", "scheduler_backup": "scheduler", "manual": "manual", "backfill": "manual"}
-COLUMN_TYPES = {
-    "processor_name": "STRING",
-    "run_id": "STRING",
-    "data_date": "DATE",
-    "season_year": "INT64",
-    "status": "STRING",
-    "records_processed": "INT64",
-    "triggered_by": "STRING",
-    "trigger_source": "STRING",
-    "trigger_message_id": "STRING",
-    "trigger_message_data": "STRING",
-    "started_at": "TIMESTAMP",
-    "processed_at": "TIMESTAMP",
-    "duration_seconds": "FLOAT64",
-    "skipped": "BOOL",
-    "skip_reason": "STRING",
-    "backfill_mode": "BOOL",
-    "force_reprocess": "BOOL",
-    "execution_host": "STRING",
-    "phase": "STRING",
-    "output_dataset": "STRING",
-    "output_table": "STRING",
-    "dependency_check_passed": "BOOL",
-    "upstream_dependencies": "STRING",
-    "summary": "STRING",
-}
 
 
 def season_year(day: date) -> int:
@@ -248,15 +223,16 @@ def production_row(
     }
 
 
-def merge(hook: Any, sql: str, row: dict[str, Any]) -> None:
+def merge(hook: Any, statement: str, row: dict[str, Any]) -> None:
     """MERGE ``row`` with ``merge_run_history.sql`` (rendered or read by the caller)."""
-    hook.query_rows(sql, {name: {"type": COLUMN_TYPES[name], "value": value} for name, value in row.items()})
+    types = parameter_types(config.RUN_HISTORY_TABLE)
+    hook.query_rows(statement, {name: {"type": types[name], "value": value} for name, value in row.items()})
 
 
 def record(context: Any, *, running: bool = False) -> dict[str, Any]:
     """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
     row = build_row(context, running=running)
-    merge(batch.bq_hook(), batch.render_sql("merge_run_history.sql", context), row)
+    merge(batch.bq_hook(), sql.render("merge_run_history.sql"), row)
     log.info("Run history %s: %s", row["status"], row["summary"])
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
@@ -297,12 +273,16 @@ def on_run_failure(context: Any) -> None:
     labels = job_labels(dag_run.dag_id, "on_run_failure", day.isoformat())
     hook = Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID, job_labels=labels)
     where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
-    rows = hook.query_rows((config.include_dir() / "sql" / "run_status.sql").read_text(), where)
+    rows = hook.query_rows(sql.render("run_status.sql"), where)
     if rows and rows[0]["status"] != "running":
         log.info("Run %s already recorded as %s", dag_run.run_id, rows[0]["status"])
         return
     reason = str(context.get("reason") or "the run failed before recording itself")
-    raise_alert({**context, "game_date": day.isoformat()}, "critical", f"Run {dag_run.run_id} for {day} died: {reason}")
+    raise_alert(
+        {**context, "game_date": day.isoformat()},
+        config.ALERTS.run_died,
+        f"Run {dag_run.run_id} for {day} died: {reason}",
+    )
     row = production_row(
         run_id=dag_run.run_id,
         day=day,
@@ -313,4 +293,4 @@ def on_run_failure(context: Any) -> None:
         force=bool(conf.get("force")),
         figures={"outcome": "failed", "message": reason},
     )
-    merge(hook, (config.include_dir() / "sql" / "merge_run_history.sql").read_text(), row)
+    merge(hook, sql.render("merge_run_history.sql"), row)

@@ -77,7 +77,7 @@ def alert_missed_deadline(context: dict[str, Any]) -> str:
         "game_date": day.isoformat(),
         "task_id": "deadline_missed",
     }
-    raise_alert(callback_context, "critical", message)
+    raise_alert(callback_context, config.ALERTS.deadline_missed, message)
     return f"critical alert raised for {run_id}"
 
 

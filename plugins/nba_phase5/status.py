@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 OK_STATUSES = ("success", "already_complete")
-LATENCY_GOAL = timedelta(minutes=10)
-COMPLETION_GOAL_PCT = config.DEFAULT_THRESHOLDS.completion_goal_pct
-CONSECUTIVE_GOAL = 3
+LATENCY_GOAL = config.GOALS.latency
+COMPLETION_GOAL_PCT = config.GOALS.completion_pct
+CONSECUTIVE_GOAL = config.GOALS.consecutive_runs
 
 # Phase 5's figures live in the production table's `summary` JSON (it has no column for them).
 RUNS_SQL = """

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
-from nba_phase5.bq import query_parameter, run_query, with_transient_retry
+from nba_phase5.bq import parameter_types, query_parameter, run_query, with_transient_retry
 from nba_phase5.local_model import MissingFeatureError, named_features, predict
 from nba_phase5.prediction_requests import request_id as derive_request_id
 
@@ -48,22 +48,23 @@ MAX_LINE_VALUE = 200.0
 MAX_TEXT_CHARS = 100
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# The @rows struct of the MERGE: the prediction columns the worker computes, plus ``force``.
+# The @rows struct of the MERGE: the prediction columns the worker computes (their types come from
+# include/schemas), plus ``force``.
 PREDICTION_COLUMNS = (
-    ("prediction_id", "STRING"),
-    ("player_lookup", "STRING"),
-    ("universal_player_id", "STRING"),
-    ("game_date", "DATE"),
-    ("game_id", "STRING"),
-    ("predicted_points", "NUMERIC"),
-    ("confidence_score", "NUMERIC"),
-    ("recommendation", "STRING"),
-    ("current_points_line", "NUMERIC"),
-    ("line_margin", "NUMERIC"),
-    ("has_prop_line", "BOOL"),
-    ("line_source", "STRING"),
-    ("force", "BOOL"),
-    ("created_at", "TIMESTAMP"),
+    "prediction_id",
+    "player_lookup",
+    "universal_player_id",
+    "game_date",
+    "game_id",
+    "predicted_points",
+    "confidence_score",
+    "recommendation",
+    "current_points_line",
+    "line_margin",
+    "has_prop_line",
+    "line_source",
+    "force",
+    "created_at",
 )
 # One statement, so the new row and the old row's deactivation commit together or not at all:
 # * a request whose prediction_id is already in the table (a redelivery) inserts nothing;
@@ -280,8 +281,9 @@ def write_predictions(client: bigquery.Client, requests: list[WorkerRequest]) ->
     rows, skipped = prediction_rows(client, requests, now)
     if not rows:
         return WriteOutcome(no_features=skipped)
+    types = {**parameter_types(config.PREDICTIONS_TABLE), "force": "BOOL"}
     structs = [
-        bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), t) for n, t in PREDICTION_COLUMNS))
+        bigquery.StructQueryParameter(None, *(query_parameter(n, row.get(n), types[n]) for n in PREDICTION_COLUMNS))
         for row in rows
     ]
     table = f"{client.project}.{config.PREDICTIONS_TABLE}"

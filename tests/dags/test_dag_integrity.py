@@ -10,8 +10,21 @@ import pytest
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 # Dedup before any wait: an already complete day never waits for an event it already consumed.
+# resolve_game_day's other edges are data: every task that reads the game date or the batch's start
+# takes it as an XComArg (an off day skips them all, as before).
 EXPECTED_EDGES = {
-    "resolve_game_day": ["check_batch_status"],
+    "resolve_game_day": [
+        "check_batch_status",
+        "fan_out_requests",
+        "phase4_readiness.check_phase4_ready",
+        "phase4_readiness.wait_for_phase4_ready",
+        "retry_stragglers.republish_round_1",
+        "retry_stragglers.republish_round_2",
+        "retry_stragglers.wait_for_predictions_1",
+        "retry_stragglers.wait_for_predictions_2",
+        "retry_stragglers.wait_for_predictions_3",
+        "wait_for_phase4_event",
+    ],
     "check_batch_status": ["skip_already_complete", "skip_concurrent_run", "wait_for_phase4_event"],
     "wait_for_phase4_event": ["phase4_readiness.wait_for_phase4_ready"],
     "phase4_readiness.wait_for_phase4_ready": [
@@ -21,9 +34,16 @@ EXPECTED_EDGES = {
     "phase4_readiness.check_phase4_ready": ["phase4_readiness.proceed_with_ready_players"],
     "phase4_readiness.proceed_with_ready_players": ["fan_out_requests"],
     "fan_out_requests": ["retry_stragglers.wait_for_predictions_1"],
-    "retry_stragglers.wait_for_predictions_1": ["retry_stragglers.republish_round_1"],
+    # A wait reuses the previous wait's complete result (an XComArg): that edge is data, too.
+    "retry_stragglers.wait_for_predictions_1": [
+        "retry_stragglers.republish_round_1",
+        "retry_stragglers.wait_for_predictions_2",
+    ],
     "retry_stragglers.republish_round_1": ["retry_stragglers.wait_for_predictions_2"],
-    "retry_stragglers.wait_for_predictions_2": ["retry_stragglers.republish_round_2"],
+    "retry_stragglers.wait_for_predictions_2": [
+        "retry_stragglers.republish_round_2",
+        "retry_stragglers.wait_for_predictions_3",
+    ],
     "retry_stragglers.republish_round_2": ["retry_stragglers.wait_for_predictions_3"],
     "retry_stragglers.wait_for_predictions_3": ["retry_stragglers.verify_completion"],
     "retry_stragglers.verify_completion": ["batch_done", "record_batch_run"],
@@ -167,3 +187,29 @@ def test_a_run_not_finished_by_10_am_eastern_raises_the_critical_alert(dagbag) -
     assert type(deadline.reference).__name__ == "DagRunLogicalDateDeadline"  # the run for D ticks 00:00 ET on D
     assert deadline.interval == timedelta(hours=10)
     assert deadline.callback.path == "nba_phase5.sla.deadline_missed"
+
+
+def test_data_moves_as_xcomargs_and_every_task_id_is_written_once(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """No task pulls another's XCom by a task-id string in the DAG file; the ids come from config.TASKS."""
+    import re
+
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    from nba_phase5.config import TASKS
+
+    source = (DAGS / "nba_phase5_predictions.py").read_text()
+    assert "xcom_pull" not in source
+    assert "task_ids" not in source
+    dag = dagbag.dags["nba_phase5_predictions"]
+    short_ids = {task.task_id.rpartition(".")[2] for task in dag.tasks} | {TASKS.readiness_group, TASKS.retry_group}
+    for task_id in short_ids:
+        assert not re.search(rf"[\"']{task_id}[\"']", source), f"{task_id} spelled in the DAG file"
+    declared = {value for value in vars(TASKS.__class__).values() if isinstance(value, str)}
+    assert short_ids - {t for t in short_ids if t.startswith(("wait_for_predictions_", "republish_round_"))} <= declared
+    fan_out = dag.get_task(TASKS.fan_out)
+    for name, key in (("game_date", "game_date"), ("batch_started_at", "batch_started_at")):
+        arg = getattr(fan_out, name)
+        assert isinstance(arg, PlainXComArg), name
+        assert (arg.operator.task_id, arg.key) == (TASKS.game_day, key)
+    republish = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.republish_round(1)))
+    assert republish.coverage.operator.task_id == TASKS.in_group(TASKS.retry_group, TASKS.wait_round(1))

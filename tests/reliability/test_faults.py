@@ -204,7 +204,7 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     republish = PredictionFanOutOperator(
         task_id=batch.republish_task(1),
         game_date=day.isoformat(),
-        covered_by=batch.wait_task(1),
+        coverage=xcoms[(batch.wait_task(1), "return_value")],
         sql=render_sql(phase5_dag, "missing_requests.sql"),
     )
     result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})

@@ -58,8 +58,8 @@ class PredictionFanOutOperator(BaseOperator):
     :param line_table: ``dataset.table`` with ``game_date, player_lookup, points_line`` rows; empty for
         no lines (templated).
     :param project_id: project for topic and tables; default from the connection.
-    :param covered_by: task id of a coverage poll; when it found every prediction in place, nothing is
-        queried or published (a straggler round after a complete wait).
+    :param coverage: the result of the coverage poll before this round, as an XComArg (templated): when
+        it found every prediction in place, nothing is queried or published.
     :param check_holder: yield (skip) when another live run holds the date's batch.
     :param chunk_size: requests published, then recorded, per step (templated).
     :param max_publish_attempts: attempts per message before the task gives up on it.
@@ -76,6 +76,7 @@ class PredictionFanOutOperator(BaseOperator):
         "line_table",
         "project_id",
         "chunk_size",
+        "coverage",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
@@ -92,7 +93,7 @@ class PredictionFanOutOperator(BaseOperator):
         topic: str = config.PREDICTION_REQUESTS_TOPIC,
         line_table: str | None = None,
         project_id: str | None = None,
-        covered_by: str | None = None,
+        coverage: Any = None,
         check_holder: bool = False,
         chunk_size: int | str = config.FAN_OUT.chunk_size,
         max_publish_attempts: int = config.FAN_OUT.max_publish_attempts,
@@ -108,7 +109,7 @@ class PredictionFanOutOperator(BaseOperator):
         self.topic = topic
         self.line_table = line_table
         self.project_id = project_id
-        self.covered_by = covered_by
+        self.coverage = coverage
         self.check_holder = check_holder
         self.chunk_size = chunk_size
         self.max_publish_attempts = max_publish_attempts
@@ -137,13 +138,13 @@ class PredictionFanOutOperator(BaseOperator):
 
     def missing_requests(self) -> list[tuple[str, str]]:
         """(player_lookup, game_id) of every player to request."""
-        from nba_phase5.batch import prediction_state_params
+        from nba_phase5 import query_params
 
-        params = prediction_state_params(
+        params = query_params.prediction_state(
             self.game_date,
             force=self.forced,
             batch_started_at=self.started_at,
-            in_flight_minutes=self.in_flight_minutes,
+            in_flight_seconds=query_params.in_flight_seconds(self.in_flight_minutes),
         )
         rows = self.bigquery_hook.query_rows(self.sql, params)
         return [(row["player_lookup"], row["game_id"]) for row in rows]
@@ -164,8 +165,8 @@ class PredictionFanOutOperator(BaseOperator):
     def wanted_requests(self, context: Any, batch: str) -> list[PredictionRequest]:
         from nba_phase5.sensors.bigquery_poll import covered
 
-        if self.covered_by and covered(context["ti"].xcom_pull(task_ids=self.covered_by)):
-            self.log.info("%s found every prediction in place: nothing to republish", self.covered_by)
+        if covered(self.coverage):
+            self.log.info("The last wait found every prediction in place: nothing to republish")
             return []
         wanted = self.missing_requests()
         lines = self.line_values([player for player, _ in wanted])

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from airflow.sdk import BaseOperator
 
@@ -18,7 +18,7 @@ MIN_DEFERRAL_S = 30.0
 PROGRESS_KEY = "poll_progress"
 
 
-def covered(row: Any) -> bool:
+def covered(row: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a poll result says the work is complete (not merely that the wait ended)."""
     return isinstance(row, dict) and bool(row.get("done"))
 
@@ -35,7 +35,7 @@ class BigQueryPollSensor(BaseOperator):
     for ``settle_polls`` polls in a row: workers have gone quiet, so waiting longer only delays the
     straggler round. With ``settle_blocked_by``, quiet polls count only while that column is 0: while
     requests are in flight (a worker slow to start), a quiet poll is not a sign the workers are done.
-    With ``covered_by``, a previous poll task whose result was already ``done`` is
+    With ``earlier_result``, an earlier poll's result (its XComArg) that was already ``done`` is
     reused without a query: nothing was republished since, so nothing can have changed.
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
@@ -45,11 +45,19 @@ class BigQueryPollSensor(BaseOperator):
     :param progress_column: a column that grows while work is being done, for ``settle_polls``.
     :param settle_polls: stop after this many polls without progress; 0 waits for done or timeout (templated).
     :param settle_blocked_by: a count column; while it is above 0, polls without progress do not count.
-    :param covered_by: task id of an earlier poll of the same query whose ``done`` result can be reused.
+    :param earlier_result: the result of an earlier poll of the same query, as an XComArg (templated):
+        when it was ``done``, it is returned again without a query.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("sql", "query_params", "timeout_minutes", "poll_interval_seconds", "settle_polls")
+    template_fields: Sequence[str] = (
+        "sql",
+        "query_params",
+        "timeout_minutes",
+        "poll_interval_seconds",
+        "settle_polls",
+        "earlier_result",
+    )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
     ui_color = "#f0eee4"
@@ -64,7 +72,7 @@ class BigQueryPollSensor(BaseOperator):
         progress_column: str | None = None,
         settle_polls: str | int = 0,
         settle_blocked_by: str | None = None,
-        covered_by: str | None = None,
+        earlier_result: Any = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -76,7 +84,7 @@ class BigQueryPollSensor(BaseOperator):
         self.progress_column = progress_column
         self.settle_polls = settle_polls
         self.settle_blocked_by = settle_blocked_by
-        self.covered_by = covered_by
+        self.earlier_result = earlier_result
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -94,11 +102,9 @@ class BigQueryPollSensor(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         ti = context["ti"]
-        if self.covered_by:
-            earlier = ti.xcom_pull(task_ids=self.covered_by)
-            if covered(earlier):
-                self.log.info("%s already found the work complete: reusing its result", self.covered_by)
-                return {**earlier, "reused_from": self.covered_by}
+        if covered(self.earlier_result):
+            self.log.info("An earlier poll already found the work complete: reusing its result")
+            return {**self.earlier_result, "reused": True}
         deadline = (datetime.now(UTC) + timedelta(minutes=float(self.timeout_minutes))).isoformat()
         # The deadline lives in XCom, not in defer kwargs: `dags test` drops those when it resumes a
         # task, and a cleared task (XCom wiped) must start a fresh wait anyway.

@@ -56,14 +56,10 @@ def readiness_sensor(phase5_dag: Any, day: date, timeout_minutes: float = 0) -> 
 
 
 def fan_out(day: date, task_id: str = "fan_out_requests", **kwargs: Any) -> PredictionFanOutOperator:
-    from pathlib import Path
+    from nba_phase5.sql import render
 
-    sql = (Path(__file__).resolve().parents[3] / "include" / "sql").joinpath
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql(""))))
     return PredictionFanOutOperator(
-        task_id=task_id, game_date=day.isoformat(), sql=env.get_template("missing_requests.sql").render(), **kwargs
+        task_id=task_id, game_date=day.isoformat(), sql=render("missing_requests.sql"), **kwargs
     )
 
 

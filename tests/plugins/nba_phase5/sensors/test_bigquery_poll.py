@@ -80,16 +80,16 @@ def test_without_settle_it_waits_for_the_deadline() -> None:
 
 def test_reuses_an_earlier_complete_poll_without_a_query() -> None:
     hook = CountingHook([{"done": False}])
-    ti = XComTI("wait_2", {("wait_1", "return_value"): {"done": True, "requests_done": 418}})
-    result = sensor(hook, covered_by="wait_1").execute({"ti": ti})
-    assert result == {"done": True, "requests_done": 418, "reused_from": "wait_1"}
+    ti = XComTI("wait_2", {})
+    result = sensor(hook, earlier_result={"done": True, "requests_done": 418}).execute({"ti": ti})
+    assert result == {"done": True, "requests_done": 418, "reused": True}
     assert hook.calls == 0
 
 
 def test_an_incomplete_earlier_poll_is_not_reused() -> None:
     hook = CountingHook([{"done": True, "requests_done": 418}])
-    ti = XComTI("wait_2", {("wait_1", "return_value"): {"done": False, "settled": True}})
-    result = sensor(hook, covered_by="wait_1").execute({"ti": ti})
+    ti = XComTI("wait_2", {})
+    result = sensor(hook, earlier_result={"done": False, "settled": True}).execute({"ti": ti})
     assert result is not None
     assert result["done"] is True
     assert hook.calls == 1
