@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tools")]
 
 import localstack  # noqa: E402
-from nba_phase5.config import FAN_OUT  # noqa: E402
+from nba_phase5 import config  # noqa: E402
 from nba_phase5.config import PREDICTION_REQUESTS_TOPIC as REQUESTS_TOPIC  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -52,7 +52,6 @@ def drain_count(project: str, expected: int) -> tuple[int, int]:
     """
     from google.api_core.exceptions import DeadlineExceeded
 
-    from nba_phase5 import config
     from nba_phase5.clients import subscriber_client
 
     client = subscriber_client()
@@ -97,7 +96,7 @@ def fanout_paths(project: str) -> dict[str, Callable[[list[Any], Messages], None
 
     def stock(requests: list[Any], messages: Messages) -> None:
         # Exactly what PubSubPublishMessageOperator.execute does.
-        PubSubHook(gcp_conn_id="google_cloud_default").publish(
+        PubSubHook(gcp_conn_id=config.GCP_CONN_ID).publish(
             project_id=project, topic=REQUESTS_TOPIC, messages=[{"data": d, "attributes": a} for d, a in messages]
         )
 
@@ -158,17 +157,16 @@ def stamp(line: str) -> float | None:
 
 
 def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[str, Any]:
-    from nba_phase5 import config
     from nba_phase5.bq import run_query
     from nba_phase5.clients import bigquery_client, publisher_client
+    from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
     from nba_phase5.phase4_publisher import build_event, publish_completion_event
     from nba_phase5.seeding import seed_day
-    from nba_phase5.sensors.phase4_event import Phase4EventSensor
     from nba_phase5.status import decode_summary
 
     day = date(2025, 11, 21)
     report = seed_day(bigquery_client(project), day, players=450)
-    poke = Phase4EventSensor(task_id="x", game_date=day.isoformat()).poke_interval
+    poke = Phase4EventWaitOperator(task_id="x", game_date=day.isoformat()).poke_interval
     first_request, fan_out_done = [], []
     for _ in range(reps):
         conf = {
@@ -324,7 +322,6 @@ def partition_pruning() -> dict[str, Any]:
     import sqlglot
     from sqlglot import exp
 
-    from nba_phase5 import config
     from nba_phase5.phase4_publisher import COUNT_READY_SQL
     from nba_phase5.sql import render
     from nba_phase5.status import ALERTS_SQL, PREDICTIONS_SQL, RUNS_SQL
@@ -472,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             from nba_phase5.provisioning import provision
 
             provision(project)
-            for argv_ in (["db", "migrate"], ["pools", "set", *FAN_OUT.pool_set_args()]):
+            for argv_ in (["db", "migrate"], ["pools", "set", *config.FAN_OUT.pool_set_args()]):
                 subprocess.run([str(VENV_BIN / "airflow"), *argv_], env=env, check=True, capture_output=True)
             results: dict[str, Any] = {
                 "measured_at": datetime.now(UTC).isoformat(),

@@ -33,10 +33,10 @@ from nba_phase5 import batch, config, dag_params, handoff, query_params, run_his
 from nba_phase5.bq import api_query_parameters
 from nba_phase5.config import ALERTS, TASKS
 from nba_phase5.notifications import PipelineAlertNotifier
+from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
 from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
-from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
-from nba_phase5.sensors.phase4_event import Phase4EventSensor
 
 HAND_OFF_DOC = f"""Publishes the batch's completion message on `{config.PHASE5_COMPLETE_TOPIC}` (the platform's
 envelope, read by its Phase 5→6 orchestrator) and updates the `{config.PREDICTIONS_ASSET_NAME}` asset, once per
@@ -94,26 +94,27 @@ def nba_phase5_predictions() -> None:
         doc_md="Another live run of this game date holds its batch: this run publishes nothing and is recorded "
         "`skipped`. Once that run ends, a new run (or clearing this one) dedups as usual.",
     )
-    wait_for_phase4_event = Phase4EventSensor(
+    wait_for_phase4_event = Phase4EventWaitOperator(
         task_id=TASKS.event,
         game_date=game_date,
         deadline_clock="{{ params.event_deadline }}",
         wait_seconds="{{ params.event_wait_seconds }}",
         skip_wait="{{ params.skip_event_wait }}",
-        doc_md="Deferrable wait for Phase 4's event; at 06:00 PT the run goes on (the backup path).",
+        doc_md=f"Deferrable wait for Phase 4's event; at {config.BACKUP_START} PT the run goes on (the backup path).",
     )
 
     @task_group(group_id=TASKS.readiness_group)
     def phase4_readiness() -> None:
         """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
         readiness = query_params.readiness(game_date)
-        wait_for_phase4_ready = BigQueryPollSensor(
+        wait_for_phase4_ready = BigQueryWaitOperator(
             task_id=TASKS.readiness_wait,
             sql="phase4_readiness.sql",
             query_params=readiness,
-            timeout_minutes="{{ params.phase4_wait_minutes }}",
+            max_wait_minutes="{{ params.phase4_wait_minutes }}",
             poll_interval_seconds="{{ params.poll_interval_seconds }}",
-            doc_md="Polls Phase 4's run row and ready counts until ready (≥ 80 % or ≥ 100) or the wait runs out.",
+            doc_md="Polls Phase 4's run row and ready counts until ready (≥ min_ready_pct or ≥ min_ready_players) "
+            "or the wait runs out.",
         )
         check_phase4_ready = Phase4GateOperator(
             task_id=TASKS.readiness_gate,
@@ -182,11 +183,11 @@ def nba_phase5_predictions() -> None:
         coverage = query_params.templated_prediction_state(game_date, batch_started_at)
         previous, earlier = None, None
         for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
-            wait = BigQueryPollSensor(
+            wait = BigQueryWaitOperator(
                 task_id=TASKS.wait_round(round_number),
                 sql="prediction_coverage.sql",
                 query_params=coverage,
-                timeout_minutes="{{ params.straggler_wait_minutes }}",
+                max_wait_minutes="{{ params.straggler_wait_minutes }}",
                 poll_interval_seconds="{{ params.poll_interval_seconds }}",
                 progress_column="players_complete",
                 settle_polls="{{ params.straggler_settle_polls }}",

@@ -30,6 +30,7 @@ import ast
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "composer"
@@ -61,10 +62,10 @@ AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package i
 
 def pool_args() -> tuple[str, str, str]:
     """``airflow pools set`` arguments for the fan-out pool, from the package's settings (nba_phase5.config)."""
-    sys.path.insert(0, str(ROOT / "plugins"))
-    from nba_phase5.config import FAN_OUT
+    import localstack
 
-    return FAN_OUT.pool_set_args()
+    fan_out: Any = localstack.settings().FAN_OUT
+    return fan_out.pool_set_args()  # type: ignore[no-any-return]
 
 
 def runtime_modules(source: Path = ROOT / "plugins" / PACKAGE) -> list[Path]:

@@ -49,7 +49,7 @@ from localstack import (
     write_private,
 )
 
-DAG_ID = "nba_phase5_predictions"
+DAG_ID = localstack.settings().DAG_ID
 HOME = LOCAL / "airflow-server"  # not .local/airflow: `make run`'s `airflow dags test` must not share a scheduler's DB
 ENV_FILE = LOCAL / "airflow.env"
 AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
@@ -143,7 +143,11 @@ def airflow_env(stack_env: dict[str, str], home: Path, port: int, db_port: int, 
     imports trigger classes by path and adds no DAG folder of its own)."""
     keys = _secrets(home)
     # the DAG as Composer runs it: with its deadline alert, whatever the caller's shell turned off
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "NBA_PHASE5_DEADLINE_ALERTS"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AIRFLOW") and k != localstack.settings().DEADLINE_ALERTS_ENV
+    }
     env.update(stack_env)
     env.update(settings(home, port, db_port, composer))
     env["PYTHONPATH"] = str(composer / "dags")

@@ -30,6 +30,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # NBA_PHASE5_LOCAL_DIR moves the state, logs and data (tests run `make up` in a temp dir with it).
 LOCAL = Path(os.environ.get("NBA_PHASE5_LOCAL_DIR") or ROOT / ".local")
+
+
+def settings() -> Any:
+    """The package's settings, ``nba_phase5.config`` (standard library only: any Python can read it)."""
+    if str(ROOT / "plugins") not in sys.path:
+        sys.path.insert(0, str(ROOT / "plugins"))
+    from nba_phase5 import config
+
+    return config
+
+
 STATE_FILE = LOCAL / "stack.json"
 # `make stack-up` and `make run` keep BigQuery's tables here, so a second run of a date sees the
 # first one's predictions (dedup) and `status` can report a range; tests use in-memory stacks.
@@ -191,15 +202,16 @@ def stack_env(project: str, pubsub_host: str, bigquery_host: str) -> dict[str, s
 
 
 def start_dag_test(game_date: str, conf: dict[str, object], env: dict[str, str]) -> subprocess.Popen[str]:
-    """`airflow dags test nba_phase5_predictions` for one date, in its own session, output on a pipe."""
+    """`airflow dags test` of the DAG for one date, in its own session, output on a pipe."""
+    config = settings()
     # `airflow dags test` (Airflow 3.3.2) fails a successful run of a DAG with a deadline alert (sla.py)
-    env = {**env, "NBA_PHASE5_DEADLINE_ALERTS": "off"}
+    env = {**env, config.DEADLINE_ALERTS_ENV: "off"}
     return subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "airflow"),
             "dags",
             "test",
-            "nba_phase5_predictions",
+            config.DAG_ID,
             game_date,
             "-c",
             json.dumps(conf),

@@ -210,7 +210,7 @@ def verify_completion(context: Any, last_wait: dict[str, Any] | None) -> dict[st
     the last straggler wait's result: when it saw every prediction in place, it is reused.
     """
     from nba_phase5.notifications import warn
-    from nba_phase5.sensors.bigquery_poll import covered
+    from nba_phase5.operators.bigquery_wait import covered
 
     params = context["params"]
     keys = ("players_ready", "players_complete", "players_missing")

@@ -184,8 +184,8 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
 def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
     """A cleared group starts with no XCom: its wait polls afresh and its republish sends only what is missing."""
     from helpers import XComTI, write_predictions
+    from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
     from nba_phase5.operators.fan_out import PredictionFanOutOperator
-    from nba_phase5.sensors.bigquery_poll import BigQueryPollSensor
 
     day = date(2025, 6, 9)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -193,11 +193,11 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     ready = ready_players(bq, day)
     write_predictions(bq, day, ready[:65])
     xcoms: dict[tuple[str, str], Any] = {}
-    wait = BigQueryPollSensor(
+    wait = BigQueryWaitOperator(
         task_id=batch.wait_task(1),
         sql=render_sql(phase5_dag, "prediction_coverage.sql"),
         query_params=coverage_params(day),
-        timeout_minutes=0,
+        max_wait_minutes=0,
     )
     xcoms[(batch.wait_task(1), "return_value")] = wait.execute({"ti": XComTI(batch.wait_task(1), xcoms)})
     assert xcoms[(batch.wait_task(1), "return_value")]["players_missing"] == 7

@@ -163,7 +163,7 @@ class PredictionFanOutOperator(BaseOperator):
         return {row["player_lookup"]: [float(v) for v in row["line_values"] or []] for row in rows}
 
     def wanted_requests(self, context: Any, batch: str) -> list[PredictionRequest]:
-        from nba_phase5.sensors.bigquery_poll import covered
+        from nba_phase5.operators.bigquery_wait import covered
 
         if covered(self.coverage):
             self.log.info("The last wait found every prediction in place: nothing to republish")

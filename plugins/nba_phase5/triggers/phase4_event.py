@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from nba_phase5 import config
 from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 from nba_phase5.inbox import InboxEntry
 
@@ -95,7 +96,7 @@ class Phase4EventTrigger(BaseTrigger):
         poke_interval: float = 5.0,
         pull_timeout: float = 10.0,
         max_messages: int = 10,
-        gcp_conn_id: str = "google_cloud_default",
+        gcp_conn_id: str = config.GCP_CONN_ID,
         impersonation_chain: str | list[str] | None = None,
         tolerate_errors: bool = False,
         labels: dict[str, str] | None = None,

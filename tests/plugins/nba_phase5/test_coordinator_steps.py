@@ -17,12 +17,12 @@ from helpers import XComTI, ready_players, render_sql, task_context, write_predi
 from nba_phase5 import batch, config
 from nba_phase5.clients import publisher_client
 from nba_phase5.contract import Phase4CompletionEvent
+from nba_phase5.operators.bigquery_wait import DEADLINE_KEY, BigQueryWaitOperator
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
 from nba_phase5.phase4_publisher import build_event, publish_completion_event
 from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
-from nba_phase5.sensors.bigquery_poll import DEADLINE_KEY, BigQueryPollSensor
-from nba_phase5.sensors.phase4_event import Phase4EventSensor
 from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,8 @@ class _AnyJsonError(str):
 ANY_JSON_ERROR = _AnyJsonError("event body is not JSON …")
 
 
-def readiness_sensor(phase5_dag: Any, day: date, timeout_minutes: float = 0) -> BigQueryPollSensor:
-    return BigQueryPollSensor(
+def readiness_sensor(phase5_dag: Any, day: date, max_wait_minutes: float = 0) -> BigQueryWaitOperator:
+    return BigQueryWaitOperator(
         task_id="wait_for_phase4_ready",
         sql=render_sql(phase5_dag, "phase4_readiness.sql"),
         query_params={
@@ -50,7 +50,7 @@ def readiness_sensor(phase5_dag: Any, day: date, timeout_minutes: float = 0) -> 
             "min_ready_pct": 80.0,
             "degraded_min_players": 50,
         },
-        timeout_minutes=timeout_minutes,
+        max_wait_minutes=max_wait_minutes,
         poll_interval_seconds=30,
     )
 
@@ -122,7 +122,7 @@ def test_wait_for_phase4_immediate(bq, phase5_dag) -> None:  # type: ignore[no-u
     day = date(2025, 10, 4)
     seed_day(bq, day, players=100, ready_pct=90)
     # Ready on the first poll: returns at once, never defers.
-    row = readiness_sensor(phase5_dag, day, timeout_minutes=30).execute(ctx("wait"))
+    row = readiness_sensor(phase5_dag, day, max_wait_minutes=30).execute(ctx("wait"))
     assert row["done"] is True
     assert row["timed_out"] is False
 
@@ -133,7 +133,7 @@ def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:  # type: ignore[no-unt
 
     day = date(2025, 10, 5)
     seed_day(bq, day, players=100, ready_pct=90, phase4_run=False)
-    sensor = readiness_sensor(phase5_dag, day, timeout_minutes=30)
+    sensor = readiness_sensor(phase5_dag, day, max_wait_minutes=30)
     context = ctx("wait")
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context)
@@ -307,7 +307,7 @@ def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore
     payload = asyncio.run(_first_event(_trigger(day, -60)))
     assert payload["status"] == "deadline"
     assert payload["pulls"] == 1
-    sensor = Phase4EventSensor(task_id="wait_for_phase4_event", game_date=day.isoformat())
+    sensor = Phase4EventWaitOperator(task_id="wait_for_phase4_event", game_date=day.isoformat())
     assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup", "rejected": []}
     # A deadline in the past still takes an event that is waiting.
     publish_completion_event(publisher_client(), stack.project, Phase4CompletionEvent(day, 420, 450))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nba_phase5.sensors.phase4_event import Phase4EventSensor
+from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
 from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
 
@@ -15,8 +15,8 @@ class Run:
         self.run_type = run_type
 
 
-def sensor(**kwargs: Any) -> Phase4EventSensor:
-    return Phase4EventSensor(task_id="wait_for_phase4_event", game_date="2025-11-28", **kwargs)
+def sensor(**kwargs: Any) -> Phase4EventWaitOperator:
+    return Phase4EventWaitOperator(task_id="wait_for_phase4_event", game_date="2025-11-28", **kwargs)
 
 
 def test_backfill_runs_do_not_wait() -> None:

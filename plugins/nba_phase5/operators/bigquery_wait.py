@@ -1,4 +1,10 @@
-"""Poll a BigQuery query until it says ``done``, deferring between polls so no worker slot is held."""
+"""Poll a BigQuery query until it says ``done``, deferring between polls so no worker slot is held.
+
+An operator, not a sensor: a sensor's ``timeout`` fails (or with ``soft_fail`` skips) the task and
+everything after it, but here the end of the wait is an answer. The readiness gate and the straggler
+rounds downstream judge the last row, so the wait returns it, and its length comes from the run's
+params (``max_wait_minutes``, templated), which a sensor's numeric ``timeout`` cannot.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +29,9 @@ def covered(row: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(row, dict) and bool(row.get("done"))
 
 
-class BigQueryPollSensor(BaseOperator):
-    """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``timeout_minutes`` pass.
+class BigQueryWaitOperator(BaseOperator):
+    """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``max_wait_minutes`` pass (see the
+    module docstring for why this is not a ``BaseSensorOperator``).
 
     Between polls 30 s or more apart the task defers on a timer, so a 30-minute wait costs no worker slot (shorter
     polls, as in tests and demos, wait in the task: a deferral that short races the scheduler). It does not
@@ -40,7 +47,7 @@ class BigQueryPollSensor(BaseOperator):
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
     :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).
-    :param timeout_minutes: how long to keep polling (templated).
+    :param max_wait_minutes: how long to keep polling (templated).
     :param poll_interval_seconds: pause between polls (templated).
     :param progress_column: a column that grows while work is being done, for ``settle_polls``.
     :param settle_polls: stop after this many polls without progress; 0 waits for done or timeout (templated).
@@ -53,7 +60,7 @@ class BigQueryPollSensor(BaseOperator):
     template_fields: Sequence[str] = (
         "sql",
         "query_params",
-        "timeout_minutes",
+        "max_wait_minutes",
         "poll_interval_seconds",
         "settle_polls",
         "earlier_result",
@@ -67,7 +74,7 @@ class BigQueryPollSensor(BaseOperator):
         *,
         sql: str,
         query_params: dict[str, Any] | None = None,
-        timeout_minutes: str | float = 30,
+        max_wait_minutes: str | float = 30,
         poll_interval_seconds: str | float = 60,
         progress_column: str | None = None,
         settle_polls: str | int = 0,
@@ -79,7 +86,7 @@ class BigQueryPollSensor(BaseOperator):
         super().__init__(**kwargs)
         self.sql = sql
         self.query_params = query_params
-        self.timeout_minutes = timeout_minutes
+        self.max_wait_minutes = max_wait_minutes
         self.poll_interval_seconds = poll_interval_seconds
         self.progress_column = progress_column
         self.settle_polls = settle_polls
@@ -105,7 +112,7 @@ class BigQueryPollSensor(BaseOperator):
         if covered(self.earlier_result):
             self.log.info("An earlier poll already found the work complete: reusing its result")
             return {**self.earlier_result, "reused": True}
-        deadline = (datetime.now(UTC) + timedelta(minutes=float(self.timeout_minutes))).isoformat()
+        deadline = (datetime.now(UTC) + timedelta(minutes=float(self.max_wait_minutes))).isoformat()
         # The deadline lives in XCom, not in defer kwargs: `dags test` drops those when it resumes a
         # task, and a cleared task (XCom wiped) must start a fresh wait anyway.
         ti.xcom_push(key=DEADLINE_KEY, value=deadline)

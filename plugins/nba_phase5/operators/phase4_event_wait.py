@@ -1,4 +1,8 @@
-"""Deferrable wait for Phase 4's completion event, with the DAG's schedule as the backup path."""
+"""Deferrable wait for Phase 4's completion event, with the DAG's schedule as the backup path.
+
+An operator, not a sensor: at the deadline the run goes on without the event (the platform's backup
+path), where a sensor's ``timeout`` would fail or skip the task and everything downstream.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ MANUAL = "manual"
 BACKFILL = "backfill"
 
 
-class Phase4EventSensor(BaseOperator):
+class Phase4EventWaitOperator(BaseOperator):
     """Waits in the triggerer for a valid Phase 4 completion event for this run's game date.
 
     Completes on the event (``triggered_by='pubsub'``) or, at the event deadline, goes on without it

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from helpers import XComTI
-from nba_phase5.sensors.bigquery_poll import DEADLINE_KEY, BigQueryPollSensor
+from nba_phase5.operators.bigquery_wait import DEADLINE_KEY, BigQueryWaitOperator
 
 
 class CountingHook:
@@ -23,13 +23,13 @@ class CountingHook:
         return [row]
 
 
-def sensor(hook: CountingHook, **kwargs: Any) -> BigQueryPollSensor:
-    task = BigQueryPollSensor(task_id="wait", sql="SELECT 1", timeout_minutes=30, **kwargs)
+def sensor(hook: CountingHook, **kwargs: Any) -> BigQueryWaitOperator:
+    task = BigQueryWaitOperator(task_id="wait", sql="SELECT 1", max_wait_minutes=30, **kwargs)
     task.__dict__["hook"] = hook  # the cached_property the sensor reads
     return task
 
 
-def resume(task: BigQueryPollSensor, ti: XComTI, times: int) -> dict[str, Any] | None:
+def resume(task: BigQueryWaitOperator, ti: XComTI, times: int) -> dict[str, Any] | None:
     from airflow.sdk.exceptions import TaskDeferred
 
     result = None
@@ -42,7 +42,7 @@ def resume(task: BigQueryPollSensor, ti: XComTI, times: int) -> dict[str, Any] |
     return result
 
 
-def settled(task: BigQueryPollSensor, polls: int) -> dict[str, Any]:
+def settled(task: BigQueryWaitOperator, polls: int) -> dict[str, Any]:
     """Start the wait (it defers), resume it up to ``polls`` times; it must end settled."""
     from airflow.sdk.exceptions import TaskDeferred
 
