@@ -51,6 +51,8 @@ LOCAL_ONLY = frozenset(
         "worker",
         "worker_io",
         "worker_pubsub",
+        "worker_requests",
+        "worker_faults",
     }
 )
 #: Composer parses every .py under dags/ unless told otherwise. This file sits in the package's own

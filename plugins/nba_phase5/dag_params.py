@@ -67,6 +67,11 @@ def _waits() -> dict[str, Any]:
             minimum=0,
             maximum=LIMITS.event_wait_seconds,
         ),
+    } | _bigquery_waits()
+
+
+def _bigquery_waits() -> dict[str, Any]:
+    return {
         "phase4_wait_minutes": _param(
             THRESHOLDS.phase4_wait_minutes,
             WAITS,

@@ -137,7 +137,7 @@ def _outcome_word(status: str, skip_reason: str | None) -> str:
 
 def _alert_channels() -> list[str]:
     try:
-        from nba_phase5.notifications import configured_channels
+        from nba_phase5.alert_channels import configured_channels
 
         return list(configured_channels())
     except Exception:

@@ -29,16 +29,13 @@ Bad requests never stop the worker nor hold back the good ones of their pull:
 The guarantees hold for one worker process (batches are sequential); concurrent workers could both
 insert a first version, as two concurrent MERGEs cannot see each other's rows.
 
-Fault knobs for demos and tests: ``drop_rate`` acks without writing (a reproducible set given
-``seed``; a request already dropped once is never dropped again), ``delay_ms`` per batch,
-``crash_after`` exits hard mid-batch, ``max_messages`` and ``idle_exit`` end the loop.
+Fault knobs for demos and tests (:mod:`nba_phase5.worker_faults`): ``drop_rate``, ``seed``,
+``delay_ms``, ``crash_after``; ``max_messages`` and ``idle_exit`` end the loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -47,10 +44,12 @@ from typing import Any
 
 from nba_phase5 import config
 from nba_phase5.bq import is_transient
+from nba_phase5.worker_faults import WorkerFaults
 from nba_phase5.worker_io import FEATURES_SQL as FEATURES_SQL  # re-exported: bench/run.py reads it here
-from nba_phase5.worker_io import WorkerRequest, describe, parse_request, write_predictions
+from nba_phase5.worker_io import describe, write_predictions
 from nba_phase5.worker_io import prediction_id as prediction_id
 from nba_phase5.worker_pubsub import RequestSubscription
+from nba_phase5.worker_requests import WorkerRequest, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -118,22 +117,14 @@ class PredictionWorker:
     """Pull → predict → write (one MERGE per batch) → ack, in batches."""
 
     def __init__(self, options: WorkerOptions, *, stop: threading.Event | None = None) -> None:
-        if not 0.0 <= options.drop_rate <= 1.0:
-            raise ValueError("drop_rate must be between 0 and 1")
         self.options = options
+        self.faults = WorkerFaults(options.drop_rate, options.seed, options.delay_ms, options.crash_after)
         self.stop = stop or threading.Event()
         self.stats = WorkerStats()
-        self._dropped_once: set[str] = set()
 
     def should_drop(self, request_id: str) -> bool:
-        """Reproducible for a seed; never the same request twice, so a republished one gets through."""
-        if self.options.drop_rate <= 0 or request_id in self._dropped_once:
-            return False
-        digest = hashlib.sha256(f"{self.options.seed}:{request_id}".encode()).digest()
-        if int.from_bytes(digest[:8], "big") / 2**64 < self.options.drop_rate:
-            self._dropped_once.add(request_id)
-            return True
-        return False
+        """Whether the injected drop rate drops this request (:meth:`WorkerFaults.should_drop`)."""
+        return self.faults.should_drop(request_id)
 
     def write(self, client: Any, requests: list[WorkerRequest]) -> int:
         """Write predictions for ``requests`` (one per player); returns how many rows were new."""
@@ -239,17 +230,14 @@ class PredictionWorker:
 
     def _handle(self, client: Any, pubsub: RequestSubscription, received: list[Any]) -> None:
         options = self.options
-        if options.delay_ms:
-            time.sleep(options.delay_ms / 1000.0)
+        self.faults.delay()
         accepted: dict[int, tuple[WorkerRequest, Any]] = {}
         unusable: list[tuple[Any, str]] = []
         done: list[Any] = []  # dropped: acked unwritten
         for message in received:
             self.stats.received += 1
-            if options.crash_after is not None and self.stats.received > options.crash_after:
-                # Exit hard mid-batch: nothing below is written or acked, as in a real crash.
-                log.error("crash_after=%d reached: exiting hard", options.crash_after)
-                os._exit(3)
+            # Mid-batch: nothing below is written or acked, as in a real crash.
+            self.faults.crash_if_due(self.stats.received)
             outcome = self._accept(message)
             if isinstance(outcome, WorkerRequest):
                 accepted[id(outcome)] = (outcome, message)

@@ -23,7 +23,8 @@ import pytest
 
 from helpers import alerts, task_context
 from nba_phase5 import config
-from nba_phase5.notifications import PipelineAlertNotifier, alert_text, configured_channels, raise_alert
+from nba_phase5.alert_channels import alert_text, configured_channels
+from nba_phase5.notifications import PipelineAlertNotifier, raise_alert
 
 GATE_TASK = "phase4_readiness.check_phase4_ready"
 NOT_READY = (
@@ -214,7 +215,7 @@ def test_webhook_500_and_smtp_port_closed_do_not_fail_the_alert(  # type: ignore
     slack_webhook.status = 500
     _configure_slack(monkeypatch, slack_webhook.port)
     _configure_email(monkeypatch, _closed_port(), "oncall@example.com")
-    caplog.set_level(logging.INFO, logger="nba_phase5.notifications")
+    caplog.set_level(logging.INFO, logger="nba_phase5")
 
     row = raise_alert(task_context(phase5_dag, GATE_TASK, day), "critical", NOT_READY)
 
@@ -243,7 +244,7 @@ def test_one_channel_failing_leaves_the_other_delivered(  # type: ignore[no-unty
 @pytest.mark.integration
 def test_no_channel_configured_records_only_in_bigquery(bq, phase5_dag, caplog) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 1)
-    caplog.set_level(logging.INFO, logger="nba_phase5.notifications")
+    caplog.set_level(logging.INFO, logger="nba_phase5")
     context = task_context(phase5_dag, "retry_stragglers.verify_completion", day)
     assert configured_channels() == []
     row = raise_alert(context, "warning", "29 players still lack a prediction")
@@ -259,7 +260,7 @@ def test_no_channel_configured_records_only_in_bigquery(bq, phase5_dag, caplog) 
 def test_recipients_without_smtp_connection_are_not_mailed(bq, phase5_dag, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     day = date(2025, 7, 2)
     monkeypatch.setenv(EMAILS_VAR, "oncall@example.com")
-    caplog.set_level(logging.INFO, logger="nba_phase5.notifications")
+    caplog.set_level(logging.INFO, logger="nba_phase5")
     assert configured_channels() == []
     row = raise_alert(task_context(phase5_dag, GATE_TASK, day), "info", "x", email_to="other@example.com")
     assert row["delivered"] == ["bigquery"]

@@ -25,7 +25,7 @@ from nba_phase5.local_model import MissingFeatureError, named_features, predict
 from nba_phase5.prediction_requests import PredictionRequest, request_id
 from nba_phase5.seeding import FEATURE_NAMES, build_day, seed_day
 from nba_phase5.worker import BatchFailedError, PredictionWorker, WorkerOptions, one_per_player, prediction_id
-from nba_phase5.worker_io import WorkerRequest, parse_request
+from nba_phase5.worker_requests import WorkerRequest, parse_request
 
 PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
 FEATURES = {
