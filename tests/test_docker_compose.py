@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-import local_airflow
+import local_airflow_config
 import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_same_variables_and_ports_as_the_local_stack(compose: dict[str, Any]) ->
         assert env[name] == local[name], name
     connection = "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"
     assert json.loads(env[connection]) == json.loads(local[connection])
-    local_airflow_env = local_airflow.settings(ROOT / ".local" / "airflow-server", 8080)
+    local_airflow_env = local_airflow_config.settings(ROOT / ".local" / "airflow-server", 8080)
     for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__PARALLELISM", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"):
         assert env[name] == local_airflow_env[name], name
     ports = {p for service in services.values() for p in service.get("ports", [])}

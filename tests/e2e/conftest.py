@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import local_airflow
+import local_postgres
 import localstack
 from e2e.scheduler import WORKER_DROP_RATE, WORKER_SEED
 from helpers import drain_subscription
@@ -40,7 +41,7 @@ def airflow(stack: localstack.Stack, tmp_path_factory: pytest.TempPathFactory) -
         yield running
     finally:
         left = local_airflow.stop_airflow(running)
-        local_airflow.remove_cluster(home)
+        local_postgres.remove_cluster(home)
         assert left == [], f"still running after stop: {left}"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_api import AirflowAPIError
 from e2e.scheduler import (
     DAG_ID,
     WORKER_DROP_RATE,
@@ -27,7 +28,6 @@ from e2e.scheduler import (
     wait_finished,
 )
 from helpers import prediction_count, ready_players, request_ids, run_history
-from local_airflow import AirflowAPIError
 from nba_phase5 import config
 from nba_phase5.bq import run_query
 from nba_phase5.clients import bigquery_client, publisher_client

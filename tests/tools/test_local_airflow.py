@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import local_airflow
+import local_postgres
 import localstack
 from helpers import run_make
 
@@ -47,7 +48,7 @@ def test_make_up_serves_the_unpaused_dag_and_make_down_leaves_nothing(tmp_path: 
         groups = [s["pid"] for s in state["servers"]] + [stack["pubsub"]["pid"], stack["bigquery"]["pid"]]
     finally:
         down = _make("down", tmp_path, ports)
-        local_airflow.remove_cluster(tmp_path / "airflow-server")
+        local_postgres.remove_cluster(tmp_path / "airflow-server")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "process groups ended" in down.stdout
     assert "ports freed" in down.stdout
@@ -87,7 +88,7 @@ def assert_secrets_owner_only(local: Path) -> None:
 def assert_metadata_db_wants_a_password(home: Path, state: dict) -> None:  # type: ignore[type-arg]
     import psycopg2
 
-    hba = (local_airflow.cluster_dir(home) / "pg_hba.conf").read_text().splitlines()
+    hba = (local_postgres.cluster_dir(home) / "pg_hba.conf").read_text().splitlines()
     rules = [line.split() for line in hba if line.strip() and not line.lstrip().startswith("#")]
     assert rules
     assert all(rule[-1] == "scram-sha-256" for rule in rules), rules  # no `trust` line

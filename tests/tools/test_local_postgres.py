@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import local_airflow
+import local_postgres
 from localstack import StackError
 
 
@@ -22,7 +22,7 @@ from localstack import StackError
 )
 def test_a_cluster_that_lets_anyone_in_is_recognised(tmp_path: Path, rules: str, trusts: bool) -> None:
     (tmp_path / "pg_hba.conf").write_text(rules)
-    assert local_airflow._trusts_anyone(tmp_path) is trusts
+    assert local_postgres._trusts_anyone(tmp_path) is trusts
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another user needs root")
@@ -31,4 +31,4 @@ def test_a_cluster_folder_someone_else_made_first_is_refused(tmp_path: Path) -> 
     squatted.mkdir()
     os.chown(squatted, 65534, 65534)  # nobody
     with pytest.raises(StackError, match="belongs to someone else"):
-        local_airflow._init_cluster(tmp_path / "home", squatted)
+        local_postgres._init_cluster(tmp_path / "home", squatted, "pw")
