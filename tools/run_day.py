@@ -2,8 +2,10 @@
 
 Brings up the emulators (or reuses a running stack), provisions, seeds the day, starts the local
 prediction worker with a small drop rate, starts the DAG run with `airflow dags test`, and — as Phase 4
-would — publishes the completion event a few seconds after the run is waiting for it. Then prints a
-summary from BigQuery and exits 0 only when the day is complete. It stops what it started unless
+would — publishes the completion event a few seconds after the run has claimed the date. It follows
+the run through what its tasks write to BigQuery (run history, inbox, ledger, predictions, alerts),
+never through its log text, then prints a summary from BigQuery and exits 0 only when the day is
+complete. It stops what it started unless
 --keep-stack is given.
 """
 
@@ -11,54 +13,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 import localstack
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
-sys.path.insert(0, str(ROOT / "plugins"))
+DAG_ID = localstack.settings().DAG_ID
 
-PROGRESS = [
-    (re.compile(r"Game date (\S+): (\d+) games"), "game day {0}: {1} games on the schedule"),
-    (re.compile(r"No games on (\S+)"), "no games on {0}: nothing to do"),
-    (
-        re.compile(r"Waiting for Phase 4's event for (\S+) on (\S+) until (\S+)"),
-        "waiting for Phase 4's completion event on {1} (deadline {2})",
-    ),
-    (
-        re.compile(r"Phase 4 event (\S+): (\d+) players ready of (\S+)"),
-        "Phase 4 event received (message {0}): {1}/{2} players ready",
-    ),
-    (re.compile(r"No Phase 4 event by (\S+)"), "no event by {0}: scheduled backup path"),
-    (
-        re.compile(r"Done: \{'phase4_ran': True.*'players_ready': (\d+), 'players_total': (\d+)"),
-        "Phase 4 ready: {0}/{1} players production-ready",
-    ),
-    (re.compile(r"Batch status (\S+): (\d+)/(\d+) players complete"), "batch status {0}: {1}/{2} players complete"),
-    (re.compile(r"Publishing (\d+) requests for (\d+) players"), "publishing {0} prediction requests"),
-    (re.compile(r"Published (\d+)/(\d+) requests"), "published {0}/{1}"),
-    (
-        re.compile(r"Not done yet \(\{'players_ready': (\d+), 'players_complete': (\d+)"),
-        "waiting for predictions: {1}/{0} players",
-    ),
-    (
-        re.compile(r"(?:Still not done at|No progress in).*'players_missing': (\d+)"),
-        "round wait over: {0} still missing",
-    ),
-    (re.compile(r"Done: \{'players_ready': (\d+), 'players_complete': (\d+)"), "predictions cover {1}/{0} players"),
-    (re.compile(r"\[(\w+) alert\] (.*)"), "ALERT ({0}): {1}"),
-    (
-        re.compile(r"Run history (\w+): \{\"outcome\": \"(\w+)\""),
-        "run history recorded: {0} ({1})",
-    ),
-]
+#: How often make run asks BigQuery how far the run has got.
+FOLLOW_INTERVAL_S = 2.0
+#: What each change of the run's progress (include/sql/run_progress.sql) is called.
+PROGRESS_WORDS = {
+    "run_status": "run history: {}",
+    "events": "Phase 4 completion events received by the wait: {}",
+    "requests": "prediction requests published (publish ledger): {}",
+    "players_predicted": "players with a new prediction: {}",
+    "alerts": "alerts raised (see the summary): {}",
+}
 
 
 def say(message: str) -> None:
@@ -78,6 +56,52 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     from nba_phase5.config import FAN_OUT
 
     run([str(VENV_BIN / "airflow"), "pools", "set", *FAN_OUT.pool_set_args()], env, capture_output=True)
+
+
+def copy_output(process: subprocess.Popen[str], log_file: TextIO) -> None:
+    """The run's output, to its log file only: make run reports progress from BigQuery, not from log text."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        log_file.write(line)
+    process.wait()
+
+
+def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
+    """How far the run started at ``since`` has got (include/sql/run_progress.sql)."""
+    from nba_phase5 import config, sql
+    from nba_phase5.bq import run_query
+
+    params = {
+        "game_date": day,
+        "processor_name": config.PHASE5_PROCESSOR,
+        "since": {"type": "TIMESTAMP", "value": since},
+    }
+    [row] = run_query(client, sql.render("run_progress.sql"), params)
+    return dict(row)
+
+
+def follow(dag: subprocess.Popen[str], day: date, project: str, event_delay: float) -> None:
+    """Report the run's progress until it ends; publish Phase 4's event once the run has claimed the date."""
+    from nba_phase5.clients import bigquery_client
+
+    client, since = bigquery_client(project), datetime.now(UTC)
+    seen: dict[str, Any] = {}
+    event = None
+    while True:
+        finished = dag.poll() is not None
+        now = progress(client, day, since)
+        for key, words in PROGRESS_WORDS.items():
+            if now[key] != seen.get(key) and (now[key] or key in seen):
+                say(words.format(now[key]))
+        seen = now
+        if event is None and now["run_status"] is not None:
+            # resolve_game_day recorded the run as running: the event wait is next (an event that
+            # arrives first waits in the subscription, and the wait reads it at once).
+            event = publish_event_later(day, project, event_delay)
+        if finished:
+            say(f"DAG run finished ({'success' if dag.returncode == 0 else 'failed'})")
+            return
+        time.sleep(FOLLOW_INTERVAL_S)
 
 
 def publish_event_later(day: date, project: str, delay: float) -> threading.Thread:
@@ -145,127 +169,123 @@ def summary(day: date, project: str, worker_log: Path) -> tuple[bool, str]:
     return complete, text
 
 
-def main(argv: list[str] | None = None) -> int:
+#: The run's params: demo-length waits, so a whole day takes about a minute.
+DEMO_CONF = {
+    "event_wait_seconds": 120,
+    "poll_interval_seconds": 2,
+    "phase4_wait_minutes": 1,
+    "straggler_wait_minutes": 0.5,
+    "straggler_settle_polls": 3,
+    # A demo-length in-flight window (production: 10 min): the worker's deliberate drops are presumed
+    # lost after 15 s, so a straggler round sends them again within the one-minute run.
+    "in_flight_minutes": 0.25,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="game date YYYY-MM-DD")
     parser.add_argument("--players", type=int, default=450)
     parser.add_argument("--ready-pct", type=float, default=93.0)
     parser.add_argument("--drop-rate", type=float, default=0.03, help="worker drop rate, to make stragglers")
-    parser.add_argument("--event-delay", type=float, default=3.0, help="seconds between waiting and the event")
+    parser.add_argument("--event-delay", type=float, default=3.0, help="seconds between claiming and the event")
     parser.add_argument("--keep-stack", action="store_true", help="leave the emulators running afterwards")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    stack = localstack.read_state()
-    started_here = False
+
+def use_stack() -> tuple[dict[str, str], str, localstack.Stack | None]:
+    """The emulators' environment and project, and the stack when this run started it (to stop it after)."""
     outer = {k: os.environ.get(k, "") for k in ("GCP_PROJECT", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")}
     if all(outer.values()):
         # The shell already points at a stack (a sourced .local/stack.env, or a test session's): use it.
-        say(
-            f"using the stack the environment points at ({outer['PUBSUB_EMULATOR_HOST']}, "
-            f"{outer['BIGQUERY_EMULATOR_HOST']})"
-        )
+        hosts = f"{outer['PUBSUB_EMULATOR_HOST']}, {outer['BIGQUERY_EMULATOR_HOST']}"
+        say(f"using the stack the environment points at ({hosts})")
         base = localstack.stack_env(
             outer["GCP_PROJECT"], outer["PUBSUB_EMULATOR_HOST"], outer["BIGQUERY_EMULATOR_HOST"]
         )
-        env = {**base, **os.environ, "PYTHONPATH": base["PYTHONPATH"]}
-        project = outer["GCP_PROJECT"]
+        return {**base, **os.environ, "PYTHONPATH": base["PYTHONPATH"]}, outer["GCP_PROJECT"], None
+    stack, started = localstack.read_state(), None
+    if stack and stack.pubsub.alive() and stack.bigquery.alive():
+        say(f"reusing the running stack (Pub/Sub :{stack.pubsub.port}, BigQuery :{stack.bigquery.port})")
     else:
-        if stack and stack.pubsub.alive() and stack.bigquery.alive():
-            say(f"reusing the running stack (Pub/Sub :{stack.pubsub.port}, BigQuery :{stack.bigquery.port})")
-        else:
-            say("starting the Pub/Sub and BigQuery emulators")
-            stack = localstack.start_stack(data_dir=localstack.DATA_DIR)
-            localstack.write_state(stack)
-            started_here = True
-        env = {**os.environ, **stack.env()}
-        project = stack.project
+        say("starting the Pub/Sub and BigQuery emulators")
+        stack = started = localstack.start_stack(data_dir=localstack.DATA_DIR)
+        localstack.write_state(stack)
+    return {**os.environ, **stack.env()}, stack.project, started
+
+
+def prepare_day(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Tables and topics, the day's schedule and features, and the `dags test` metadata DB."""
+    python = str(VENV_BIN / "python")
+    run([python, "-m", "nba_phase5", "provision"], env)
+    day = args.date.isoformat()
+    run(
+        [
+            python,
+            "-m",
+            "nba_phase5",
+            "seed",
+            "--date",
+            day,
+            "--players",
+            str(args.players),
+            "--ready-pct",
+            str(args.ready_pct),
+        ],
+        env,
+    )
+    ensure_airflow_db(env)
+
+
+def start_worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    argv = [str(VENV_BIN / "python"), "-m", "nba_phase5", "worker", "--drop-rate", str(args.drop_rate)]
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [*argv, "--seed", args.date.strftime("%Y%m%d")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    say(f"local prediction worker started (drop rate {args.drop_rate:.0%}, log {log.relative_to(ROOT)})")
+    return worker
+
+
+def run_dag(args: argparse.Namespace, env: dict[str, str], project: str, log: Path) -> int:
+    """The DAG run for the date, followed through BigQuery; its exit status."""
+    say(f"starting DAG run {DAG_ID} for {args.date} (full log {log.relative_to(ROOT)})")
+    with log.open("w") as dag_log:
+        dag = localstack.start_dag_test(args.date.isoformat(), {"game_date": args.date.isoformat(), **DEMO_CONF}, env)
+        copier = threading.Thread(target=copy_output, args=(dag, dag_log), daemon=True)
+        copier.start()
+        follow(dag, args.date, project, args.event_delay)
+        copier.join()
+    return dag.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env, project, started = use_stack()
     os.environ.update(env)
     logs = localstack.LOCAL / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     worker = None
     try:
-        python = str(VENV_BIN / "python")
-        run([python, "-m", "nba_phase5", "provision"], env)
-        run(
-            [
-                python,
-                "-m",
-                "nba_phase5",
-                "seed",
-                "--date",
-                args.date.isoformat(),
-                "--players",
-                str(args.players),
-                "--ready-pct",
-                str(args.ready_pct),
-            ],
-            env,
-        )
-        ensure_airflow_db(env)
-        worker_log_path = logs / f"worker-{args.date}.log"
-        worker_log = worker_log_path.open("w")
-        worker = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "nba_phase5",
-                "worker",
-                "--drop-rate",
-                str(args.drop_rate),
-                "--seed",
-                args.date.strftime("%Y%m%d"),
-            ],
-            env=env,
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        say(
-            f"local prediction worker started (drop rate {args.drop_rate:.0%}, log {worker_log_path.relative_to(ROOT)})"
-        )
-        conf = {
-            "game_date": args.date.isoformat(),
-            "event_wait_seconds": 120,
-            "poll_interval_seconds": 2,
-            "phase4_wait_minutes": 1,
-            "straggler_wait_minutes": 0.5,
-            "straggler_settle_polls": 3,
-            # A demo-length in-flight window (production: 10 min): the worker's deliberate drops are
-            # presumed lost after 15 s, so a straggler round sends them again within the one-minute run.
-            "in_flight_minutes": 0.25,
-        }
-        dag_log_path = logs / f"dag-{args.date}.log"
-        say(f"starting DAG run nba_phase5_predictions for {args.date} (full log {dag_log_path.relative_to(ROOT)})")
-        published = None
-        with dag_log_path.open("w") as dag_log:
-            dag = localstack.start_dag_test(args.date.isoformat(), conf, env)
-            assert dag.stdout is not None
-            last = ""
-            for line in dag.stdout:
-                dag_log.write(line)
-                for pattern, template in PROGRESS:
-                    match = pattern.search(line)
-                    if match:
-                        message = template.format(*match.groups())
-                        if message != last:
-                            say(message)
-                        last = message
-                        if "Waiting for Phase 4" in line and published is None:
-                            published = publish_event_later(args.date, project, args.event_delay)
-                        break
-            dag.wait()
-        say(f"DAG run finished ({'success' if dag.returncode == 0 else 'failed'})")
+        prepare_day(args, env)
+        worker_log = logs / f"worker-{args.date}.log"
+        worker = start_worker(args, env, worker_log)
+        returncode = run_dag(args, env, project, logs / f"dag-{args.date}.log")
         localstack.stop_server(localstack.Server.of_child("worker", worker))
-        complete, text = summary(args.date, project, worker_log_path)
+        complete, text = summary(args.date, project, worker_log)
         print("\nSummary\n" + text + "\n")
         print(f"See every recorded day with: .venv/bin/python -m nba_phase5 status --from {args.date} --to {args.date}")
-        return 0 if complete and dag.returncode == 0 else 1
+        return 0 if complete and returncode == 0 else 1
     finally:
         if worker is not None:
             localstack.stop_server(localstack.Server.of_child("worker", worker))
-        if started_here and stack is not None and not args.keep_stack:
+        if started is not None and not args.keep_stack:
             say("stopping the emulators (pass KEEP_STACK=1 to keep them)")
-            localstack.stop_stack(stack)
+            localstack.stop_stack(started)
             localstack.STATE_FILE.unlink(missing_ok=True)
             localstack.ENV_FILE.unlink(missing_ok=True)
 

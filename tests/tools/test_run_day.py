@@ -41,6 +41,12 @@ def test_a_whole_day_then_a_rerun_that_dedups(stack, airflow_db) -> None:  # typ
     dropped = int(field(out, "dropped by the worker").split()[0])
     assert dropped > 0
     assert field(out, "stragglers per round").startswith(f"round 1: {dropped} ")
+    # Progress comes from what the tasks wrote to BigQuery, not from the run's log text.
+    for line in ("run history: running", "Phase 4 completion events received by the wait: 1", "run history: success"):
+        assert line in out, out
+    published = [int(n) for n in re.findall(r"prediction requests published \(publish ledger\): (\d+)", out)]
+    assert published
+    assert published[-1] == int(field(out, "requests published").split()[0])
 
     second = make_run("2025-12-02")
     assert second.returncode == 0, second.stdout + second.stderr
