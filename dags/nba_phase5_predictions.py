@@ -46,6 +46,133 @@ REQUEST_TOPIC = f"{{{{ var.value.get('{config.REQUEST_TOPIC_VARIABLE}', '{config
 LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
 
 
+# Each task below delegates to nba_phase5 (the logic, tested there); this file only wires them.
+
+
+@task.short_circuit(task_id=TASKS.game_day, ignore_downstream_trigger_rules=False)
+def resolve_game_day(**context) -> bool:  # type: ignore[no-untyped-def]
+    """Resolve the game date (param or run date, Eastern) and claim its batch; an off day ends the run here."""
+    return batch.resolve_game_day(context)
+
+
+@task.branch(task_id=TASKS.batch_status)
+def check_batch_status(claims: list, **context) -> str:  # type: ignore[no-untyped-def,type-arg]
+    """Dedup first: a day already complete is skipped at once (unless `force`), without waiting."""
+    return batch.check_batch_status(context, claims)
+
+
+@task(task_id=TASKS.readiness_verdict)
+def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Fully ready, or degraded with the ready players (a warning alert says so)."""
+    return batch.proceed_with_ready_players(readiness, context)
+
+
+@task(task_id=TASKS.verify)
+def verify_completion(last_wait: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Completion % after the rounds; a warning alert when too many players still lack a prediction."""
+    return batch.verify_completion(context, last_wait)
+
+
+@task(task_id=TASKS.record, trigger_rule=TriggerRule.ALL_DONE)
+def record_batch_run(**context) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
+    """Finish this run's row in processor_run_history, whatever happened (rerun-safe)."""
+    return run_history.record_batch_run(context)
+
+
+@task(task_id=TASKS.hand_off, outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
+def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Announce a success or partial batch to Phase 6 once: the completion message and the asset event."""
+    return handoff.announce(context, row)
+
+
+def fan_out(task_id: str, game_date: Any, batch_started_at: Any, **kwargs: Any) -> PredictionFanOutOperator:
+    """A fan-out of this run's batch: the first one, or a straggler round's republish."""
+    return PredictionFanOutOperator(
+        task_id=task_id,
+        game_date=game_date,
+        force="{{ params.force }}",
+        batch_started_at=batch_started_at,
+        in_flight_minutes="{{ params.in_flight_minutes }}",
+        chunk_size="{{ params.fan_out_chunk_size }}",
+        topic=REQUEST_TOPIC,
+        line_table=LINE_TABLE,
+        **kwargs,
+    )
+
+
+@task_group(group_id=TASKS.readiness_group)
+def phase4_readiness(game_date: Any) -> None:
+    """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
+    readiness = query_params.readiness(game_date)
+    wait_for_phase4_ready = BigQueryWaitOperator(
+        task_id=TASKS.readiness_wait,
+        sql="phase4_readiness.sql",
+        query_params=readiness,
+        max_wait_minutes="{{ params.phase4_wait_minutes }}",
+        poll_interval_seconds="{{ params.poll_interval_seconds }}",
+        doc_md="Polls Phase 4's run row and ready counts until ready (≥ min_ready_pct or ≥ min_ready_players) "
+        "or the wait runs out.",
+    )
+    check_phase4_ready = Phase4GateOperator(
+        task_id=TASKS.readiness_gate,
+        sql="phase4_gate.sql",
+        query_params=api_query_parameters(readiness),
+        use_legacy_sql=False,
+        deferrable=True,
+        # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
+        # 80-160 s and 160-180 s (exponential, jittered per try, capped): at most ~8 min in all.
+        retries=4,
+        retry_delay=timedelta(seconds=20),
+        retry_exponential_backoff=2.0,
+        max_retry_delay=timedelta(minutes=3),
+        on_failure_callback=Phase4GateNotifier(
+            not_ready=PipelineAlertNotifier(
+                severity=ALERTS.phase4_not_ready, message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+            ),
+            unavailable=PipelineAlertNotifier(severity=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
+        ),
+        doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
+        "A BigQuery error is retried, and only an error alert if it persists.",
+    )
+    verdict = proceed_with_ready_players(wait_for_phase4_ready.output)  # type: ignore[arg-type]  # an XComArg
+    wait_for_phase4_ready >> check_phase4_ready >> verdict
+
+
+@task_group(group_id=TASKS.retry_group)
+def retry_stragglers(game_date: Any, batch_started_at: Any) -> None:
+    """Wait for predictions, republish only the missing players, N rounds, then verify."""
+    coverage = query_params.templated_prediction_state(game_date, batch_started_at)
+    previous, earlier = None, None
+    for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
+        wait = BigQueryWaitOperator(
+            task_id=TASKS.wait_round(round_number),
+            sql="prediction_coverage.sql",
+            query_params=coverage,
+            max_wait_minutes="{{ params.straggler_wait_minutes }}",
+            poll_interval_seconds="{{ params.poll_interval_seconds }}",
+            progress_column="players_complete",
+            settle_polls="{{ params.straggler_settle_polls }}",
+            settle_blocked_by="players_in_flight",
+            earlier_result=earlier,
+            doc_md="Waits until predictions cover the ready players, the workers go quiet with nothing in flight, "
+            "or the wait runs out.",
+        )
+        if previous is not None:
+            previous >> wait
+        if round_number > batch.STRAGGLER_ROUNDS:
+            verify_completion(wait.output)  # type: ignore[arg-type]  # an XComArg: the last wait's result
+            return
+        previous = fan_out(
+            TASKS.republish_round(round_number),
+            game_date,
+            batch_started_at,
+            coverage=wait.output,
+            doc_md="Republishes only the players whose predictions are still missing and whose requests are "
+            "older than the in-flight window (presumed lost).",
+        )
+        earlier = wait.output
+
+
 @dag(
     dag_id=config.DAG_ID,
     schedule=CronTriggerTimetable("0 0 * * *", timezone=config.DAG_TIMEZONE),
@@ -71,21 +198,10 @@ LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
     params=dag_params.trigger_form(),
 )
 def nba_phase5_predictions() -> None:
-    @task.short_circuit(task_id=TASKS.game_day, ignore_downstream_trigger_rules=False)
-    def resolve_game_day(**context) -> bool:  # type: ignore[no-untyped-def]
-        """Resolve the game date (param or run date, Eastern) and claim its batch; an off day ends the run here."""
-        return batch.resolve_game_day(context)
-
-    @task.branch(task_id=TASKS.batch_status)
-    def check_batch_status(claims: list, **context) -> str:  # type: ignore[no-untyped-def,type-arg]
-        """Dedup first: a day already complete is skipped at once (unless `force`), without waiting."""
-        return batch.check_batch_status(context, claims)
-
     # resolve_game_day pushes the date, the date's claims and when this run's batch began (its first claim).
     game_day: Any = resolve_game_day()
     game_date, batch_started_at = game_day["game_date"], game_day["batch_started_at"]
     status = check_batch_status(game_day["claims"])
-
     skip_already_complete = EmptyOperator(
         task_id=TASKS.already_complete, doc_md="Every ready player already had an active prediction."
     )
@@ -102,68 +218,10 @@ def nba_phase5_predictions() -> None:
         skip_wait="{{ params.skip_event_wait }}",
         doc_md=f"Deferrable wait for Phase 4's event; at {config.BACKUP_START} PT the run goes on (the backup path).",
     )
-
-    @task_group(group_id=TASKS.readiness_group)
-    def phase4_readiness() -> None:
-        """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
-        readiness = query_params.readiness(game_date)
-        wait_for_phase4_ready = BigQueryWaitOperator(
-            task_id=TASKS.readiness_wait,
-            sql="phase4_readiness.sql",
-            query_params=readiness,
-            max_wait_minutes="{{ params.phase4_wait_minutes }}",
-            poll_interval_seconds="{{ params.poll_interval_seconds }}",
-            doc_md="Polls Phase 4's run row and ready counts until ready (≥ min_ready_pct or ≥ min_ready_players) "
-            "or the wait runs out.",
-        )
-        check_phase4_ready = Phase4GateOperator(
-            task_id=TASKS.readiness_gate,
-            sql="phase4_gate.sql",
-            query_params=api_query_parameters(readiness),
-            use_legacy_sql=False,
-            deferrable=True,
-            # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
-            # 80-160 s and 160-180 s (exponential, jittered per try, capped): at most ~8 min in all.
-            retries=4,
-            retry_delay=timedelta(seconds=20),
-            retry_exponential_backoff=2.0,
-            max_retry_delay=timedelta(minutes=3),
-            on_failure_callback=Phase4GateNotifier(
-                not_ready=PipelineAlertNotifier(
-                    severity=ALERTS.phase4_not_ready,
-                    message="{{ phase4_not_ready(ti, params) }}",
-                    include_exception=False,
-                ),
-                unavailable=PipelineAlertNotifier(severity=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
-            ),
-            doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
-            "A BigQuery error is retried, and only an error alert if it persists.",
-        )
-
-        @task(task_id=TASKS.readiness_verdict)
-        def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
-            """Fully ready, or degraded with the ready players (a warning alert says so)."""
-            return batch.proceed_with_ready_players(readiness, context)
-
-        check = wait_for_phase4_ready >> check_phase4_ready
-        check >> proceed_with_ready_players(wait_for_phase4_ready.output)  # type: ignore[arg-type]
-
-    def fan_out(task_id: str, **kwargs: object) -> PredictionFanOutOperator:
-        """A fan-out of this run's batch: the first one, or a straggler round's republish."""
-        return PredictionFanOutOperator(
-            task_id=task_id,
-            game_date=game_date,
-            force="{{ params.force }}",
-            batch_started_at=batch_started_at,
-            in_flight_minutes="{{ params.in_flight_minutes }}",
-            chunk_size="{{ params.fan_out_chunk_size }}",
-            topic=REQUEST_TOPIC,
-            line_table=LINE_TABLE,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
     fan_out_requests = fan_out(
         TASKS.fan_out,
+        game_date,
+        batch_started_at,
         check_holder=True,
         pool=config.FAN_OUT.pool,
         # Well inside the in-flight window, so a retry skips every request the killed try had recorded.
@@ -171,63 +229,14 @@ def nba_phase5_predictions() -> None:
         doc_md="Publishes one request per ready player still missing its prediction and not in flight "
         "(with force: a new generation for everyone), recording each accepted request in the ledger.",
     )
-
-    @task(task_id=TASKS.verify)
-    def verify_completion(last_wait: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        """Completion % after the rounds; a warning alert when too many players still lack a prediction."""
-        return batch.verify_completion(context, last_wait)
-
-    @task_group(group_id=TASKS.retry_group)
-    def retry_stragglers() -> None:
-        """Wait for predictions, republish only the missing players, N rounds, then verify."""
-        coverage = query_params.templated_prediction_state(game_date, batch_started_at)
-        previous, earlier = None, None
-        for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
-            wait = BigQueryWaitOperator(
-                task_id=TASKS.wait_round(round_number),
-                sql="prediction_coverage.sql",
-                query_params=coverage,
-                max_wait_minutes="{{ params.straggler_wait_minutes }}",
-                poll_interval_seconds="{{ params.poll_interval_seconds }}",
-                progress_column="players_complete",
-                settle_polls="{{ params.straggler_settle_polls }}",
-                settle_blocked_by="players_in_flight",
-                earlier_result=earlier,
-                doc_md="Waits until predictions cover the ready players, the workers go quiet with nothing in flight, "
-                "or the wait runs out.",
-            )
-            if previous is not None:
-                previous >> wait
-            if round_number > batch.STRAGGLER_ROUNDS:
-                verify_completion(wait.output)  # type: ignore[arg-type]
-                break
-            previous = fan_out(
-                TASKS.republish_round(round_number),
-                coverage=wait.output,
-                doc_md="Republishes only the players whose predictions are still missing and whose requests are "
-                "older than the in-flight window (presumed lost).",
-            )
-            earlier = wait.output
-
+    stragglers = retry_stragglers(game_date, batch_started_at)
     batch_done = EmptyOperator(
         task_id=TASKS.batch_done,
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         doc_md="Joins the fan-out path and the already-complete path; fails the run when the batch failed.",
     )
-
-    @task(task_id=TASKS.record, trigger_rule=TriggerRule.ALL_DONE)
-    def record_batch_run(**context) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
-        """Finish this run's row in processor_run_history, whatever happened (rerun-safe)."""
-        return run_history.record_batch_run(context)
-
-    @task(task_id=TASKS.hand_off, outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
-    def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        """Announce a success or partial batch to Phase 6 once: the completion message and the asset event."""
-        return handoff.announce(context, row)
-
-    stragglers = retry_stragglers()
     status >> [skip_already_complete, skip_concurrent_run] >> batch_done
-    status >> wait_for_phase4_event >> phase4_readiness() >> fan_out_requests >> stragglers >> batch_done
+    status >> wait_for_phase4_event >> phase4_readiness(game_date) >> fan_out_requests >> stragglers >> batch_done
     recorded = record_batch_run()
     [stragglers, skip_already_complete, skip_concurrent_run] >> recorded
     hand_off_to_phase6(recorded)  # type: ignore[arg-type]  # an XComArg: the row at run time
