@@ -3,10 +3,8 @@ a request it cannot use is dead-lettered and never holds back the good ones of i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -21,107 +19,12 @@ from helpers import running_worker
 from nba_phase5 import config
 from nba_phase5.bq import run_query, table_schema
 from nba_phase5.clients import publisher_client
-from nba_phase5.local_model import MissingFeatureError, named_features, predict
 from nba_phase5.prediction_requests import PredictionRequest, request_id
 from nba_phase5.seeding import FEATURE_NAMES, build_day, seed_day
 from nba_phase5.worker import BatchFailedError, PredictionWorker, WorkerOptions, one_per_player, prediction_id
-from nba_phase5.worker_requests import WorkerRequest, parse_request
+from nba_phase5.worker_requests import WorkerRequest
 
 PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
-FEATURES = {
-    "points_avg_last_5": 30.0,
-    "points_avg_last_10": 20.0,
-    "points_avg_season": 10.0,
-    "opponent_def_rating": 112.0,
-}
-
-
-def test_model_reads_features_by_name_and_is_the_documented_weighted_average() -> None:
-    # Reversed arrays: a model reading by position would get team_win_pct for points_avg_last_5.
-    values = [FEATURES.get(name, 1.0) for name in FEATURE_NAMES]
-    row = {"feature_names": list(reversed(FEATURE_NAMES)), "features": list(reversed(values))}
-    made = predict(named_features(row), quality_score=100.0, line_values=[])
-    assert made.predicted_points == Decimal("23.0")  # 0.5·30 + 0.3·20 + 0.2·10
-    assert (made.recommendation, made.current_points_line, made.line_margin) == ("NO_LINE", None, None)
-    tougher = predict({**FEATURES, "opponent_def_rating": 120.0}, quality_score=100.0, line_values=[])
-    assert tougher.predicted_points > made.predicted_points
-    assert Decimal("0.05") <= made.confidence_score <= Decimal("0.95")
-    low_quality = predict(FEATURES, quality_score=50.0, line_values=[])
-    assert (
-        low_quality.confidence_score
-        < predict({**FEATURES, "points_avg_last_5": 10.0}, quality_score=90.0, line_values=[]).confidence_score
-    )
-    with pytest.raises(MissingFeatureError, match="points_avg_season"):
-        predict({"points_avg_last_5": 1.0, "points_avg_last_10": 1.0}, quality_score=90.0, line_values=[])
-    with pytest.raises(MissingFeatureError):
-        named_features({"feature_names": ["a", "b"], "features": [1.0]})
-    # NaN and infinity are missing values, not numbers: a NUMERIC column could not hold what they make.
-    assert named_features({"feature_names": ["a", "b", "c"], "features": [float("nan"), float("inf"), 2.0]}) == {
-        "c": 2.0
-    }
-    assert predict(FEATURES, quality_score=float("nan"), line_values=[]).confidence_score == Decimal("0.050")
-
-
-@pytest.mark.parametrize(
-    ("lines", "recommendation", "margin"),
-    [([20.5], "OVER", "2.5"), ([25.5, 30.5], "UNDER", "-2.5"), ([22.5], "PASS", "0.5"), ([23.0], "PASS", "0.0")],
-)
-def test_recommendation_against_the_first_line(lines: list[float], recommendation: str, margin: str) -> None:
-    made = predict(FEATURES, quality_score=90.0, line_values=lines)
-    assert (made.recommendation, made.line_margin) == (recommendation, Decimal(margin))
-    assert made.current_points_line == Decimal(str(lines[0]))
-
-
-def test_parse_request_reads_the_workers_body_and_attributes() -> None:
-    request = PredictionRequest("2025-11-28", "aaronadams", "0022500871", "b1", line_values=[25.5], force=True)
-    parsed = parse_request(request.body(), request.attributes())
-    assert parsed == WorkerRequest(
-        request.request_id, "2025-11-28", "aaronadams", "0022500871", (25.5,), batch_id="b1", force=True
-    )
-    # A body published by hand, with no attributes: the coordinator's id, not forced.
-    bare = parse_request(json.dumps({"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g"}).encode(), {})
-    assert (bare.request_id, bare.force, bare.line_values) == (request_id("2025-11-28", "x"), False, ())
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"not json",
-        b"[]",
-        b'{"player_lookup": "x", "game_date": "20251128", "game_id": "g"}',
-        b'{"player_lookup": "x", "game_date": "2025-02-30", "game_id": "g"}',
-        b'{"player_lookup": "", "game_date": "2025-11-28", "game_id": "g"}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28"}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [true]}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": "25.5"}',
-        b"\xff\xfe",
-        b"[" * 5000,  # RecursionError inside json
-        b'{"player_lookup": "x", "game_date": 20251128, "game_id": "g"}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": "abc"}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [1e300]}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [1' + b"0" * 400 + b"]}",
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [NaN]}',
-        b'{"player_lookup": "x", "game_date": "2025-11-28", "game_id": "g", "line_values": [-0.5]}',
-        b'{"player_lookup": "\\ud800x", "game_date": "2025-11-28", "game_id": "g"}',  # a lone surrogate
-        b'{"player_lookup": "a\\u0000b", "game_date": "2025-11-28", "game_id": "g"}',
-        b'{"player_lookup": "' + b"x" * 101 + b'", "game_date": "2025-11-28", "game_id": "g"}',
-    ],
-)
-def test_unusable_requests_are_refused(body: bytes) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - the reasons differ; any ValueError is "invalid"
-        parse_request(body, {})
-
-
-def test_parse_request_raises_only_value_error_whatever_the_bytes() -> None:
-    valid = PredictionRequest("2025-11-28", "aaronadams", "0022500871", "b1", line_values=[25.5]).body()
-    rng = random.Random(7)
-    for _ in range(3000):
-        body = bytearray(valid)
-        for _ in range(rng.randint(1, 4)):
-            body[rng.randrange(len(body))] = rng.randrange(256)
-        body = body[: rng.randint(0, len(body))] if rng.random() < 0.2 else body
-        with contextlib.suppress(ValueError):  # anything else fails the test
-            parse_request(bytes(body), {})
 
 
 class FakeWriteWorker(PredictionWorker):
@@ -187,18 +90,6 @@ def test_one_request_per_player_and_batch_a_forced_one_first() -> None:
     other = WorkerRequest("r3", "2025-11-28", "y", "g")
     assert one_per_player([plain, forced, plain, other]) == ([forced, other], 2)
     assert prediction_id("r1") == prediction_id("r1") != prediction_id("r2")
-
-
-def test_drops_are_reproducible_and_never_twice() -> None:
-    ids = [request_id("2025-11-28", f"p{i}") for i in range(1000)]
-    first = PredictionWorker(WorkerOptions(project="p", drop_rate=0.1, seed=3))
-    again = PredictionWorker(WorkerOptions(project="p", drop_rate=0.1, seed=3))
-    dropped = [i for i in ids if first.should_drop(i)]
-    assert dropped == [i for i in ids if again.should_drop(i)]
-    assert 60 < len(dropped) < 140
-    assert not any(first.should_drop(i) for i in dropped)  # republished: goes through
-    other_seed = PredictionWorker(WorkerOptions(project="p", drop_rate=0.1, seed=4))
-    assert [i for i in ids if other_seed.should_drop(i)] != dropped
 
 
 # --- against the emulators ----------------------------------------------------------------------
