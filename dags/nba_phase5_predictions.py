@@ -56,9 +56,9 @@ def resolve_game_day(**context) -> bool:  # type: ignore[no-untyped-def]
 
 
 @task.branch(task_id=TASKS.batch_status)
-def check_batch_status(claims: list, **context) -> str:  # type: ignore[no-untyped-def,type-arg]
-    """Dedup first: a day already complete is skipped at once (unless `force`), without waiting."""
-    return batch.check_batch_status(context, claims)
+def check_batch_status(**context) -> str:  # type: ignore[no-untyped-def]
+    """One batch per date, then dedup: a day already complete is skipped at once (unless `force`)."""
+    return batch.check_batch_status(context)
 
 
 @task(task_id=TASKS.readiness_verdict)
@@ -198,10 +198,11 @@ def retry_stragglers(game_date: Any, batch_started_at: Any) -> None:
     params=dag_params.trigger_form(),
 )
 def nba_phase5_predictions() -> None:
-    # resolve_game_day pushes the date, the date's claims and when this run's batch began (its first claim).
+    # resolve_game_day pushes the date and when this run's batch began (its first claim on the date).
     game_day: Any = resolve_game_day()
     game_date, batch_started_at = game_day["game_date"], game_day["batch_started_at"]
-    status = check_batch_status(game_day["claims"])
+    status = check_batch_status()
+    game_day >> status
     skip_already_complete = EmptyOperator(
         task_id=TASKS.already_complete, doc_md="Every ready player already had an active prediction."
     )

@@ -108,29 +108,29 @@ def resolve_game_day(context: Any) -> bool:
 
 
 def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
-    """Claim ``day``'s batch for this run; push the date's claims and when this run's batch began.
+    """Claim ``day``'s batch for this run and push when this run's batch began: its first claim.
 
-    The claims (read right after this claim) are what :func:`check_batch_status` judges the holder by;
-    ``batch_started_at`` is this run's first claim, so a cleared run keeps its forced generation.
+    A first try has made no earlier claim, so its batch begins now, without a query. A retry or a
+    clear (try 2 and later) reads the date's claims: a cleared run keeps its forced generation.
     """
-    from nba_phase5.batch_lease import as_xcom, claim, claims, first_claim
+    from nba_phase5.batch_lease import claim, claims, first_claim
 
     claim(hook.get_client(project_id=hook.project_id), day, context["run_id"], started)
-    rows = as_xcom(claims(day))
-    context["ti"].xcom_push(key="claims", value=rows)
-    context["ti"].xcom_push(key="batch_started_at", value=first_claim(rows, context["run_id"]) or started)
+    first = started if context["ti"].try_number == 1 else first_claim(claims(day), context["run_id"]) or started
+    context["ti"].xcom_push(key="batch_started_at", value=first)
 
 
-def check_batch_status(context: Any, claims: list[dict[str, Any]] | None = None) -> str:
+def check_batch_status(context: Any) -> str:
     """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``.
 
-    ``claims`` are the date's claims as :func:`claim_batch` read them (None: read them now).
+    The date's claims are read here, on every try (a cleared run must judge the holder by the claims
+    as they are now, as every other reader does).
     """
     from nba_phase5.batch_lease import find_holder
 
     day = game_date(context)
     force = bool(context["params"]["force"])
-    held_by = find_holder(context, day, claims)
+    held_by = find_holder(context, day)
     if held_by:
         context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})
         return CONCURRENT

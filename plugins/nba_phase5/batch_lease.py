@@ -57,11 +57,6 @@ def _key(row: dict[str, Any]) -> tuple[str, str]:
     return (_iso(row["started_at"]), str(row["run_id"]))
 
 
-def as_xcom(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """``rows`` of :func:`claims` with ISO times: JSON for the task's XCom, ordered the same way."""
-    return [{key: _iso(value) for key, value in row.items()} for row in rows]
-
-
 def first_claim(rows: list[dict[str, Any]], run_id: str) -> str | None:
     """When ``run_id`` first claimed the date (ISO), or None if it has no claim among ``rows``."""
     mine = next((row for row in rows if row["run_id"] == run_id), None)
