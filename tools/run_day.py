@@ -81,42 +81,50 @@ def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
 
 
 def follow(dag: subprocess.Popen[str], day: date, project: str, event_delay: float) -> None:
-    """Report the run's progress until it ends; publish Phase 4's event once the run has claimed the date."""
+    """Report the run's progress until it ends; publish Phase 4's event ``event_delay`` seconds after the
+    run recorded itself running (the event wait comes next; an earlier event waits in the subscription).
+    A run that ends first (an off day, a dedup) gets no event."""
     from nba_phase5.clients import bigquery_client
 
     client, since = bigquery_client(project), datetime.now(UTC)
     seen: dict[str, Any] = {}
-    event = None
+    publish_at: float | None = None
+    published = False
     while True:
         finished = dag.poll() is not None
-        now = progress(client, day, since)
+        now = read_progress(client, day, since, seen)
         for key, words in PROGRESS_WORDS.items():
-            if now[key] != seen.get(key) and (now[key] or key in seen):
-                say(words.format(now[key]))
+            if now.get(key) != seen.get(key) and (now.get(key) or key in seen):
+                say(words.format(now.get(key)))
         seen = now
-        if event is None and now["run_status"] is not None:
-            # resolve_game_day recorded the run as running: the event wait is next (an event that
-            # arrives first waits in the subscription, and the wait reads it at once).
-            event = publish_event_later(day, project, event_delay)
+        if publish_at is None and now.get("run_status") == "running":
+            publish_at = time.monotonic() + event_delay
         if finished:
             say(f"DAG run finished ({'success' if dag.returncode == 0 else 'failed'})")
             return
+        if not published and publish_at is not None and time.monotonic() >= publish_at:
+            publish_event(day, project)
+            published = True
         time.sleep(FOLLOW_INTERVAL_S)
 
 
-def publish_event_later(day: date, project: str, delay: float) -> threading.Thread:
-    def publish() -> None:
-        from nba_phase5.clients import bigquery_client, publisher_client
-        from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+def read_progress(client: Any, day: date, since: datetime, last: dict[str, Any]) -> dict[str, Any]:
+    """:func:`progress`, or the last reading when BigQuery cannot answer now (the run goes on regardless)."""
+    try:
+        return progress(client, day, since)
+    except Exception as exc:
+        say(f"progress not readable from BigQuery this time ({type(exc).__name__}: {str(exc)[:120]})")
+        return last
 
-        time.sleep(delay)
-        ready, total = count_production_ready(bigquery_client(project), day)
-        message_id = publish_completion_event(publisher_client(), project, build_event(day, ready, total))
-        say(f"Phase 4 published its completion event ({ready}/{total} ready) as message {message_id}")
 
-    thread = threading.Thread(target=publish, daemon=True)
-    thread.start()
-    return thread
+def publish_event(day: date, project: str) -> None:
+    """Publish Phase 4's completion event for ``day``, as Phase 4 does when it finishes."""
+    from nba_phase5.clients import bigquery_client, publisher_client
+    from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+
+    ready, total = count_production_ready(bigquery_client(project), day)
+    message_id = publish_completion_event(publisher_client(), project, build_event(day, ready, total))
+    say(f"Phase 4 published its completion event ({ready}/{total} ready) as message {message_id}")
 
 
 def dropped_by_worker(log: Path, day: date) -> str:
@@ -258,7 +266,12 @@ def run_dag(args: argparse.Namespace, env: dict[str, str], project: str, log: Pa
         dag = localstack.start_dag_test(args.date.isoformat(), {"game_date": args.date.isoformat(), **DEMO_CONF}, env)
         copier = threading.Thread(target=copy_output, args=(dag, dag_log), daemon=True)
         copier.start()
-        follow(dag, args.date, project, args.event_delay)
+        try:
+            follow(dag, args.date, project, args.event_delay)
+        finally:
+            # Interrupted (Ctrl-C, an error): the run must not outlive make run.
+            if dag.poll() is None:
+                localstack.stop_server(localstack.Server.of_child("dag-test", dag))
         copier.join()
     return dag.returncode
 
