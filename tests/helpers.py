@@ -95,11 +95,6 @@ class InjectingPublisher:
         """Kept open: tests hand the same publisher to every publishing task of a run."""
 
 
-def render_sql(dag: Any, name: str) -> str:
-    rendered: str = dag.get_template_env().get_template(name).render(**dag.user_defined_macros)
-    return rendered
-
-
 def ready_players(bq: Any, day: date) -> list[str]:
     rows = run_query(
         bq,

@@ -101,12 +101,11 @@ def claims(day: str) -> list[dict[str, Any]]:
     return rows
 
 
-def find_holder(context: Any, day: str, rows: list[dict[str, Any]] | None = None) -> Holder | None:
-    """The other live run holding ``day``'s batch, if any (see the module docstring)."""
-    rows = claims(day) if rows is None else rows
+def find_holder(context: Any, day: str) -> Holder | None:
+    """The other live run holding ``day``'s batch, if any, judged by the date's claims as they are now."""
     ti = context["ti"]
     dag_id = context["dag"].dag_id
-    found = holder(rows, context["run_id"], lambda other: is_live(ti, dag_id, other))
+    found = holder(claims(day), context["run_id"], lambda other: is_live(ti, dag_id, other))
     if found:
         log.warning("%s", found.words(day))
         ti.xcom_push(key=HELD_BY_KEY, value={"run_id": found.run_id, "started_at": found.started_at})

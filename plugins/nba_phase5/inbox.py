@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from nba_phase5 import sql
 from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 
 ROW_TYPES = (
@@ -34,12 +35,6 @@ class InboxEntry:
     message_id: str
     event: Phase4CompletionEvent
     received_at: datetime
-
-
-def _sql(name: str) -> str:
-    from nba_phase5.sql import render
-
-    return render(name)
 
 
 def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
@@ -65,7 +60,7 @@ def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
     ]
     dates = sorted({entry.event.game_date for entry in entries})
     hook.query_rows(
-        _sql("inbox_record.sql"),
+        sql.render("inbox_record.sql"),
         {
             "rows": bigquery.ArrayQueryParameter("rows", "STRUCT", structs),
             "game_dates": bigquery.ArrayQueryParameter("game_dates", "DATE", dates),
@@ -75,7 +70,7 @@ def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
 
 def find(hook: Any, game_date: date) -> InboxEntry | None:
     """The first event recorded for ``game_date``, or None."""
-    rows = hook.query_rows(_sql("inbox_find.sql"), {"game_date": {"type": "DATE", "value": game_date}})
+    rows = hook.query_rows(sql.render("inbox_find.sql"), {"game_date": {"type": "DATE", "value": game_date}})
     if not rows:
         return None
     row = rows[0]

@@ -223,16 +223,19 @@ def production_row(
     }
 
 
-def merge(hook: Any, statement: str, row: dict[str, Any]) -> None:
-    """MERGE ``row`` with ``merge_run_history.sql`` (rendered or read by the caller)."""
+def merge(hook: Any, row: dict[str, Any]) -> None:
+    """MERGE ``row`` into the run history with ``merge_run_history.sql``."""
     types = parameter_types(config.RUN_HISTORY_TABLE)
-    hook.query_rows(statement, {name: {"type": types[name], "value": value} for name, value in row.items()})
+    hook.query_rows(
+        sql.render("merge_run_history.sql"),
+        {name: {"type": types[name], "value": value} for name, value in row.items()},
+    )
 
 
 def record(context: Any, *, running: bool = False) -> dict[str, Any]:
     """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
     row = build_row(context, running=running)
-    merge(batch.bq_hook(), sql.render("merge_run_history.sql"), row)
+    merge(batch.bq_hook(), row)
     log.info("Run history %s: %s", row["status"], row["summary"])
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
@@ -293,4 +296,4 @@ def on_run_failure(context: Any) -> None:
         force=bool(conf.get("force")),
         figures={"outcome": "failed", "message": reason},
     )
-    merge(hook, sql.render("merge_run_history.sql"), row)
+    merge(hook, row)

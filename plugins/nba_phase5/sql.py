@@ -33,6 +33,6 @@ def _environment(sql_dir: str) -> jinja2.Environment:
     )
 
 
-def render(name: str, **values: Any) -> str:
-    """``include/sql/<name>`` rendered with :func:`macros` (and ``values``, for a task's context)."""
-    return _environment(str(config.include_dir() / "sql")).get_template(name).render(**values, **macros())
+def render(name: str) -> str:
+    """``include/sql/<name>`` rendered with :func:`macros`."""
+    return _environment(str(config.include_dir() / "sql")).get_template(name).render(**macros())

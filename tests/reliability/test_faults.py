@@ -20,7 +20,6 @@ from helpers import (
     alerts,
     coverage_params,
     ready_players,
-    render_sql,
     run_dag,
     run_history,
     task_context,
@@ -30,6 +29,7 @@ from nba_phase5 import run_history as run_history_module
 from nba_phase5.hooks.pubsub import BatchPublishHook
 from nba_phase5.prediction_requests import PredictionRequest
 from nba_phase5.seeding import seed_day
+from nba_phase5.sql import render
 
 pytestmark = pytest.mark.integration
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
@@ -74,7 +74,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: AlwaysFailsSome(set(), failures=99))
     monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
     operator = PredictionFanOutOperator(
-        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(phase5_dag, "missing_requests.sql")
+        task_id="fan_out_requests", game_date=day.isoformat(), sql=render("missing_requests.sql")
     )
     with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
         operator.execute({"run_id": "fault_run", "ti": None})
@@ -137,7 +137,7 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=80, ready_pct=90)
     operator = PredictionFanOutOperator(
-        task_id="fan_out_requests", game_date=day.isoformat(), sql=render_sql(phase5_dag, "missing_requests.sql")
+        task_id="fan_out_requests", game_date=day.isoformat(), sql=render("missing_requests.sql")
     )
     context = {"run_id": "rerun", "ti": None}
     assert operator.execute(context)["published"] == 72
@@ -195,7 +195,7 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     xcoms: dict[tuple[str, str], Any] = {}
     wait = BigQueryWaitOperator(
         task_id=batch.wait_task(1),
-        sql=render_sql(phase5_dag, "prediction_coverage.sql"),
+        sql=render("prediction_coverage.sql"),
         query_params=coverage_params(day),
         max_wait_minutes=0,
     )
@@ -205,7 +205,7 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
         task_id=batch.republish_task(1),
         game_date=day.isoformat(),
         coverage=xcoms[(batch.wait_task(1), "return_value")],
-        sql=render_sql(phase5_dag, "missing_requests.sql"),
+        sql=render("missing_requests.sql"),
     )
     result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})
     assert result["published"] == 7

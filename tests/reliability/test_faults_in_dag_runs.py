@@ -19,7 +19,6 @@ from helpers import (
     alerts,
     prediction_count,
     ready_players,
-    render_sql,
     request_ids,
     run_dag,
     run_history,
@@ -29,6 +28,7 @@ from nba_phase5 import config
 from nba_phase5.clients import publisher_client
 from nba_phase5.hooks.pubsub import BatchPublishHook
 from nba_phase5.seeding import seed_day
+from nba_phase5.sql import render
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     first_lines = {q.strip().splitlines()[0] for q in injected}
     assert len(injected) >= 6, first_lines
     for sql in ("phase4_gate.sql", "prediction_coverage.sql", "game_day.sql", "merge_run_history.sql"):
-        assert render_sql(phase5_dag, sql).strip().splitlines()[0] in first_lines, sql
+        assert render(sql).strip().splitlines()[0] in first_lines, sql
     assert worker.stats.deliveries == Counter(request_ids(day, ready_players(bq, day)))
     assert prediction_count(bq, day) == 72
     [row] = run_history(bq, day)

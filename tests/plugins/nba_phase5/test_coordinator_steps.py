@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers import XComTI, ready_players, render_sql, task_context, write_predictions
+from helpers import XComTI, ready_players, task_context, write_predictions
 from nba_phase5 import batch, config
 from nba_phase5.clients import publisher_client
 from nba_phase5.contract import Phase4CompletionEvent
@@ -23,6 +23,7 @@ from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
 from nba_phase5.phase4_publisher import build_event, publish_completion_event
 from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
+from nba_phase5.sql import render
 from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ ANY_JSON_ERROR = _AnyJsonError("event body is not JSON …")
 def readiness_sensor(phase5_dag: Any, day: date, max_wait_minutes: float = 0) -> BigQueryWaitOperator:
     return BigQueryWaitOperator(
         task_id="wait_for_phase4_ready",
-        sql=render_sql(phase5_dag, "phase4_readiness.sql"),
+        sql=render("phase4_readiness.sql"),
         query_params={
             "game_date": day,
             "phase4_processor": config.PHASE4_PROCESSOR,
@@ -56,8 +57,6 @@ def readiness_sensor(phase5_dag: Any, day: date, max_wait_minutes: float = 0) ->
 
 
 def fan_out(day: date, task_id: str = "fan_out_requests", **kwargs: Any) -> PredictionFanOutOperator:
-    from nba_phase5.sql import render
-
     return PredictionFanOutOperator(
         task_id=task_id, game_date=day.isoformat(), sql=render("missing_requests.sql"), **kwargs
     )
