@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # Re-exported: the tools and the tests reach the supervision helpers through this module too.
 from supervise import (  # noqa: F401
@@ -102,8 +102,10 @@ def stack_env(project: str, pubsub_host: str, bigquery_host: str) -> dict[str, s
     }
 
 
-def start_dag_test(game_date: str, conf: dict[str, object], env: dict[str, str]) -> subprocess.Popen[str]:
-    """`airflow dags test` of the DAG for one date, in its own session, output on a pipe."""
+def start_dag_test(
+    game_date: str, conf: dict[str, object], env: dict[str, str], output: IO[str] | int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`airflow dags test` of the DAG for one date, in its own session; its output to ``output`` (a pipe)."""
     config = settings()
     # `airflow dags test` (Airflow 3.3.2) fails a successful run of a DAG with a deadline alert (sla.py)
     env = {**env, config.DEADLINE_ALERTS_ENV: "off"}
@@ -118,7 +120,7 @@ def start_dag_test(game_date: str, conf: dict[str, object], env: dict[str, str])
             json.dumps(conf),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,

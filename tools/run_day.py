@@ -15,11 +15,10 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import localstack
 
@@ -56,14 +55,6 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     from nba_phase5.config import FAN_OUT
 
     run([str(VENV_BIN / "airflow"), "pools", "set", *FAN_OUT.pool_set_args()], env, capture_output=True)
-
-
-def copy_output(process: subprocess.Popen[str], log_file: TextIO) -> None:
-    """The run's output, to its log file only: make run reports progress from BigQuery, not from log text."""
-    assert process.stdout is not None
-    for line in process.stdout:
-        log_file.write(line)
-    process.wait()
 
 
 def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
@@ -262,17 +253,16 @@ def start_worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> su
 def run_dag(args: argparse.Namespace, env: dict[str, str], project: str, log: Path) -> int:
     """The DAG run for the date, followed through BigQuery; its exit status."""
     say(f"starting DAG run {DAG_ID} for {args.date} (full log {log.relative_to(ROOT)})")
+    conf = {"game_date": args.date.isoformat(), **DEMO_CONF}
+    # The run's output goes to its log file only: make run reports progress from BigQuery, not log text.
     with log.open("w") as dag_log:
-        dag = localstack.start_dag_test(args.date.isoformat(), {"game_date": args.date.isoformat(), **DEMO_CONF}, env)
-        copier = threading.Thread(target=copy_output, args=(dag, dag_log), daemon=True)
-        copier.start()
+        dag = localstack.start_dag_test(args.date.isoformat(), conf, env, output=dag_log)
         try:
             follow(dag, args.date, project, args.event_delay)
         finally:
             # Interrupted (Ctrl-C, an error): the run must not outlive make run.
             if dag.poll() is None:
                 localstack.stop_server(localstack.Server.of_child("dag-test", dag))
-        copier.join()
     return dag.returncode
 
 
