@@ -244,7 +244,7 @@ def test_off_day_ends_cleanly_without_alert(stack, bq, phase5_dag, drain) -> Non
 
 
 def test_schedule_outage_warns_and_lets_the_gates_decide(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 20)  # off-season: nothing seeded within weeks of this date (and after start_date)
+    day = date(2025, 4, 20)  # no test seeds a date within 14 days of this one (and it is after start_date)
     seed_day(bq, day, players=80, ready_pct=90)
     delete_date(bq, config.SCHEDULE_TABLE, "game_date", day)  # features and Phase 4 ran; no schedule at all
     with running_worker(stack.project):
