@@ -43,7 +43,7 @@ def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[st
     from nba_phase5.bq import run_query
     from nba_phase5.clients import bigquery_client, publisher_client
     from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
-    from nba_phase5.phase4_publisher import build_event, publish_completion_event
+    from nba_phase5.phase4_publisher import build_envelope, publish_completion_event
     from nba_phase5.seeding import seed_day
     from nba_phase5.status import decode_summary
 
@@ -66,9 +66,8 @@ def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[st
         for line in proc.stdout:
             if published_at is None and "Waiting for Phase 4's event" in line:
                 time.sleep(1.0)
-                publish_completion_event(
-                    publisher_client(), project, build_event(day, report.players_ready, report.players_total)
-                )
+                event = build_envelope(day, record_count=report.players_total)  # the feature store's envelope
+                publish_completion_event(publisher_client(), project, event)
                 published_at = time.time()
             if done_at is None and "Published " in line and "fan_out" in line:
                 done_at = stamp(line)
@@ -183,12 +182,11 @@ def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: l
     peak = max(before_rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) // 1024
     localstack.stop_server(localstack.Server.of_child("worker", worker))
     worker.wait()
-    worker_jobs = 0  # the worker's own MERGEs and feature reads are not the DAG's work
+    worker_jobs = 0  # the worker's feature reads and staging loads are not the DAG's work
     jobs = [j for j in client.list_jobs(all_users=True) if j.job_id not in before]
     for job in jobs:
         query = getattr(job, "query", "") or ""
-        # The worker's feature read, prediction MERGE and outcome count (every one names @system_id).
-        if "@system_id" in query or "feature_names, feature_quality_score" in query:
+        if job.job_type == "load" or "feature_names, feature_quality_score" in query:
             worker_jobs += 1
     return wall, len(jobs) - worker_jobs, peak
 
@@ -199,13 +197,13 @@ def partition_pruning() -> dict[str, Any]:
     from sqlglot import exp
 
     from nba_phase5.phase4_publisher import COUNT_READY_SQL
-    from nba_phase5.sql import render
+    from nba_phase5.sql import NAME_EXAMPLES, render
     from nba_phase5.status import ALERTS_SQL, PREDICTIONS_SQL, RUNS_SQL
     from nba_phase5.worker import FEATURES_SQL
 
     specs = {p.stem: json.loads(p.read_text()) for p in (ROOT / "include" / "schemas").glob("*.json")}
     partition = {name.split(".")[1]: spec["time_partitioning"]["field"] for name, spec in specs.items()}
-    queries = {p.name: render(p.name) for p in sorted((ROOT / "include" / "sql").glob("[!_]*.sql"))}
+    queries = {p.name: render(p.name, **NAME_EXAMPLES) for p in sorted((ROOT / "include" / "sql").glob("[!_]*.sql"))}
     queries |= {
         "phase4_publisher.COUNT_READY_SQL": COUNT_READY_SQL.format(table=f"p.{config.FEATURE_STORE_TABLE}"),
         "status.RUNS_SQL": RUNS_SQL.format(table=f"p.{config.RUN_HISTORY_TABLE}"),

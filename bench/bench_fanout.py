@@ -57,7 +57,9 @@ def fanout_paths(project: str) -> dict[str, Callable[[list[Any], Messages], None
 
     def ours(requests: list[Any], messages: Messages) -> None:
         # The fan-out's own publishing path: chunks published, each recorded in the publish ledger.
-        operator = PredictionFanOutOperator(task_id="bench_fan_out", game_date=requests[0].game_date)
+        operator = PredictionFanOutOperator(
+            task_id="bench_fan_out", game_date=requests[0].game_date, batch_id=requests[0].batch_id
+        )
         result = operator.publish_and_record(requests, context={})
         assert not result.failed, result.errors
 
@@ -82,7 +84,16 @@ def bench_fanout(project: str, sizes: list[int], reps: int, slow_cap: int, naive
     results: dict[str, Any] = {}
     for size in sizes:
         requests = [
-            PredictionRequest("2025-11-28", f"player{i:05d}", "0022500001", "bench", (25.5,)) for i in range(size)
+            PredictionRequest(
+                game_date="2025-11-28",
+                player_lookup=f"player{i:05d}",
+                game_id="0022500001",
+                batch_id="batch_2025-11-28_1764306000",
+                points_line=25.5,
+                correlation_id="4f2a9c1e",
+                timestamp="2025-11-28T06:12:03.123456",
+            )
+            for i in range(size)
         ]
         messages = [(r.body(), r.attributes()) for r in requests]
         for name, publish in fanout_paths(project).items():

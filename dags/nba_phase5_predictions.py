@@ -4,14 +4,17 @@
 Each game day (the run for D opens at 00:00 Eastern on D): skip work already done, wait for Phase 4's
 completion event until 06:00 Pacific (the platform's backup time), gate on Phase 4 readiness in
 BigQuery (proceed degraded with 50+ ready players, stop critically below), fan out one prediction
-request per ready player, retry the stragglers, record the run and alert on problems.
+request per ready player (the coordinator's request), retry the stragglers, consolidate what the
+workers staged into the predictions table, record the run and alert on problems.
 
 * **Params**: `game_date` (default: the run's game date, Eastern), `force` (regenerate everyone),
   `skip_event_wait` (go straight to the gates), and the waits and thresholds below.
 * **One batch per date**: a run that finds another live run of its game date records itself `skipped`
   and publishes nothing (`skip_concurrent_run`).
 * **Reruns**: every task is re-entrant. Clear `fan_out_requests` to publish what is still missing,
-  `retry_stragglers` to run the straggler rounds again; `record_batch_run` updates the run's one row.
+  `retry_stragglers` to run the straggler rounds again, `consolidate_predictions` to merge what the
+  workers staged since; `record_batch_run` updates the run's one row. A player whose rows wait in the
+  batch's staging tables counts as predicted: no round requests him again.
   A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is not sent again by
   a retry, a clear or a straggler round (a fan-out killed mid-batch: at most two chunks).
 * **Backfills** skip the event wait and record `triggered_by='backfill'`.
@@ -42,6 +45,10 @@ HAND_OFF_DOC = f"""Publishes the batch's completion message on `{config.PHASE5_C
 envelope, read by its Phase 5→6 orchestrator) and updates the `{config.PREDICTIONS_ASSET_NAME}` asset, once per
 batch: a batch already in `{config.HANDOFF_TABLE}` is skipped, so clearing this task (or a dedup rerun) never
 announces twice. Skipped, too, when the run did not end `success` or `partial`."""
+CONSOLIDATE_DOC = """Merges the batch's staging tables (`nba_predictions._staging_{batch_id}_*`, written by the
+workers) into `player_prop_predictions` as the platform's coordinator did: the newest staged row per key,
+then only the newest active row per game, player and system stays active. The tables are deleted after;
+when the MERGE changed nothing or active duplicates remain, the task fails and keeps them. Safe to clear."""
 REQUEST_TOPIC = f"{{{{ var.value.get('{config.REQUEST_TOPIC_VARIABLE}', '{config.PREDICTION_REQUESTS_TOPIC}') }}}}"
 LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
 
@@ -67,6 +74,12 @@ def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ign
     return batch.proceed_with_ready_players(readiness, context)
 
 
+@task(task_id=TASKS.consolidate, doc_md=CONSOLIDATE_DOC)
+def consolidate_predictions(**context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Merge the batch's staging tables into the predictions table, then delete them (rerun-safe)."""
+    return batch.consolidate_predictions(context)
+
+
 @task(task_id=TASKS.verify)
 def verify_completion(last_wait: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """Completion % after the rounds; a warning alert when too many players still lack a prediction."""
@@ -85,13 +98,15 @@ def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-
     return handoff.announce(context, row)
 
 
-def fan_out(task_id: str, game_date: Any, batch_started_at: Any, **kwargs: Any) -> PredictionFanOutOperator:
+def fan_out(task_id: str, day: dict[str, Any], phase4_event: Any, **kwargs: Any) -> PredictionFanOutOperator:
     """A fan-out of this run's batch: the first one, or a straggler round's republish."""
     return PredictionFanOutOperator(
         task_id=task_id,
-        game_date=game_date,
+        game_date=day["game_date"],
+        batch_id=day["batch_id"],
+        phase4_event=phase4_event,
         force="{{ params.force }}",
-        batch_started_at=batch_started_at,
+        batch_started_at=day["batch_started_at"],
         in_flight_minutes="{{ params.in_flight_minutes }}",
         chunk_size="{{ params.fan_out_chunk_size }}",
         topic=REQUEST_TOPIC,
@@ -139,9 +154,9 @@ def phase4_readiness(game_date: Any) -> None:
 
 
 @task_group(group_id=TASKS.retry_group)
-def retry_stragglers(game_date: Any, batch_started_at: Any) -> None:
-    """Wait for predictions, republish only the missing players, N rounds, then verify."""
-    coverage = query_params.templated_prediction_state(game_date, batch_started_at)
+def retry_stragglers(day: dict[str, Any], phase4_event: Any) -> None:
+    """Wait for predictions, republish only the missing players, N rounds, consolidate, then verify."""
+    coverage = query_params.templated_prediction_state(day["game_date"], day["batch_started_at"])
     previous, earlier = None, None
     for round_number in range(1, batch.STRAGGLER_ROUNDS + 2):
         wait = BigQueryWaitOperator(
@@ -154,18 +169,19 @@ def retry_stragglers(game_date: Any, batch_started_at: Any) -> None:
             settle_polls="{{ params.straggler_settle_polls }}",
             settle_blocked_by="players_in_flight",
             earlier_result=earlier,
-            doc_md="Waits until predictions cover the ready players, the workers go quiet with nothing in flight, "
-            "or the wait runs out.",
+            staged_batch_id=day["batch_id"],
+            doc_md="Waits until predictions (consolidated or staged) cover the ready players, the workers go "
+            "quiet with nothing in flight, or the wait runs out.",
         )
         if previous is not None:
             previous >> wait
         if round_number > batch.STRAGGLER_ROUNDS:
-            verify_completion(wait.output)  # type: ignore[arg-type]  # an XComArg: the last wait's result
+            wait >> consolidate_predictions() >> verify_completion(wait.output)  # type: ignore[arg-type]
             return
         previous = fan_out(
             TASKS.republish_round(round_number),
-            game_date,
-            batch_started_at,
+            day,
+            phase4_event,
             coverage=wait.output,
             doc_md="Republishes only the players whose predictions are still missing and whose requests are "
             "older than the in-flight window (presumed lost).",
@@ -200,7 +216,9 @@ def retry_stragglers(game_date: Any, batch_started_at: Any) -> None:
 def nba_phase5_predictions() -> None:
     # resolve_game_day pushes the date and when this run's batch began (its first claim on the date).
     game_day: Any = resolve_game_day()
-    game_date, batch_started_at = game_day["game_date"], game_day["batch_started_at"]
+    game_date = game_day["game_date"]
+    # The run's date, its batch's first claim and the batch id minted from it (XComArgs).
+    day = {key: game_day[key] for key in ("game_date", "batch_started_at", "batch_id")}
     status = check_batch_status()
     game_day >> status
     skip_already_complete = EmptyOperator(
@@ -221,8 +239,8 @@ def nba_phase5_predictions() -> None:
     )
     fan_out_requests = fan_out(
         TASKS.fan_out,
-        game_date,
-        batch_started_at,
+        day,
+        wait_for_phase4_event.output,
         check_holder=True,
         pool=config.FAN_OUT.pool,
         # Well inside the in-flight window, so a retry skips every request the killed try had recorded.
@@ -230,7 +248,7 @@ def nba_phase5_predictions() -> None:
         doc_md="Publishes one request per ready player still missing its prediction and not in flight "
         "(with force: a new generation for everyone), recording each accepted request in the ledger.",
     )
-    stragglers = retry_stragglers(game_date, batch_started_at)
+    stragglers = retry_stragglers(day, wait_for_phase4_event.output)
     batch_done = EmptyOperator(
         task_id=TASKS.batch_done,
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,

@@ -220,7 +220,7 @@ def requested_for(day: date) -> list[Any]:
     requests, held by a worker they killed, come back once their ack deadline passes: only this day's
     requests say anything about this day."""
     leftovers = drain_subscription(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    return [m for m in leftovers if m.attributes.get("game_date") == day.isoformat()]
+    return [m for m in leftovers if json.loads(m.data).get("game_date") == day.isoformat()]
 
 
 def request_bodies(messages: list[Any]) -> list[dict[str, Any]]:
@@ -296,3 +296,17 @@ def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:
         run = session.get(DagRun, dag_run.id)
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
         return str(run.state), states
+
+
+def stage_rows(bq: Any, batch_id: str, worker_id: str, rows: list[dict[str, Any]]) -> str:
+    """Load ``rows`` into the batch's staging table for ``worker_id``, as the platform's workers do (a load
+    job, WRITE_APPEND, CREATE_IF_NEEDED, the predictions table's schema); returns the table's name."""
+    from google.cloud import bigquery
+
+    from nba_phase5 import staging
+
+    schema = bq.get_table(f"{bq.project}.{config.PREDICTIONS_TABLE}").schema
+    table = staging.staging_table_id(batch_id, worker_id)
+    job = bigquery.LoadJobConfig(schema=schema, write_disposition="WRITE_APPEND", create_disposition="CREATE_IF_NEEDED")
+    bq.load_table_from_json(rows, f"{bq.project}.{staging.STAGING_DATASET}.{table}", job_config=job).result()
+    return table

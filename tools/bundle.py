@@ -3,7 +3,7 @@
 Composer 3 synchronizes the bucket's ``dags/`` folder to the scheduler, DAG processor, workers and
 triggerer, and ``dags/`` is on their ``sys.path``; it does not synchronize ``plugins/`` to the
 scheduler or the triggerer, and its docs say that folder is not for common Python modules
-(../shared/platform/PLATFORM.md section 8). So the bundle is::
+(docs/platform.md §10). So the bundle is::
 
     build/composer/
       dags/nba_phase5_predictions.py         the DAG file
@@ -49,9 +49,11 @@ LOCAL_ONLY = frozenset(
         "status_html",
         "status_metrics",
         "worker",
+        "worker_answers",
         "worker_io",
         "worker_pubsub",
         "worker_requests",
+        "worker_rows",
         "worker_faults",
     }
 )

@@ -33,7 +33,8 @@ PROGRESS_WORDS = {
     "run_status": "run history: {}",
     "events": "Phase 4 completion events received by the wait: {}",
     "requests": "prediction requests published (publish ledger): {}",
-    "players_predicted": "players with a new prediction: {}",
+    "staging_tables": "staging tables the workers wrote for the date, not yet consolidated: {}",
+    "players_predicted": "players with a new prediction in player_prop_predictions (consolidated): {}",
     "alerts": "alerts raised (see the summary): {}",
 }
 
@@ -68,7 +69,16 @@ def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
         "since": {"type": "TIMESTAMP", "value": since},
     }
     [row] = run_query(client, sql.render("run_progress.sql"), params)
-    return dict(row)
+    return {**row, "staging_tables": len(staging_tables(client, day))}
+
+
+def staging_tables(client: Any, day: date) -> list[str]:
+    """The date's staging tables (any batch of the date): the workers' output before consolidation."""
+    from nba_phase5 import staging
+
+    prefix = staging.date_prefix(day)
+    dataset = f"{client.project}.{staging.STAGING_DATASET}"
+    return [t.table_id for t in client.list_tables(dataset) if t.table_id.startswith(prefix)]
 
 
 def follow(dag: subprocess.Popen[str], day: date, project: str, event_delay: float) -> None:
@@ -111,11 +121,16 @@ def read_progress(client: Any, day: date, since: datetime, last: dict[str, Any])
 def publish_event(day: date, project: str) -> None:
     """Publish Phase 4's completion event for ``day``, as Phase 4 does when it finishes."""
     from nba_phase5.clients import bigquery_client, publisher_client
-    from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+    from nba_phase5.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
 
     ready, total = count_production_ready(bigquery_client(project), day)
-    message_id = publish_completion_event(publisher_client(), project, build_event(day, ready, total))
-    say(f"Phase 4 published its completion event ({ready}/{total} ready) as message {message_id}")
+    # The feature store's completion envelope, as the platform's Phase 4 publishes it (docs/platform.md §1.2).
+    event = build_envelope(day, record_count=total)
+    message_id = publish_completion_event(publisher_client(), project, event)
+    say(
+        f"Phase 4's feature store published its completion message ({total} players processed, {ready} ready; "
+        f"correlation id {event.correlation_id}) as message {message_id}"
+    )
 
 
 def dropped_by_worker(log: Path, day: date) -> str:

@@ -1,22 +1,33 @@
 -- A partial (leading underscore), included by prediction_coverage.sql and missing_requests.sql: per
 -- ready player, whether it has its prediction and whether a request for it is in flight.
--- With force, the batch is a new generation: only the predictions it made and the requests it sent (at
--- or after batch_started_at) count. A request Pub/Sub accepted less than in_flight_seconds ago is in
--- flight (the ledger) and is never sent again while it is. (No parameter markers in comments: the
--- BigQuery emulator counts them as parameters.)
+-- A player has his prediction when an active one is in the predictions table or when this batch's
+-- workers have staged rows for him that consolidation has not merged yet (staged_players, read from the
+-- batch's staging tables): a cleared or straggler round never requests a staged player again.
+-- With force, the batch is a new generation: only the predictions it made or updated and the requests
+-- it sent (at or after batch_started_at) count. A request Pub/Sub accepted less than in_flight_seconds
+-- ago is in flight (the ledger) and is never sent again while it is. (No parameter markers in comments:
+-- the BigQuery emulator counts them as parameters.)
 ready AS (
-  SELECT player_lookup, ANY_VALUE(game_id) AS game_id
+  SELECT
+    player_lookup,
+    ANY_VALUE(game_id) AS game_id,
+    ANY_VALUE(opponent_team_abbr) AS opponent_team_abbr,
+    ANY_VALUE(is_home) AS is_home
   FROM {{ tables.feature_store }}
   WHERE game_date = @game_date
     AND is_production_ready
   GROUP BY player_lookup
 ),
 predicted AS (
-  SELECT DISTINCT player_lookup
+  SELECT player_lookup
   FROM {{ tables.predictions }}
   WHERE game_date = @game_date
     AND is_active
-    AND (NOT @force OR created_at >= @batch_started_at)
+    -- A consolidation that matched an existing row updates it in place (created_at kept).
+    AND (NOT @force OR COALESCE(updated_at, created_at) >= @batch_started_at)
+  UNION DISTINCT
+  SELECT player_lookup
+  FROM UNNEST(@staged_players) AS player_lookup
 ),
 in_flight AS (
   SELECT DISTINCT player_lookup
@@ -29,6 +40,8 @@ state AS (
   SELECT
     ready.player_lookup,
     ready.game_id,
+    ready.opponent_team_abbr,
+    ready.is_home,
     predicted.player_lookup IS NOT NULL AS has_prediction,
     in_flight.player_lookup IS NOT NULL AS in_flight
   FROM ready

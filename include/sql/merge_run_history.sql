@@ -1,4 +1,4 @@
--- This DAG's row in the platform's shared run history (production columns only, PLATFORM.md section 4):
+-- This DAG's row in the platform's shared run history (production columns only, docs/platform.md §4):
 -- one row per (processor_name, data_date, run_id). The batch writes it `running` when it starts and
 -- finishes it at the end; rerunning the recorder updates the row, never adds one. Phase 5's own
 -- figures travel in `summary`. Whether the run raised alerts is read from this run's pipeline_alerts rows.
@@ -11,6 +11,7 @@ USING (
     @season_year AS season_year,
     @status AS status,
     @records_processed AS records_processed,
+    @records_skipped AS records_skipped,
     @triggered_by AS triggered_by,
     @trigger_source AS trigger_source,
     @trigger_message_id AS trigger_message_id,
@@ -54,6 +55,7 @@ WHEN MATCHED AND (source.status != 'running' OR target.status = 'running') THEN 
   season_year = source.season_year,
   status = source.status,
   records_processed = source.records_processed,
+  records_skipped = source.records_skipped,
   triggered_by = source.triggered_by,
   trigger_source = source.trigger_source,
   trigger_message_id = source.trigger_message_id,
@@ -74,13 +76,14 @@ WHEN MATCHED AND (source.status != 'running' OR target.status = 'running') THEN 
   alert_sent = source.alert_sent,
   alert_type = source.alert_type
 WHEN NOT MATCHED THEN INSERT (
-  processor_name, run_id, data_date, season_year, status, records_processed, triggered_by, trigger_source,
+  processor_name, run_id, data_date, season_year, status, records_processed, records_skipped, triggered_by,
+  trigger_source,
   trigger_message_id, trigger_message_data, started_at, processed_at, duration_seconds, skipped, skip_reason,
   backfill_mode, force_reprocess, execution_host, phase, output_dataset, output_table, dependency_check_passed,
   upstream_dependencies, summary, alert_sent, alert_type
 ) VALUES (
   source.processor_name, source.run_id, source.data_date, source.season_year, source.status,
-  source.records_processed, source.triggered_by, source.trigger_source, source.trigger_message_id,
+  source.records_processed, source.records_skipped, source.triggered_by, source.trigger_source, source.trigger_message_id,
   source.trigger_message_data, source.started_at, source.processed_at, source.duration_seconds, source.skipped,
   source.skip_reason, source.backfill_mode, source.force_reprocess, source.execution_host, source.phase,
   source.output_dataset, source.output_table, source.dependency_check_passed, source.upstream_dependencies,

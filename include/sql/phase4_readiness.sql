@@ -1,4 +1,4 @@
--- Is Phase 4 done for game_date (PLATFORM.md section 3)? Its latest run-history row with a status that
+-- Is Phase 4 done for game_date (docs/platform.md §3.3, §3.4)? Its latest run-history row with a status that
 -- means it ran (success or partial, by processed_at), and how many players it made production-ready.
 WITH phase4_runs AS (
   SELECT status, processed_at

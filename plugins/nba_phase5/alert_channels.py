@@ -1,4 +1,4 @@
-"""Where an alert goes besides its BigQuery row: Slack and e-mail (PLATFORM.md §3), each optional.
+"""Where an alert goes besides its BigQuery row: Slack and e-mail (docs/platform.md §3.4), each optional.
 
 Slack goes through the Slack provider's webhook notifier (connection ``config.ALERT_SLACK_CONN_ID``),
 e-mail through the SMTP provider's notifier (connection ``config.ALERT_SMTP_CONN_ID``, recipients in

@@ -30,6 +30,7 @@ FAN_OUT = TASKS.fan_out
 ALREADY_COMPLETE = TASKS.already_complete
 CONCURRENT = TASKS.concurrent_run
 VERIFY = TASKS.in_group(TASKS.retry_group, TASKS.verify)
+CONSOLIDATE = TASKS.in_group(TASKS.retry_group, TASKS.consolidate)
 STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
 
 
@@ -58,13 +59,21 @@ def batch_started_at(context: Any) -> str:
     return value
 
 
-def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
-    """:func:`nba_phase5.query_params.prediction_state` for this run."""
+def batch_id(context: Any) -> str | None:
+    """This run's batch id (``batch_{date}_{epoch}`` of its first claim), once it has claimed its date."""
+    value: str | None = context["ti"].xcom_pull(task_ids=GAME_DAY, key="batch_id")
+    return value
+
+
+def coverage_params(context: Any, *, force: bool, hook: Any = None) -> dict[str, Any]:
+    """:func:`nba_phase5.query_params.prediction_state` for this run (with ``hook``: and its staged players)."""
+    day = game_date(context)
     return query_params.prediction_state(
-        game_date(context),
+        day,
         force=force,
         batch_started_at=batch_started_at(context),
         in_flight_seconds=query_params.in_flight_seconds(context["params"]["in_flight_minutes"]),
+        staged_players=hook.staged_players(day, batch_id(context), force=force) if hook is not None else (),
     )
 
 
@@ -108,16 +117,19 @@ def resolve_game_day(context: Any) -> bool:
 
 
 def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
-    """Claim ``day``'s batch for this run and push when this run's batch began: its first claim.
+    """Claim ``day``'s batch for this run and push when this run's batch began (its first claim) and its id.
 
     A first try has made no earlier claim, so its batch begins now, without a query. A retry or a
     clear (try 2 and later) reads the date's claims: a cleared run keeps its forced generation.
     """
     from nba_phase5.batch_lease import claim, claims, first_claim
+    from nba_phase5.staging import mint_batch_id
 
     claim(hook.get_client(project_id=hook.project_id), day, context["run_id"], started)
     first = started if context["ti"].try_number == 1 else first_claim(claims(day), context["run_id"]) or started
     context["ti"].xcom_push(key="batch_started_at", value=first)
+    # The coordinator's batch id, from the first claim: a cleared run keeps its batch and staging tables.
+    context["ti"].xcom_push(key="batch_id", value=mint_batch_id(day, datetime.fromisoformat(first)))
 
 
 def check_batch_status(context: Any) -> str:
@@ -191,6 +203,19 @@ def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -
     return row
 
 
+def consolidate_predictions(context: Any) -> dict[str, Any]:
+    """Merge this run's staging tables into the predictions table and delete them (rerun-safe).
+
+    A run that never claimed a batch (or whose workers staged nothing) has nothing to merge.
+    """
+    day, batch = game_date(context), batch_id(context)
+    if not batch:
+        log.info("Run has no batch id: nothing to consolidate")
+        return {"batch_id": None, "staging_tables": 0, "rows_affected": 0, "deactivated": 0, "tables_deleted": 0}
+    result: dict[str, Any] = bq_hook().consolidate(day, batch).to_dict()
+    return result
+
+
 class BatchIncompleteError(AirflowFailException):
     """The batch ended far from complete: the run fails at once (no retry) and the alert is critical."""
 
@@ -218,8 +243,8 @@ def verify_completion(context: Any, last_wait: dict[str, Any] | None) -> dict[st
         # The last wait saw every prediction in place; active predictions only grow, so reuse it.
         row = {k: last_wait[k] for k in keys}
     else:
-        query = sql.render("prediction_coverage.sql")
-        row = bq_hook().query_rows(query, coverage_params(context, force=bool(params["force"])))[0]
+        query, hook = sql.render("prediction_coverage.sql"), bq_hook()
+        row = hook.query_rows(query, coverage_params(context, force=bool(params["force"]), hook=hook))[0]
         row = {k: row[k] for k in keys}
     ready, done, missing = (int(row[k]) for k in keys)
     completion = round(100.0 * done / ready, 2) if ready else 100.0

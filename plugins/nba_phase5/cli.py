@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from nba_phase5 import config
 from nba_phase5.contract import InvalidEventError, parse_game_date
@@ -76,26 +77,38 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_publish_phase4(args: argparse.Namespace) -> int:
     from nba_phase5.clients import bigquery_client, publisher_client
-    from nba_phase5.phase4_publisher import build_event, count_production_ready, latest_run_id, publish_completion_event
+    from nba_phase5.phase4_publisher import build_message, count_production_ready, latest_run, publish_completion_event
 
     project = config.project_id(args.project)
     if (args.players_ready is None) != (args.players_total is None):
         print("error: give both --players-ready and --players-total, or neither", file=sys.stderr)
         return 2
-    run_id = args.run_id
+    run_id, duration = args.run_id, 0.0
     if args.players_ready is None:
         client = bigquery_client(project)
         ready, total = count_production_ready(client, args.date)
         if total == 0:
             print(f"error: the feature store has no players for {args.date}; seed it first", file=sys.stderr)
             return 1
-        # As Phase 4 does: the event carries the run id of the run that wrote the features.
-        run_id = run_id or latest_run_id(client, args.date)
+        # As Phase 4 does: the plan's shape carries the run id of the run that wrote the features, and the
+        # envelope that run's runtime (its correlation id is a new id unless given: docs/platform.md §1.2).
+        run = latest_run(client, args.date) or {}
+        if args.shape == "plan":
+            run_id = run_id or run.get("run_id")
+        duration = float(run.get("duration_seconds") or 0.0)
     else:
         ready, total = args.players_ready, args.players_total
     try:
-        # --players-total is what the real event calls players_processed (rows written).
-        event = build_event(args.date, ready, total, run_id=run_id)
+        event = build_message(
+            args.date,
+            shape=args.shape,
+            players_ready=ready,
+            players_total=total,
+            processor=args.processor,
+            status=args.status,
+            run_id=run_id,
+            duration_seconds=duration,
+        )
     except InvalidEventError as exc:
         print(f"error: not published: {exc.reason}", file=sys.stderr)
         return 2
@@ -174,6 +187,49 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_publish_phase4(sub: Any) -> None:
+    """The ``publish-phase4`` command: the platform's envelope by default (docs/platform.md §1.2).
+
+    :param sub: the parser's sub-command registry.
+    """
+    from nba_phase5.contract import ENVELOPE_STATUSES
+    from nba_phase5.phase4_publisher import PHASE4_PROCESSORS, SHAPES
+
+    p = sub.add_parser("publish-phase4", help="publish Phase 4's completion message, as Phase 4 does")
+    p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
+    p.add_argument("--players-ready", type=_count, help="default: counted in the feature store")
+    p.add_argument(
+        "--players-total", type=_count, help="players written (the envelope's record_count); default: counted"
+    )
+    p.add_argument(
+        "--run-id",
+        "--correlation-id",
+        dest="run_id",
+        help="the envelope's correlation_id (default: its new execution id), or the plan's run_id (default: "
+        "Phase 4's latest run-history row's, when counting)",
+    )
+    p.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="envelope",
+        help="envelope: the platform's real message (default); plan: the planning guide's; script: "
+        "{event_type, game_date, players_ready}",
+    )
+    p.add_argument(
+        "--processor",
+        choices=tuple(PHASE4_PROCESSORS),
+        default=config.PHASE4_PROCESSOR,
+        help="the sending Phase 4 processor (default the feature store; the others' messages are acked and counted)",
+    )
+    p.add_argument(
+        "--status",
+        choices=ENVELOPE_STATUSES,
+        default="success",
+        help="the envelope's status (default success; failed and no_data are not ready)",
+    )
+    p.set_defaults(func=cmd_publish_phase4)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nba_phase5",
@@ -198,17 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase4-status", choices=("success", "partial"), default="success", help="Phase 4's run status")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("publish-phase4", help="publish Phase 4's completion event, as Phase 4 does")
-    p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
-    p.add_argument("--players-ready", type=_count, help="default: counted in the feature store")
-    p.add_argument("--players-total", type=_count, help="default: counted in the feature store")
-    p.add_argument(
-        "--run-id",
-        "--correlation-id",
-        dest="run_id",
-        help="Phase 4's run id for the event (default: its latest run-history row's, when counting)",
-    )
-    p.set_defaults(func=cmd_publish_phase4)
+    _add_publish_phase4(sub)
 
     p = sub.add_parser("worker", help="run the local prediction worker (stand-in for Phase 5 workers)")
     p.add_argument("--drop-rate", type=_rate, default=0.0, help="fraction of requests acked without a prediction")

@@ -26,6 +26,11 @@ def bigquery_client(project: str) -> bigquery.Client:
     if host:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
+        from google.cloud.bigquery import client as client_module
+
+        # Load jobs (the stand-in worker's staging writes) upload their rows as "*/*", which BigQuery
+        # takes and bqemulator refuses; the emulator takes the same bytes as application/octet-stream.
+        client_module._GENERIC_CONTENT_TYPE = "application/octet-stream"  # type: ignore[attr-defined]
 
         return bigquery.Client(
             project=project,

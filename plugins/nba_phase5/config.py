@@ -14,7 +14,7 @@ from pathlib import Path
 DAG_ID = "nba_phase5_predictions"
 # NBA game dates are Eastern: the run for game date D opens at 00:00 Eastern on D.
 DAG_TIMEZONE = "America/New_York"
-# The platform's backup schedule is Pacific (PLATFORM.md §2): /start at 06:00 PT, retries 06:15 and 06:30 PT.
+# The platform's backup schedule is Pacific (docs/platform.md §2): /start at 06:00 PT, retries 06:15 and 06:30 PT.
 BACKUP_TIMEZONE = "America/Los_Angeles"
 BACKUP_START = "06:00"
 
@@ -52,14 +52,12 @@ PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
 PREDICTION_REQUESTS_TOPIC = "prediction-request-prod"
 # Local only: the stand-in worker pulls from this subscription (production pushes to the workers).
 PREDICTION_REQUESTS_SUBSCRIPTION = "prediction-request-prod-local-worker"
-# The requests' dead-letter topic (PLATFORM.md §7: after 5 delivery attempts). Locally the stand-in
+# The requests' dead-letter topic (docs/platform.md §7.1: after 5 delivery attempts). Locally the stand-in
 # worker also publishes every request it cannot use there itself, with a ``dlq_reason`` attribute.
 PREDICTION_REQUESTS_DLQ_TOPIC = "prediction-request-dlq"
 # Phase 5's completion topic (nba-phase{N}-{content}-complete), read by the platform's Phase 5→6
-# orchestrator; the message is the platform's completion envelope (PLATFORM.md section 7).
+# orchestrator; the message is the platform's completion envelope (docs/platform.md §9.1).
 PHASE5_COMPLETE_TOPIC = "nba-phase5-predictions-complete"
-#: ``phase`` in that envelope (the platform's publisher writes phase_5_predictions; run history says phase_5).
-COMPLETION_PHASE = "phase_5_predictions"
 #: The Airflow asset a finished batch updates: an Airflow-scheduled Phase 6 DAG runs on it.
 PREDICTIONS_ASSET_NAME = "nba_phase5_predictions"
 # Locally only (emulators): a pull subscription standing in for the platform's Phase 5→6 orchestrator.
@@ -68,6 +66,11 @@ PREDICTIONS_ASSET_URI = "nba-props://phase5/player_prop_predictions"
 PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS = 5
 # Local only: a pull subscription on the dead-letter topic, to inspect what was dead-lettered.
 PREDICTION_REQUESTS_DLQ_SUBSCRIPTION = "prediction-request-dlq-local"
+# The workers publish one prediction-ready message per request they finished (docs/platform.md §7):
+# ``{player_lookup, game_date, predictions_generated, batch_id, correlation_id, timestamp, worker_instance}``.
+PREDICTION_READY_TOPIC = "prediction-ready-prod"
+# Local only: a pull subscription on it, so tests and `make run` can read what the stand-in worker reported.
+PREDICTION_READY_LOCAL_SUBSCRIPTION = "prediction-ready-prod-local"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class Tables:
     """Every BigQuery table the package reads or writes, as ``dataset.table`` (the SQL in ``include/sql``
     names them as ``{{ tables.<field> }}``; :mod:`nba_phase5.sql` and the DAG's macros render them)."""
 
-    #: The platform's shared run history (PLATFORM.md §4): Phase 4's row is read, this DAG's is merged.
+    #: The platform's shared run history (docs/platform.md §4): Phase 4's row is read, this DAG's is merged.
     run_history: str = "nba_reference.processor_run_history"
     #: The platform's alert rows (one per alert, whichever channels delivered it).
     alerts: str = "nba_reference.pipeline_alerts"
@@ -106,10 +109,27 @@ FEATURE_STORE_TABLE = TABLES.feature_store
 PREDICTIONS_TABLE = TABLES.predictions
 SCHEDULE_TABLE = TABLES.schedule
 
-PHASE4_PROCESSOR = "ml_feature_store_v2"
-PHASE5_PROCESSOR = "phase5_coordinator"
+# Phase 4's feature-store processor, as its run-history rows and its completion messages name it (its
+# class name: docs/platform.md §1, §3); the gate reads its row by this name.
+PHASE4_PROCESSOR = "MLFeatureStoreProcessor"
+#: Its output table, which its completion message names as ``output_table`` (the other way to recognise it).
+PHASE4_OUTPUT_TABLE = "ml_feature_store_v2"
+#: ``phase`` of every Phase 4 processor's completion message and run-history row.
+PHASE4_PHASE = "phase_4_precompute"
+#: The plan's (and the infrastructure script's) name for the feature-store processor (``processor``).
+PHASE4_PLAN_PROCESSOR = "ml_feature_store_v2"
+#: A completion message with one of these statuses means the features are ready (the platform's own
+#: Phase 4→5 consumer counts only these); any other status is recorded and ignored.
+PHASE4_READY_MESSAGE_STATUSES = ("success", "partial")
 # Phase 4 counts as having run when its latest run-history row has one of these statuses.
 PHASE4_RAN_STATUSES = ("success", "partial")
+# The coordinator this DAG replaces, as the platform's monitoring reads it in the run history
+# (processor_name LIKE 'Prediction%') and as Phase 6 reads it in the completion message (docs/platform.md §4).
+PHASE5_PROCESSOR = "PredictionCoordinator"
+#: ``phase`` of this DAG's run-history rows and of its completion message.
+PHASE5_PHASE = "phase_5_predictions"
+#: ``phase`` in the completion message to Phase 6: the coordinator's, as in its run-history rows.
+COMPLETION_PHASE = PHASE5_PHASE
 # The stand-in worker's prediction system; completion counts any system_id.
 LOCAL_SYSTEM_ID = "local_weighted_avg_v1"
 
@@ -122,7 +142,7 @@ LINE_TABLE_VARIABLE = "nba_phase5_line_table"
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The platform's thresholds (PLATFORM.md §3); every one can be overridden per run through DAG params."""
+    """The platform's thresholds (docs/platform.md §3.4); every one can be overridden per run through DAG params."""
 
     #: Phase 4 is ready when this share of its players is production-ready ...
     min_ready_pct: float = 80.0
@@ -190,6 +210,7 @@ class TaskIds:
     readiness_verdict: str = "proceed_with_ready_players"
     fan_out: str = "fan_out_requests"
     retry_group: str = "retry_stragglers"
+    consolidate: str = "consolidate_predictions"
     verify: str = "verify_completion"
     batch_done: str = "batch_done"
     record: str = "record_batch_run"
@@ -214,7 +235,7 @@ TASKS = TaskIds()
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    """Which severity each kind of alert has (PLATFORM.md §3: every alert is a row, Slack and e-mail)."""
+    """Which severity each kind of alert has (docs/platform.md §3.4: every alert is a row, Slack and e-mail)."""
 
     #: A task failed for good (after its retries): the default for every task.
     task_failed: str = "error"
@@ -280,7 +301,7 @@ def include_dir() -> Path:
 
 
 # --- Alert delivery (notifications.py) ----------------------------------------------------------------
-# PLATFORM.md §3: alerts go to e-mail and Slack. Each channel is optional: a missing connection or an
+# docs/platform.md §3.4: alerts go to e-mail and Slack. Each channel is optional: a missing connection or an
 # empty recipient list skips it (the BigQuery row in ALERTS_TABLE is always written).
 #: Slack incoming-webhook connection (conn type ``slackwebhook``; the webhook URL, or its token, as password).
 ALERT_SLACK_CONN_ID = "slack_alerts"

@@ -1,15 +1,21 @@
 """The hand-off to Phase 6: one completion message per batch, and the asset event Airflow DAGs run on.
 
 A batch that ends ``success`` or ``partial`` is announced once on ``nba-phase5-predictions-complete``
-in the platform's completion envelope (``UnifiedPubSubPublisher.publish_completion``, PLATFORM.md
-section 7), which the platform's Phase 5→6 orchestrator reads (``game_date``, ``status``,
-``correlation_id``, ``execution_id``, ``metadata.completion_pct`` / ``completed_predictions`` /
-``batch_id``). Backfill runs announce nothing, as the platform's publisher skips downstream in backfill
-mode. The batch is then written to this package's ``phase5_handoffs`` table, which every later
-try reads first: a dedup rerun (``skipped``) or a cleared hand-off skips instead of announcing again,
-and a skipped task emits no asset event. Killed between Pub/Sub accepting the message and that row
-being written, a retry announces the batch a second time (the platform's consumer is idempotent per
-date); that window is one streaming insert long.
+in the coordinator's completion envelope (docs/platform.md §9.1), which the platform's Phase 5→6
+function reads: ``processor_name='PredictionCoordinator'``, ``execution_id`` the batch id,
+``correlation_id`` Phase 4's (from its completion message; the batch id when the run took the backup
+path), an honest ``status`` (the coordinator always said ``success``) and ``metadata`` with
+``batch_id``, ``expected_players``, ``completed_players``, ``completed_predictions``,
+``total_predictions`` and ``completion_pct``.
+
+Phase 6 drops a ``partial`` batch under 80 % and a date with fewer than 10 predictions
+(docs/platform.md §9.2). Such a batch is not announced as if Phase 6 would export it: a warning alert
+says why Phase 6 will not, and the task is skipped (no message, no asset event). Backfill runs announce
+nothing, as the platform's publisher skips downstream in backfill mode. An announced batch is written
+to this package's ``phase5_handoffs`` table, which every later try reads first: a dedup rerun or a
+cleared hand-off skips instead of announcing again. Killed between Pub/Sub accepting the message and
+that row being written, a retry announces the batch a second time (the platform's consumer is
+idempotent per date); that window is one streaming insert long.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from typing import Any
 from nba_phase5 import config, sql
 
 ANNOUNCED_STATUSES = ("success", "partial")
+#: Phase 6's own gates (docs/platform.md §9.2): a partial batch below this completion is not exported ...
+PHASE6_MIN_COMPLETION_PCT = 80.0
+#: ... nor a date with fewer predictions than this.
+PHASE6_MIN_PREDICTIONS = 10
 
 
 def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
@@ -28,14 +38,13 @@ def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     from nba_phase5.run_history import OUTPUT_DATASET, OUTPUT_TABLE
 
     figures = json.loads(row["summary"]) if isinstance(row.get("summary"), str) else dict(row.get("summary") or {})
-    phase4 = json.loads(row["trigger_message_data"]) if row.get("trigger_message_data") else {}
     batch = figures.get("batch_id") or row["run_id"]
-    predicted, missing = int(figures.get("players_predicted") or 0), int(figures.get("players_missing") or 0)
+    predicted, missing = int(figures.get("completed") or 0), int(figures.get("failed") or 0)
     message = {
         "processor_name": config.PHASE5_PROCESSOR,
         "phase": config.COMPLETION_PHASE,
         "execution_id": batch,
-        "correlation_id": phase4.get("run_id") or batch,  # Phase 4's run id traces the whole pipeline
+        "correlation_id": figures.get("correlation_id") or batch,
         "game_date": str(row["data_date"]),
         "output_table": OUTPUT_TABLE,
         "output_dataset": OUTPUT_DATASET,
@@ -44,21 +53,46 @@ def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
         "records_failed": missing,
         "timestamp": now.isoformat(),
         "duration_seconds": row.get("duration_seconds"),
-        "trigger_source": row.get("trigger_source"),
-        "trigger_message_id": row.get("trigger_message_id"),
+        "trigger_source": "automatic",
         "metadata": {
             "batch_id": batch,
-            "run_id": row["run_id"],
-            "expected_predictions": figures.get("players_ready"),
+            "expected_players": figures.get("expected"),
+            "completed_players": predicted,
             "completed_predictions": predicted,
-            "failed_predictions": missing,
-            "completion_pct": figures.get("completion_pct"),
-            "players_total": figures.get("players_total"),
+            "total_predictions": figures.get("total_predictions"),
+            "completion_pct": figures.get("completion_percentage"),
+            "airflow_run_id": row["run_id"],
             "degraded": figures.get("degraded"),
-            "triggered_by": row.get("triggered_by"),
         },
     }
     return {key: value for key, value in message.items() if value is not None}
+
+
+def phase6_refusal(message: dict[str, Any], count_rows: Any = None) -> str | None:
+    """Why Phase 6 would drop ``message`` (docs/platform.md §9.2), or None when it would export.
+
+    Phase 6 counts every prediction row of the date (all systems, active or not). Each predicted player
+    has at least one, so the rows are counted (``count_rows()``) only when fewer than 10 players were.
+    """
+    metadata = message.get("metadata") or {}
+    pct = metadata.get("completion_pct")
+    pct = 100.0 if pct is None else float(pct)
+    predicted = int(metadata.get("completed_predictions") or 0)
+    if message["status"] == "partial" and pct < PHASE6_MIN_COMPLETION_PCT:
+        return f"the batch is partial at {pct:.1f} %, below Phase 6's {PHASE6_MIN_COMPLETION_PCT:.0f} %"
+    if predicted == 0 and pct < PHASE6_MIN_COMPLETION_PCT:
+        return f"no prediction completed and completion is {pct:.1f} %"
+    if predicted < PHASE6_MIN_PREDICTIONS:
+        rows = int(count_rows()) if count_rows is not None else predicted
+        if rows < PHASE6_MIN_PREDICTIONS:
+            return f"the date has {rows} prediction rows, Phase 6 needs {PHASE6_MIN_PREDICTIONS}"
+    return None
+
+
+def prediction_rows(hook: Any, game_date: str) -> int:
+    """Every prediction row of ``game_date`` (``prediction_rows.sql``), as Phase 6 counts them."""
+    rows = hook.query_rows(sql.render("prediction_rows.sql"), {"game_date": {"type": "DATE", "value": game_date}})
+    return int(rows[0]["prediction_rows"])
 
 
 def already_announced(hook: Any, game_date: str, batch_id: str) -> dict[str, Any] | None:
@@ -111,6 +145,13 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
         raise AirflowSkipException("Backfill run: the platform does not start Phase 6 from backfills")
     message = completion_message(row, now=datetime.now(UTC))
     hook = bq_hook()
+    refusal = phase6_refusal(message, lambda: prediction_rows(hook, message["game_date"]))
+    if refusal:
+        from nba_phase5.notifications import warn
+
+        words = f"Batch {message['execution_id']} for {message['game_date']} is not handed to Phase 6: {refusal}"
+        warn(context, f"{words}, so Phase 6 would not export it")
+        raise AirflowSkipException(words)
     earlier = already_announced(hook, message["game_date"], message["execution_id"])
     if earlier:
         raise AirflowSkipException(

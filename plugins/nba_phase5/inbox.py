@@ -1,10 +1,11 @@
 """The durable inbox of Phase 4's completion events (``nba_reference.phase5_event_inbox``).
 
 A Pub/Sub ack is final, and the trigger that acks runs in a shared triggerer that can die at any
-moment. So a valid event is written here first, keyed by its message id, and acked only after the
-write: the run for its game date is satisfied by an inbox row, whichever run pulled it. That makes a
-triggerer crash between ack and the trigger's event, a run waiting for another date, and a
-clear-and-rerun of the sensor all find the event again instead of losing or stealing it.
+moment. So the feature store's ready event (docs/platform.md §1.3) is written here first, keyed by its
+message id, and acked only after the write: the run for its game date is satisfied by an inbox row,
+whichever run pulled it. That makes a triggerer crash between ack and the trigger's event, a run waiting
+for another date, and a clear-and-rerun of the sensor all find the event again instead of losing or
+stealing it. The other Phase 4 processors' messages are never written here (the trigger counts them).
 
 Only this package writes the table; it is not part of the platform (README, *The platform's contracts*).
 """
@@ -69,14 +70,19 @@ def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
 
 
 def find(hook: Any, game_date: date) -> InboxEntry | None:
-    """The first event recorded for ``game_date``, or None."""
+    """The first feature-store ready event recorded for ``game_date``, or None.
+
+    :param hook: the BigQuery hook that runs the query.
+    :param game_date: the awaited game date (the table's partition filter).
+    """
     rows = hook.query_rows(sql.render("inbox_find.sql"), {"game_date": {"type": "DATE", "value": game_date}})
-    if not rows:
-        return None
-    row = rows[0]
-    try:
-        # Validated before it was written; parsed again so nothing unvalidated ever leaves the inbox.
-        event = Phase4CompletionEvent.from_json(row["event"], today=game_date)
-    except InvalidEventError:
-        return None
-    return InboxEntry(str(row["message_id"]), event, row["received_at"])
+    for row in rows or []:
+        try:
+            # Validated before it was written; parsed again so nothing unvalidated ever leaves the inbox.
+            event = Phase4CompletionEvent.from_json(row["event"], today=game_date)
+        except InvalidEventError:
+            continue
+        # Only such events are recorded; checked again so a row from any other writer can never start a run.
+        if event.is_feature_store and event.is_ready and event.game_date == game_date:
+            return InboxEntry(str(row["message_id"]), event, row["received_at"])
+    return None

@@ -1,7 +1,7 @@
 """The local stand-in worker's model: transparent, deterministic, points only (the platform predicts points).
 
 Not the production model. It reads a feature-store row by feature *name* (``features`` zipped with
-``feature_names``, PLATFORM.md §5), never by position, so a reordered or longer feature vector works:
+``feature_names``, docs/platform.md §5), never by position, so a reordered or longer feature vector works:
 
 * points = ``0.5·points_avg_last_5 + 0.3·points_avg_last_10 + 0.2·points_avg_season``, scaled by
   ``opponent_def_rating`` relative to a league-average rating of 112;

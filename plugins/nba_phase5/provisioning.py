@@ -2,7 +2,7 @@
 
 Replaces the plan's ``deploy_pubsub_infrastructure.sh``: the same code runs against the emulators and
 against real GCP. A resource that already exists is left exactly as it is: in production the run
-history, the feature store, the schedule and the predictions table belong to the platform (PLATFORM.md).
+history, the feature store, the schedule and the predictions table belong to the platform (docs/platform.md).
 
 ``check`` is the read-only counterpart: it lists what the DAG needs and the project lacks.
 """
@@ -26,6 +26,7 @@ TOPICS = (
     config.PREDICTION_REQUESTS_TOPIC,
     config.PREDICTION_REQUESTS_DLQ_TOPIC,
     config.PHASE5_COMPLETE_TOPIC,
+    config.PREDICTION_READY_TOPIC,
 )
 # Pull subscriptions: name → (topic, ack deadline). The trigger's deadline covers validate-then-ack in
 # the triggerer.
@@ -38,6 +39,7 @@ LOCAL_WORKER_SUBSCRIPTIONS = {
     config.PREDICTION_REQUESTS_SUBSCRIPTION: (config.PREDICTION_REQUESTS_TOPIC, 120),
     config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION: (config.PREDICTION_REQUESTS_DLQ_TOPIC, 60),
     config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION: (config.PHASE5_COMPLETE_TOPIC, 60),
+    config.PREDICTION_READY_LOCAL_SUBSCRIPTION: (config.PREDICTION_READY_TOPIC, 60),
 }
 # Subscription → dead-letter topic: after PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS deliveries Pub/Sub
 # moves a message there (the emulator does too). Set when the subscription is created, never added to an
@@ -229,6 +231,36 @@ def check_bigquery(project: str) -> list[str]:
             problems.append(f"{table_name}: table is missing")
             continue
         problems += compare_columns(table_name, spec["schema"], [f.to_api_repr() for f in table.schema])
+        problems += compare_layout(table_name, spec, table, emulators=using_emulators())
+    return problems
+
+
+def compare_layout(table_name: str, spec: dict[str, Any], table: Any, *, emulators: bool) -> list[str]:
+    """Where ``table``'s partitioning, clustering or partition-filter rule differs from ``spec``.
+
+    These are the production definitions (docs/platform.md §4-§6): a table partitioned on another
+    column, or clustered otherwise, makes every partition-filtered query of the DAG a full scan; a
+    ``require_partition_filter`` that differs means the DAG was tested against rules production does
+    not have. The emulator does not model ``require_partition_filter``, so it is compared on real GCP only.
+    """
+    problems = []
+    want_field = (spec.get("time_partitioning") or {}).get("field")
+    have_field = table.time_partitioning.field if table.time_partitioning else None
+    if want_field != have_field:
+        problems.append(f"{table_name}: partitioned by {have_field or 'nothing'}, production by {want_field}")
+    want_clustering = [c.lower() for c in spec.get("clustering") or []]
+    have_clustering = [c.lower() for c in table.clustering_fields or []]
+    if want_clustering != have_clustering:
+        problems.append(
+            f"{table_name}: clustered by {', '.join(have_clustering) or 'nothing'}, "
+            f"production by {', '.join(want_clustering) or 'nothing'}"
+        )
+    want_filter = bool(spec.get("require_partition_filter", True)) if want_field else False
+    if not emulators and bool(table.require_partition_filter) != want_filter:
+        problems.append(
+            f"{table_name}: require_partition_filter is {bool(table.require_partition_filter)}, "
+            f"production's is {want_filter}"
+        )
     return problems
 
 

@@ -16,13 +16,20 @@ FORCE = "{{ params.force | string | lower }}"
 IN_FLIGHT_SECONDS = "{{ (params.in_flight_minutes * 60) | round | int }}"
 
 
-def prediction_state(day: Any, *, force: Any, batch_started_at: Any, in_flight_seconds: Any) -> dict[str, Any]:
-    """Parameters of ``_prediction_state.sql`` (``prediction_coverage.sql``, ``missing_requests.sql``)."""
+def prediction_state(
+    day: Any, *, force: Any, batch_started_at: Any, in_flight_seconds: Any, staged_players: Any = ()
+) -> dict[str, Any]:
+    """Parameters of ``_prediction_state.sql`` (``prediction_coverage.sql``, ``missing_requests.sql``).
+
+    ``staged_players`` are the players the batch's workers staged and consolidation has not merged yet
+    (:func:`nba_phase5.consolidation.staged_players`); the tasks that know the batch read them per query.
+    """
     return {
         "game_date": {"type": "DATE", "value": day},
         "force": {"type": "BOOL", "value": force},
         "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at},
         "in_flight_seconds": {"type": "INT64", "value": in_flight_seconds},
+        "staged_players": {"type": "ARRAY<STRING>", "value": list(staged_players)},
     }
 
 

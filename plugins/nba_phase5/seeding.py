@@ -1,7 +1,7 @@
 """A realistic, reproducible game day for the local stack and tests, in the production tables' shapes.
 
-Writes the NBA.com schedule (a slate of games, PLATFORM.md §5b), one feature-store row per player of
-the teams that play (features as a named array, §5) and Phase 4's run-history row (§4). Everything is
+Writes the NBA.com schedule (a slate of games, docs/platform.md §5b), one feature-store row per player of
+the teams that play (features as a named array, §5) and Phase 4's run-history row (§3.3, §4). Everything is
 derived from the date and the player's lookup, so the same arguments always give the same rows.
 Re-seeding a date replaces that date only.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
 from nba_phase5.bq import delete_date, insert_rows
-from nba_phase5.phase4_publisher import run_history_row
+from nba_phase5.phase4_publisher import phase4_run_id, run_history_row
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -287,7 +287,7 @@ def seed_day(
         started = datetime.combine(game_date, datetime.min.time(), UTC) + timedelta(hours=6, minutes=30)
         row = run_history_row(
             game_date,
-            run_id=f"seed-{game_date:%Y%m%d}",
+            run_id=phase4_run_id(started, seed=f"seed:{game_date.isoformat()}"),  # reproducible, real format
             status=phase4_status,
             started_at=started,
             processed_at=started + timedelta(minutes=47),

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     import jinja2
 
 
+#: The identifiers a template may take besides the table names (:func:`render`'s ``names``), each with
+#: an example, so the checks of every template (tests, ``make bench``'s pruning count) can render it.
+NAME_EXAMPLES: dict[str, Any] = {
+    "staging_dataset": "nba_predictions",
+    "staging_tables": ["_staging_batch_2025_11_28_1764306000_worker_0a1b2c3d4e5f"],
+    "columns": ["prediction_id", "system_id", "player_lookup", "game_date", "game_id", "current_points_line"],
+    "update_columns": ["system_id"],
+}
+
+
 def macros() -> dict[str, Any]:
     """What every SQL template may use besides ``{% include %}``: the table names."""
     return {"tables": config.TABLES}
@@ -33,6 +43,10 @@ def _environment(sql_dir: str) -> jinja2.Environment:
     )
 
 
-def render(name: str) -> str:
-    """``include/sql/<name>`` rendered with :func:`macros`."""
-    return _environment(str(config.include_dir() / "sql")).get_template(name).render(**macros())
+def render(name: str, **names: Any) -> str:
+    """``include/sql/<name>`` rendered with :func:`macros`.
+
+    ``names`` are further identifiers a template needs (the staging tables and their columns), which
+    the caller must have checked against a name pattern: never a value, never message content.
+    """
+    return _environment(str(config.include_dir() / "sql")).get_template(name).render(**macros(), **names)

@@ -1,33 +1,22 @@
-"""A local prediction worker: the stand-in for the production Phase 5 workers.
+"""A local prediction worker: the stand-in for the platform's Phase 5 workers.
 
-It pulls the coordinator's requests (PLATFORM.md §7: body ``{player_lookup, game_date, game_id,
-line_values}``; attributes ``request_id``, ``batch_id``, ``force``) from the local pull subscription,
-predicts points with :mod:`nba_phase5.local_model` from the player's feature row, and writes
-``player_prop_predictions`` rows in the production shape (§6) under ``config.LOCAL_SYSTEM_ID``.
+It accepts and refuses exactly what the real worker does (docs/platform.md §7.4-§7.7): it pulls the
+requests (one JSON body per player, no attributes needed) from the local pull subscription, answers each
+one as :func:`nba_phase5.worker_answers.answer` says, and acts on the answer:
 
-Guarantees, per (game_date, player_lookup, system_id):
+* **204** (ack): the request's rows, if any, are staged first; then its prediction-ready message, if any,
+  is published on ``prediction-ready-prod``; only then is the message acked;
+* **500** (nack): redelivered at once; after 5 deliveries the subscription's dead-letter policy moves it
+  to ``prediction-request-dlq`` (the Pub/Sub emulator honours the policy). No ready message.
 
-* never two active rows. A request for a player who already has an active row writes nothing (a
-  duplicate), unless it is forced (attribute ``force=true``): then one MERGE inserts the new row
-  (``prediction_version`` = latest + 1) and deactivates the old one (``is_active = FALSE``,
-  ``superseded_by`` = the new id), atomically;
-* a redelivered request never writes twice: ``prediction_id`` is a UUID5 of the request id, and an id
-  already in the table is never inserted again;
-* a message is acked only after its request is written (or found to be a duplicate), or after the
-  message has been published to the dead-letter topic ``prediction-request-dlq``.
-
-Bad requests never stop the worker nor hold back the good ones of their pull:
-
-* a message it cannot use (any exception while parsing it, or a value out of bounds) is published to the
-  dead-letter topic with its data, its attributes and a ``dlq_reason`` attribute, then acked;
-* if a batch's MERGE still fails for a non-transient reason, the batch is split in halves until the
-  failing requests are isolated: the rest is written, and only those are dead-lettered. When nothing of
-  the batch can be written (a systemic fault, not a poison request) or the error is transient, the
-  batch is nacked: Pub/Sub redelivers it, and its subscription's dead-letter policy (5 attempts, as the
-  platform's) moves a message that keeps failing to the dead-letter topic.
-
-The guarantees hold for one worker process (batches are sequential); concurrent workers could both
-insert a first version, as two concurrent MERGEs cannot see each other's rows.
+Like the real worker it never writes ``player_prop_predictions`` and never supersedes anything: rows go
+to staging tables ``nba_predictions._staging_{batch_id}_{worker_id}`` (:mod:`nba_phase5.staging`), loaded
+with a load job; the DAG's consolidation merges them. The real worker draws a worker id per request (one
+table per request); the stand-in draws one **per pull**, so it loads one table per (pull, batch) with one
+load job. A load that fails answers its requests 500; a load refused for a value (not a systemic fault) is
+split in halves until the failing requests stand alone, so one poison request never holds back the good
+ones of its pull. A redelivered request is simply staged again (fresh ``prediction_id`` and
+``created_at``): consolidation keeps the newest row per line.
 
 Fault knobs for demos and tests (:mod:`nba_phase5.worker_faults`): ``drop_rate``, ``seed``,
 ``delay_ms``, ``crash_after``; ``max_messages`` and ``idle_exit`` end the loop.
@@ -36,40 +25,70 @@ Fault knobs for demos and tests (:mod:`nba_phase5.worker_faults`): ``drop_rate``
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, cast
 
 from nba_phase5 import config
-from nba_phase5.bq import is_transient
+from nba_phase5.staging import new_worker_id
+from nba_phase5.worker_answers import decide
 from nba_phase5.worker_faults import WorkerFaults
-from nba_phase5.worker_io import FEATURES_SQL as FEATURES_SQL  # re-exported: bench/run.py reads it here
-from nba_phase5.worker_io import describe, write_predictions
-from nba_phase5.worker_io import prediction_id as prediction_id
+from nba_phase5.worker_io import FEATURES_SQL as FEATURES_SQL  # re-exported: bench reads it here
+from nba_phase5.worker_io import StagingSchemaError, StagingWriter, describe, feature_key, fetch_features
 from nba_phase5.worker_pubsub import RequestSubscription
-from nba_phase5.worker_requests import WorkerRequest, parse_request
+from nba_phase5.worker_requests import RETRY, Answer, WorkerRequest, error_answer, parse_request, queryable
 
 log = logging.getLogger(__name__)
+#: A received message and the worker's answer to it.
+Answered = tuple[Any, Answer]
+
+
+def utc_today() -> date:
+    """The worker's "today": the container's date, UTC on Cloud Run (docs/platform.md §7.4)."""
+    return datetime.now(UTC).date()
 
 
 @dataclass
 class WorkerStats:
     received: int = 0
-    written: int = 0
-    duplicates: int = 0
-    superseded: int = 0
-    dropped: int = 0
-    #: Requests the worker could not use: unparseable, out of bounds, or isolated as failing the MERGE.
-    invalid: int = 0
-    dead_lettered: int = 0
-    #: Messages nacked for redelivery (a batch that failed as a whole, a dead-letter publish that failed).
+    #: Answered 204 (acked), and answered 500 (nacked: redelivered, dead-lettered after 5 deliveries).
+    acked: int = 0
     nacked: int = 0
-    no_features: int = 0
+    #: Requests whose rows were staged, and those rows.
+    staged_requests: int = 0
+    staged_rows: int = 0
+    #: Requests whose staging load failed (each one also counts as nacked).
+    staging_failed: int = 0
+    dropped: int = 0
+    ready_published: int = 0
+    ready_failed: int = 0
     dropped_ids: list[str] = field(default_factory=list)
+    #: Answers by reason (``staged``, ``no predictions (no_features)``, ``missing field game_id`` ...).
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: Every staging table written, ``project.dataset.table``.
+    staging_tables: set[str] = field(default_factory=set)
     # Deliveries per request id: how the tests see whether anything was requested twice.
     deliveries: Counter[str] = field(default_factory=Counter, repr=False)
+
+    @property
+    def written(self) -> int:
+        """Rows staged (the CLI's "predictions written")."""
+        return self.staged_rows
+
+    @property
+    def invalid(self) -> int:
+        """Messages answered 500 (the CLI's "invalid")."""
+        return self.nacked
+
+    @property
+    def duplicates(self) -> int:
+        """Always 0: the worker stages every delivery; consolidation de-duplicates."""
+        return 0
 
 
 @dataclass
@@ -83,38 +102,30 @@ class WorkerOptions:
     max_messages: int | None = None
     idle_exit: float | None = None
     batch_size: int = 500
-    dead_letter_topic: str = config.PREDICTION_REQUESTS_DLQ_TOPIC
-    #: Pause after nacking a batch that failed as a whole, so a fault does not become a hot loop.
+    ready_topic: str = config.PREDICTION_READY_TOPIC
+    #: ``K_REVISION``: the ready messages' ``worker_instance`` and the worker ids' prefix (else ``unknown``
+    #: and ``worker_{12 hex}``).
+    revision: str | None = field(default_factory=lambda: os.environ.get("K_REVISION") or None)
+    #: The worker's date (UTC by default); tests inject one.
+    today: Callable[[], date] = utc_today
+    #: Pause after nacking, so a request that keeps failing does not become a hot loop.
     retry_pause_s: float = 2.0
 
 
-class BatchFailedError(RuntimeError):
-    """No request of a batch could be written: the fault is not a request's own, so nothing is dead-lettered."""
-
-
 def may_be_poison(exc: BaseException) -> bool:
-    """Could ``exc`` come from one request's values (worth isolating), rather than from the system?
+    """Could a failed load come from one request's values (worth isolating), rather than from the system?
 
-    A refused value (400) or a local error building the rows may; a missing table, a denied permission,
-    a timeout or an outage may not: those fail every request alike.
+    A refused value (400) may; a missing column, a denied permission, a timeout or an outage may not.
     """
     from google.api_core.exceptions import BadRequest, GoogleAPIError
 
+    if isinstance(exc, StagingSchemaError):
+        return False
     return isinstance(exc, BadRequest) or not isinstance(exc, (GoogleAPIError, OSError))
 
 
-def one_per_player(requests: list[WorkerRequest]) -> tuple[list[WorkerRequest], int]:
-    """One request per (game_date, player) of a batch, a forced one first; and how many were left out."""
-    chosen: dict[tuple[str, str], WorkerRequest] = {}
-    for request in requests:
-        key = (request.game_date, request.player_lookup)
-        if key not in chosen or (request.force and not chosen[key].force):
-            chosen[key] = request
-    return list(chosen.values()), len(requests) - len(chosen)
-
-
 class PredictionWorker:
-    """Pull → predict → write (one MERGE per batch) → ack, in batches."""
+    """Pull → answer → stage (one load per pull and batch) → publish ready → ack / nack."""
 
     def __init__(self, options: WorkerOptions, *, stop: threading.Event | None = None) -> None:
         self.options = options
@@ -122,72 +133,23 @@ class PredictionWorker:
         self.stop = stop or threading.Event()
         self.stats = WorkerStats()
 
+    @property
+    def worker_instance(self) -> str:
+        return self.options.revision or "unknown"
+
     def should_drop(self, request_id: str) -> bool:
         """Whether the injected drop rate drops this request (:meth:`WorkerFaults.should_drop`)."""
         return self.faults.should_drop(request_id)
 
-    def write(self, client: Any, requests: list[WorkerRequest]) -> int:
-        """Write predictions for ``requests`` (one per player); returns how many rows were new."""
-        outcome = write_predictions(client, requests)
-        # Counted only once the write went through: an isolating retry must not count a skip twice.
-        self.stats.superseded += outcome.superseded
-        self.stats.no_features += outcome.no_features
-        return outcome.written
-
-    def write_isolating(
-        self, client: Any, requests: list[WorkerRequest]
-    ) -> tuple[list[tuple[WorkerRequest, str]], bool]:
-        """Write ``requests`` (one per player); a batch that fails is split in halves until the failing
-        requests stand alone. Returns those with their reasons, and whether any part was written.
-
-        A transient error, or one no request could cause (:func:`may_be_poison`), propagates.
-        """
-        try:
-            self.stats.written += self.write(client, requests)
-            return [], True
-        except Exception as exc:
-            if is_transient(exc) or not may_be_poison(exc):
-                raise
-            if len(requests) == 1:
-                log.warning(
-                    "Request %s for %s on %s fails its write: %s",
-                    requests[0].request_id,
-                    requests[0].player_lookup,
-                    requests[0].game_date,
-                    describe(exc),
-                )
-                return [(requests[0], f"write failed: {describe(exc)}")], False
-            log.warning("A batch of %d requests fails its write (%s): isolating", len(requests), describe(exc))
-        half = len(requests) // 2
-        first, wrote_first = self.write_isolating(client, requests[:half])
-        second, wrote_second = self.write_isolating(client, requests[half:])
-        return first + second, wrote_first or wrote_second
-
-    def write_batch(self, client: Any, accepted: list[WorkerRequest]) -> list[tuple[WorkerRequest, str]]:
-        """Write a pull's requests; returns the ones isolated as failing the write, with their reasons.
-
-        A player's other requests in the pull are written when his chosen one fails. Raises
-        :class:`BatchFailedError` when no part of the batch could be written.
-        """
-        pending, failed, wrote = accepted, [], False
-        while pending:
-            chosen, _ = one_per_player(pending)
-            isolated, wrote_any = self.write_isolating(client, chosen)
-            failed += isolated
-            wrote = wrote or wrote_any
-            tried, retry_keys = {id(r) for r in chosen}, {r.key for r, _ in isolated}
-            pending = [r for r in pending if r.key in retry_keys and id(r) not in tried]
-        if failed and not wrote:
-            raise BatchFailedError(f"no request of the batch could be written: {failed[0][1]}")
-        return failed
-
     def run(self) -> WorkerStats:
+        """Pull and answer until stopped (``max_messages``, ``idle_exit`` or :attr:`stop`); returns the stats."""
         from nba_phase5.clients import bigquery_client
 
         options = self.options
         client = bigquery_client(options.project)
+        writer = StagingWriter(client)
         last_message = time.monotonic()
-        with RequestSubscription(options.project, options.subscription, options.dead_letter_topic) as pubsub:
+        with RequestSubscription(options.project, options.subscription, options.ready_topic) as pubsub:
             while not self.stop.is_set():
                 if options.max_messages is not None and self.stats.received >= options.max_messages:
                     break
@@ -200,85 +162,138 @@ class PredictionWorker:
                         break
                     continue
                 last_message = time.monotonic()
-                self._handle(client, pubsub, received)
+                self.handle(client, writer, pubsub, received)
         log.info("Worker done: %s", self.stats)
         return self.stats
 
-    def _accept(self, message: Any) -> WorkerRequest | str | None:
-        """The message's request; why it is unusable (a str); or None when it is dropped (acked unwritten)."""
-        try:
-            request = parse_request(message.message.data, dict(message.message.attributes))
-        except Exception as exc:  # whatever a body does to the parser, it is that message's fault alone
-            self.stats.invalid += 1
-            reason = str(exc) if isinstance(exc, ValueError) and str(exc) else describe(exc)
-            log.warning("Invalid request %s: %s", message.message.message_id, reason)
-            return reason
-        self.stats.deliveries[request.request_id] += 1
-        if self.should_drop(request.request_id):
-            # run_day.py counts these lines: keep "Dropped request <id> for <player> on <date> ".
-            log.info(
-                "Dropped request %s for %s on %s (drop rate %s)",
-                request.request_id,
-                request.player_lookup,
-                request.game_date,
-                self.options.drop_rate,
-            )
-            self.stats.dropped += 1
-            self.stats.dropped_ids.append(request.request_id)
-            return None
-        return request
+    def handle(self, client: Any, writer: StagingWriter, pubsub: RequestSubscription, received: list[Any]) -> None:
+        """Answer one pull: stage, publish the ready messages, then ack the 204s and nack the 500s.
 
-    def _handle(self, client: Any, pubsub: RequestSubscription, received: list[Any]) -> None:
-        options = self.options
+        :param client: a BigQuery client (feature reads).
+        :param writer: the staging writer.
+        :param pubsub: the subscription the messages came from.
+        :param received: the pull's received messages.
+        """
         self.faults.delay()
-        accepted: dict[int, tuple[WorkerRequest, Any]] = {}
-        unusable: list[tuple[Any, str]] = []
-        done: list[Any] = []  # dropped: acked unwritten
+        now, today = datetime.now(UTC), self.options.today()
+        pending: list[tuple[Any, WorkerRequest | Answer]] = []
+        dropped: list[Any] = []
         for message in received:
             self.stats.received += 1
-            # Mid-batch: nothing below is written or acked, as in a real crash.
+            # Mid-pull: nothing below is staged or acked, as in a real crash.
             self.faults.crash_if_due(self.stats.received)
-            outcome = self._accept(message)
-            if isinstance(outcome, WorkerRequest):
-                accepted[id(outcome)] = (outcome, message)
-            elif outcome is None:
-                done.append(message)
+            parsed = parse_request(message.message.data, attributes=dict(message.message.attributes))
+            if isinstance(parsed, WorkerRequest) and self._dropped(parsed):
+                dropped.append(message)
             else:
-                unusable.append((message, outcome))
-        retry = self._write_accepted(client, accepted, unusable, done)
-        published, unpublished = pubsub.dead_letter(unusable)
-        self.stats.dead_lettered += len(published)
+                pending.append((message, parsed))
+        answered = self.stage(writer, self.answer_all(client, pending, today, now))
+        ready = [a.ready for _, a in answered if a.acked and a.ready is not None]
+        if ready:
+            published, failed = pubsub.publish_ready(ready)
+            self.stats.ready_published += published
+            self.stats.ready_failed += failed
         # Acked only now: a crash above leaves the whole pull to be redelivered.
-        pubsub.ack(done + published)
-        pubsub.nack(retry + unpublished)
-        self.stats.nacked += len(retry) + len(unpublished)
-        if retry or unpublished:
-            self.stop.wait(options.retry_pause_s)
+        pubsub.ack(dropped + [m for m, a in answered if a.acked])
+        retry = [m for m, a in answered if not a.acked]
+        pubsub.nack(retry)
+        for _, a in answered:
+            self.stats.reasons[a.reason] += 1
+        self.stats.acked += len(answered) - len(retry) + len(dropped)
+        self.stats.nacked += len(retry)
+        if retry:
+            self.stop.wait(self.options.retry_pause_s)
 
-    def _write_accepted(
-        self,
-        client: Any,
-        accepted: dict[int, tuple[WorkerRequest, Any]],
-        unusable: list[tuple[Any, str]],
-        done: list[Any],
-    ) -> list[Any]:
-        """Write the accepted requests: written ones go to ``done``, isolated ones to ``unusable``.
+    def _dropped(self, request: WorkerRequest) -> bool:
+        self.stats.deliveries[request.request_id] += 1
+        if not self.should_drop(request.request_id):
+            return False
+        # run_day.py counts these lines: keep "Dropped request <id> for <player> on <date> ".
+        log.info(
+            "Dropped request %s for %s on %s (drop rate %s)",
+            request.request_id,
+            request.player_lookup,
+            request.game_date,
+            self.options.drop_rate,
+        )
+        self.stats.dropped += 1
+        self.stats.dropped_ids.append(request.request_id)
+        return True
 
-        Returns the messages to redeliver: the whole batch when it failed as a whole.
+    def answer_all(
+        self, client: Any, pending: list[tuple[Any, WorkerRequest | Answer]], today: date, now: datetime
+    ) -> list[Answered]:
+        """Each message's answer; the pull's feature rows are read with one query per dataset prefix.
+
+        :param client: a BigQuery client.
+        :param pending: each message with its parsed request (or its answer already).
+        :param today: the worker's date.
+        :param now: the rows' ``created_at``.
         """
-        requests = [request for request, _ in accepted.values()]
-        if not requests:
-            return []
-        no_features, written = self.stats.no_features, self.stats.written
+        requests = [p for _, p in pending if isinstance(p, WorkerRequest) and queryable(p) is None]
         try:
-            failed = self.write_batch(client, requests)
+            features = fetch_features(client, requests) if requests else {}
+        except Exception as exc:  # the real worker's feature read fails inside its catch-all
+            log.error("Feature read failed for %d requests: %s", len(requests), describe(exc))
+            return [(m, p if isinstance(p, Answer) else error_answer(p, exc, today=today)) for m, p in pending]
+        answered = []
+        for message, parsed in pending:
+            if isinstance(parsed, WorkerRequest):
+                row = features.get(feature_key(parsed))
+                parsed = decide(parsed, feature_row=row, today=today, now=now, worker_instance=self.worker_instance)
+            if not parsed.acked or not parsed.rows:
+                log.log(logging.WARNING if not parsed.acked else logging.INFO, "%s: %s", _who(parsed), parsed.reason)
+            answered.append((message, parsed))
+        return answered
+
+    def stage(self, writer: StagingWriter, answered: list[Answered]) -> list[Answered]:
+        """Load the rows of the pull's 204s, one load per (dataset, batch); a request whose rows could not
+        be loaded is answered 500 instead.
+
+        :param writer: the staging writer.
+        :param answered: every message of the pull with its answer.
+        """
+        worker_id = new_worker_id(self.options.revision)
+        groups: dict[tuple[str, str], list[Answered]] = {}
+        for message, answer in answered:
+            if answer.acked and answer.rows and answer.request is not None and answer.staging_batch:
+                key = (answer.request.dataset_prefix or "", answer.staging_batch)
+                groups.setdefault(key, []).append((message, answer))
+        failed: dict[int, Answer] = {}
+        for group in groups.values():
+            for message, answer, exc in self._load_isolating(writer, group, worker_id):
+                log.error("%s: staging write failed, answered 500: %s", _who(answer), describe(exc))
+                failed[id(message)] = Answer(RETRY, f"staging write failed: {describe(exc)}", answer.request)
+        self.stats.staging_failed += len(failed)
+        return [(m, failed.get(id(m), a)) for m, a in answered]
+
+    def _load_isolating(
+        self, writer: StagingWriter, group: list[Answered], worker_id: str
+    ) -> list[tuple[Any, Answer, BaseException]]:
+        """Load ``group`` (one batch) in one job; a job refused for a value is split in halves until the
+        failing requests stand alone. Returns those, with their errors."""
+        first = group[0][1]
+        rows = [row for _, answer in group for row in answer.rows]
+        # stage() groups only answers with a request and a staging batch.
+        request, batch = cast(WorkerRequest, first.request), cast(str, first.staging_batch)
+        try:
+            table = writer.load(request, batch=batch, worker_id=worker_id, rows=rows)
         except Exception as exc:
-            log.error("Batch of %d requests not written, nacked for redelivery: %s", len(requests), describe(exc))
-            return [message for _, message in accepted.values()]
-        self.stats.invalid += len(failed)
-        poisoned = {id(request) for request, _ in failed}
-        unusable += [(accepted[id(request)][1], reason) for request, reason in failed]
-        done += [message for key, (_, message) in accepted.items() if key not in poisoned]
-        new_rows = self.stats.written - written
-        self.stats.duplicates += len(requests) - len(failed) - new_rows - (self.stats.no_features - no_features)
+            if len(group) == 1 or not may_be_poison(exc):
+                return [(message, answer, exc) for message, answer in group]
+            log.warning("A load of %d requests failed (%s): isolating", len(group), describe(exc))
+            half = len(group) // 2
+            return self._load_isolating(writer, group[:half], worker_id) + self._load_isolating(
+                writer, group[half:], worker_id
+            )
+        self.stats.staging_tables.add(table)
+        self.stats.staged_requests += len(group)
+        self.stats.staged_rows += len(rows)
         return []
+
+
+def _who(answer: Answer) -> str:
+    request = answer.request
+    if request is None:
+        return "Message"
+    return f"Request {request.request_id} for {request.player_lookup} on {request.game_date}"

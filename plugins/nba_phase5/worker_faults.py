@@ -1,8 +1,8 @@
 """Faults the local worker injects on purpose, for demos and tests: never part of a real worker's job.
 
-``drop_rate`` acks a request without writing it (a reproducible set given ``seed``; a request dropped
-once is never dropped again, so a republished one gets through), ``delay_ms`` slows every batch, and
-``crash_after`` exits the process hard mid-batch (nothing of the batch written or acked).
+``drop_rate`` acks a request without staging it or sending its ready message (a reproducible set given
+``seed``; a request dropped once is never dropped again, so a republished one gets through), ``delay_ms``
+slows every pull, and ``crash_after`` exits the process hard mid-pull (nothing of the pull staged or acked).
 """
 
 from __future__ import annotations

@@ -1,49 +1,38 @@
-"""The local stand-in worker's Pub/Sub side: pull, ack, nack, and publish to the dead-letter topic.
+"""The local stand-in worker's Pub/Sub side: pull, ack, nack, and publish prediction-ready messages.
 
-A message the worker cannot use is published to ``prediction-request-dlq`` as it came (data and
-attributes) plus ``dlq_reason``, ``dlq_source_subscription`` and ``dlq_source_message_id``, and only then
-acked. A message whose dead-letter publish fails is nacked: it comes back, and the subscription's own
-dead-letter policy (5 attempts) takes it if that keeps failing.
+The platform's worker answers a push: 204 acks, 500 makes Pub/Sub redeliver (docs/platform.md §7.4).
+Pulling, the stand-in acks the 204s and nacks the 500s (ack deadline 0: redelivered at once). It never
+publishes to the dead-letter topic itself: the subscription's dead-letter policy (provisioning sets 5
+attempts) moves a message there after its 5th delivery, and the Pub/Sub emulator honours that policy
+(``delivery_attempt`` counts up and the message arrives with ``CloudPubSubDeadLetterSourceDeliveryCount``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
-# Pub/Sub caps an attribute value at 1,024 bytes.
-MAX_REASON_BYTES = 900
 PULL_TIMEOUT_S = 2.0
-DEAD_LETTER_PUBLISH_TIMEOUT_S = 30.0
-
-
-def clip(text: str) -> str:
-    """``text`` cut to fit an attribute value (at most :data:`MAX_REASON_BYTES` bytes of UTF-8)."""
-    return text.encode("utf-8", "replace")[:MAX_REASON_BYTES].decode("utf-8", "ignore")
-
-
-def dead_letter_attributes(message: Any, reason: str, subscription: str) -> dict[str, str]:
-    """The original attributes plus ``dlq_reason``, ``dlq_source_subscription`` and ``dlq_source_message_id``."""
-    return {
-        **dict(message.attributes),
-        "dlq_reason": clip(reason),
-        "dlq_source_subscription": subscription,
-        "dlq_source_message_id": message.message_id,
-    }
+READY_PUBLISH_TIMEOUT_S = 30.0
 
 
 class RequestSubscription:
-    """The worker's Pub/Sub side: pull, ack, nack and dead-letter received messages of one subscription."""
+    """The worker's Pub/Sub side: one request subscription and the prediction-ready topic."""
 
-    def __init__(self, project: str, subscription: str, dead_letter_topic: str) -> None:
+    def __init__(self, project: str, subscription: str, ready_topic: str) -> None:
+        """:param project: the GCP project.
+        :param subscription: the pull subscription on the request topic.
+        :param ready_topic: where prediction-ready messages go.
+        """
         from nba_phase5.clients import publisher_client, subscriber_client
 
         self.subscriber = subscriber_client()
         self.publisher = publisher_client()
-        self.subscription = subscription
         self.path = self.subscriber.subscription_path(project, subscription)
-        self.dead_letter_topic = self.publisher.topic_path(project, dead_letter_topic)
+        self.ready_topic = self.publisher.topic_path(project, ready_topic)
 
     def __enter__(self) -> RequestSubscription:
         return self
@@ -52,6 +41,7 @@ class RequestSubscription:
         self.subscriber.close()
 
     def pull(self, limit: int) -> list[Any]:
+        """Up to ``limit`` received messages ([] after :data:`PULL_TIMEOUT_S` without any)."""
         from google.api_core.exceptions import DeadlineExceeded
 
         try:
@@ -64,40 +54,40 @@ class RequestSubscription:
         return list(response.received_messages)
 
     def ack(self, received: list[Any]) -> None:
+        """Acknowledge (the 204s)."""
         if received:
             self.subscriber.acknowledge(request={"subscription": self.path, "ack_ids": [m.ack_id for m in received]})
 
     def nack(self, received: list[Any]) -> None:
-        """Redeliver now; the subscription's dead-letter policy counts the attempt."""
+        """Redeliver now (the 500s); the subscription's dead-letter policy counts the attempt."""
         if received:
             self.subscriber.modify_ack_deadline(
                 request={"subscription": self.path, "ack_ids": [m.ack_id for m in received], "ack_deadline_seconds": 0}
             )
 
-    def dead_letter(self, unusable: list[tuple[Any, str]]) -> tuple[list[Any], list[Any]]:
-        """Publish each (received message, reason) to the dead-letter topic; returns (published, failed)."""
-        pending, failed = [], []
-        for received, reason in unusable:
-            message = received.message
+    def publish_ready(self, messages: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+        """Publish prediction-ready messages (JSON, no attributes); returns (published, failed).
+
+        A failure is logged and swallowed, as the worker does (WK 2482-2529): the request keeps its 204,
+        so a ready message can be lost.
+
+        :param messages: the messages' bodies.
+        """
+        futures = []
+        failed = 0
+        for message in messages:
             try:
-                attributes = dead_letter_attributes(message, reason, self.subscription)
-                future = self.publisher.publish(self.dead_letter_topic, message.data, **attributes)
-                pending.append((received, reason, future))
-            except Exception as exc:  # refused before sending (size, attribute count): left to redelivery
-                failed.append((received, exc))
-        published = []
-        for received, reason, future in pending:
+                data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+                futures.append((message, self.publisher.publish(self.ready_topic, data)))
+            except Exception as exc:  # refused before sending (size, an unencodable value): lost, as in the worker
+                failed += 1
+                log.error("Prediction-ready message for %s not published: %s", message.get("player_lookup"), exc)
+        published = 0
+        for message, future in futures:
             try:
-                future.result(timeout=DEAD_LETTER_PUBLISH_TIMEOUT_S)
+                future.result(timeout=READY_PUBLISH_TIMEOUT_S)
+                published += 1
             except Exception as exc:
-                failed.append((received, exc))
-                continue
-            published.append(received)
-            log.warning(
-                "Dead-lettered message %s to %s: %s", received.message.message_id, self.dead_letter_topic, reason
-            )
-        for received, error in failed:
-            log.error(
-                "Could not dead-letter message %s (%s): nacked for redelivery", received.message.message_id, error
-            )
-        return published, [received for received, _ in failed]
+                failed += 1
+                log.error("Prediction-ready message for %s not published: %s", message.get("player_lookup"), exc)
+        return published, failed

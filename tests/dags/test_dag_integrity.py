@@ -26,7 +26,13 @@ EXPECTED_EDGES = {
         "wait_for_phase4_event",
     ],
     "check_batch_status": ["skip_already_complete", "skip_concurrent_run", "wait_for_phase4_event"],
-    "wait_for_phase4_event": ["phase4_readiness.wait_for_phase4_ready"],
+    # The event wait's result (Phase 4's correlation id) travels into every fan-out as an XComArg.
+    "wait_for_phase4_event": [
+        "fan_out_requests",
+        "phase4_readiness.wait_for_phase4_ready",
+        "retry_stragglers.republish_round_1",
+        "retry_stragglers.republish_round_2",
+    ],
     "phase4_readiness.wait_for_phase4_ready": [
         "phase4_readiness.check_phase4_ready",
         "phase4_readiness.proceed_with_ready_players",
@@ -45,7 +51,12 @@ EXPECTED_EDGES = {
         "retry_stragglers.wait_for_predictions_3",
     ],
     "retry_stragglers.republish_round_2": ["retry_stragglers.wait_for_predictions_3"],
-    "retry_stragglers.wait_for_predictions_3": ["retry_stragglers.verify_completion"],
+    # What the workers staged is consolidated after the last wait, before the verdict.
+    "retry_stragglers.wait_for_predictions_3": [
+        "retry_stragglers.consolidate_predictions",
+        "retry_stragglers.verify_completion",
+    ],
+    "retry_stragglers.consolidate_predictions": ["retry_stragglers.verify_completion"],
     "retry_stragglers.verify_completion": ["batch_done", "record_batch_run"],
     "skip_already_complete": ["batch_done", "record_batch_run"],
     "skip_concurrent_run": ["batch_done", "record_batch_run"],
@@ -207,9 +218,12 @@ def test_data_moves_as_xcomargs_and_every_task_id_is_written_once(dagbag) -> Non
     declared = {value for value in vars(TASKS.__class__).values() if isinstance(value, str)}
     assert short_ids - {t for t in short_ids if t.startswith(("wait_for_predictions_", "republish_round_"))} <= declared
     fan_out = dag.get_task(TASKS.fan_out)
-    for name, key in (("game_date", "game_date"), ("batch_started_at", "batch_started_at")):
+    for name in ("game_date", "batch_started_at", "batch_id"):
         arg = getattr(fan_out, name)
         assert isinstance(arg, PlainXComArg), name
-        assert (arg.operator.task_id, arg.key) == (TASKS.game_day, key)
+        assert (arg.operator.task_id, arg.key) == (TASKS.game_day, name)
+    assert fan_out.phase4_event.operator.task_id == TASKS.event  # Phase 4's correlation id, as an XComArg
+    last_wait = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.wait_round(3)))
+    assert (last_wait.staged_batch_id.operator.task_id, last_wait.staged_batch_id.key) == (TASKS.game_day, "batch_id")
     republish = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.republish_round(1)))
     assert republish.coverage.operator.task_id == TASKS.in_group(TASKS.retry_group, TASKS.wait_round(1))

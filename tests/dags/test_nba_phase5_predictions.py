@@ -24,15 +24,11 @@ from helpers import (
 from nba_phase5 import config
 from nba_phase5.bq import delete_date, run_query
 from nba_phase5.clients import publisher_client
-from nba_phase5.phase4_publisher import build_event, publish_completion_event
+from nba_phase5.phase4_publisher import build_envelope
 from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def publish(project: str, day: date, ready: int, total: int) -> None:
-    publish_completion_event(publisher_client(), project, build_event(day, ready, total))
 
 
 def publish_raw(project: str, *bodies: bytes) -> None:
@@ -42,20 +38,22 @@ def publish_raw(project: str, *bodies: bytes) -> None:
         publisher.publish(topic, body).result(timeout=30)
 
 
-def real_event(day: date, ready: int, processed: int, **extra: object) -> bytes:
-    """Exactly what the production Phase 4 publisher sends (PLATFORM.md section 1), plus ``extra``."""
-    body = {
-        "event_type": "phase4_complete",
-        "processor": "ml_feature_store_v2",
-        "game_date": day.isoformat(),
-        "players_processed": processed,
-        "players_ready": ready,
-        "players_failed": 0,
-        "timestamp": "2025-11-28T07:17:00+00:00",
-        "run_id": f"ml_feature_store_v2_{day:%Y%m%d}",
-        **extra,
-    }
-    return json.dumps(body).encode()
+def real_event(day: date, processed: int, **extra: object) -> bytes:
+    """The feature store's completion message exactly as the platform's Phase 4 publishes it
+    (unified_pubsub_publisher.py 188-223, precompute_base.py 636-663: docs/platform.md §1.2), plus ``extra``."""
+    envelope = build_envelope(day, record_count=processed, correlation_id=f"corr{day:%m%d}").to_dict()
+    return json.dumps({**envelope, **extra}).encode()
+
+
+def other_processor_event(day: date, processor: str) -> bytes:
+    """Another Phase 4 processor's success message on the same topic (docs/platform.md §1.3): not ours."""
+    return json.dumps(build_envelope(day, record_count=300, processor=processor).to_dict()).encode()
+
+
+def staging_tables_of(bq, batch_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    from nba_phase5.consolidation import batch_tables
+
+    return batch_tables(bq, batch_id)
 
 
 def active_predictions(bq, day: date) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -96,8 +94,8 @@ def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: dat
     def labels(body: dict[str, Any]) -> dict[str, str]:
         return dict(body.get("configuration", {}).get("labels") or body.get("labels") or {})
 
-    # The worker's feature read, prediction MERGE and outcome count (every one names @system_id).
-    ours = [b for b in sent if "@system_id" not in query(b) and "feature_names, feature_quality_score" not in query(b)]
+    # The worker's feature reads and staging loads (no query text) are the worker's, not the DAG's.
+    ours = [b for b in sent if query(b) and "feature_names, feature_quality_score" not in query(b)]
     assert len(ours) >= 8, [query(b)[:80] for b in sent]
     for body in ours:
         assert set(labels(body)) == {"dag", "task", "game_date"}, (query(body)[:200], labels(body))
@@ -129,17 +127,20 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     drain(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)
     report = seed_day(bq, day, players=150, ready_pct=90, phase4_status="partial")
-    tomorrow = real_event(day + timedelta(days=1), 70, 80)
+    tomorrow = real_event(day + timedelta(days=1), 80)
     poison = [
         b"[" * 5000,  # json.loads raises RecursionError
         b"\xff\xfe{not utf-8",
-        real_event(day, 1, 2, padding="x" * 1_000_000),  # a 1 MB body
-        real_event(day, 1, 2, timestamp="9999-12-31T23:59:59-23:59"),  # overflows on conversion
+        real_event(day, 2, padding="x" * 1_000_000),  # a 1 MB body
+        real_event(day, 2, timestamp="9999-12-31T23:59:59-23:59"),  # overflows on conversion
     ]
+    # The other four Phase 4 processors publish on the same topic: acked, counted, never alerted.
+    others = [other_processor_event(day, p) for p in ("PlayerDailyCacheProcessor", "TeamDefenseZoneAnalysisProcessor")]
     publish_raw(
         stack.project,
         *poison,  # before the valid event: one warning alert for the run, nothing breaks
-        real_event(day, report.players_ready, report.players_total, feature_version="v2_enhanced_47"),
+        *others,
+        real_event(day, report.players_total, feature_version="v2_enhanced_47"),
         tomorrow,  # the next day's early event: left for its own run
     )
     job_requests.clear()  # the seeding above is the test's, not the DAG's
@@ -154,12 +155,24 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     assert len(active_predictions(bq, day)) == 135
     [row] = run_history(bq, day)
     assert (row["status"], row["triggered_by"], row["trigger_source"]) == ("success", "pubsub", "pubsub")
-    assert (row["processor_name"], row["phase"], row["skipped"]) == ("phase5_coordinator", "phase_5", False)
+    # The coordinator's names, which the platform's monitoring reads (docs/platform.md §4).
+    assert (row["processor_name"], row["phase"], row["skipped"]) == (
+        "PredictionCoordinator",
+        "phase_5_predictions",
+        False,
+    )
+    assert (row["records_processed"], row["records_skipped"]) == (135, 0)
     assert row["trigger_message_data"]["feature_version"] == "v2_enhanced_47"
     assert row["processed_at"] >= row["started_at"]
     figures = row["summary"]
     assert (figures["players_ready"], figures["players_total"], figures["requests_published"]) == (135, 150, 135)
     assert (figures["phase4_status"], figures["completion_pct"], figures["degraded"]) == ("partial", 100.0, False)
+    assert (figures["expected"], figures["completed"], figures["correlation_id"]) == (135, 135, f"corr{day:%m%d}")
+    assert figures["phase4_other_messages"] == {"PlayerDailyCacheProcessor": 1, "TeamDefenseZoneAnalysisProcessor": 1}
+    # The workers only staged; the DAG consolidated every staged row and removed the staging tables.
+    assert figures["total_predictions"] == 135
+    assert staging_tables_of(bq, figures["batch_id"]) == []
+    assert worker.stats.staged_requests == 135
     assert figures["event_received_at"] <= figures["first_request_at"] <= figures["batch_completed_at"]
     [warning] = alerts(bq, day)
     assert warning["severity"] == "warning"
@@ -186,7 +199,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
         "phase_5_predictions",
     )
     assert handed_off["execution_id"] == figures["batch_id"]
-    assert handed_off["correlation_id"] == f"ml_feature_store_v2_{day:%Y%m%d}"  # Phase 4's run id
+    assert handed_off["correlation_id"] == f"corr{day:%m%d}"  # Phase 4's correlation id
     assert (handed_off["record_count"], handed_off["metadata"]["completion_pct"]) == (135, 100.0)
 
     # The next day's early event starts that day on the pubsub path.
@@ -261,7 +274,11 @@ def test_schedule_outage_warns_and_lets_the_gates_decide(stack, bq, phase5_dag, 
     ("day", "seed", "words"),
     [
         (date(2025, 11, 10), {"players": 100, "ready_pct": 40}, "40/100 players ready (40.0 %)"),
-        (date(2025, 11, 12), {"players": 450, "ready_pct": 93, "phase4_run": False}, "ml_feature_store_v2 has not run"),
+        (
+            date(2025, 11, 12),
+            {"players": 450, "ready_pct": 93, "phase4_run": False},
+            "MLFeatureStoreProcessor has not run",
+        ),
     ],
     ids=["40-ready", "no-run-row"],
 )
@@ -299,7 +316,9 @@ def test_forty_missing_players_are_the_only_ones_republished(
     assert state == "success", tasks
     assert worker.stats.received == 40
     [row] = run_history(bq, day)
-    assert (row["status"], row["triggered_by"], row["records_processed"]) == ("success", "manual", 40)
+    # records_processed is the players predicted, as the coordinator counted them: the 380 and the 40.
+    assert (row["status"], row["triggered_by"], row["records_processed"]) == ("success", "manual", 420)
+    assert row["summary"]["requests_published"] == 40
     assert len(active_predictions(bq, day)) == 420
 
 
@@ -371,7 +390,7 @@ def test_the_same_event_three_times_makes_one_batch(stack, bq, phase5_dag, drain
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     report = seed_day(bq, day, players=100, ready_pct=90)
     for _ in range(3):  # Phase 4 retried upstream, or Pub/Sub redelivered
-        publish_raw(stack.project, real_event(day, report.players_ready, report.players_total))
+        publish_raw(stack.project, real_event(day, report.players_total))
     with running_worker(stack.project) as worker:
         state, tasks = run_dag(phase5_dag, day)
     assert state == "success", tasks

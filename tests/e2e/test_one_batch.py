@@ -5,6 +5,7 @@ mid-batch. A tap subscription on the requests topic counts every request ever pu
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -58,7 +59,9 @@ def worker_stopped(airflow: local_airflow.LocalAirflow, stack: Any) -> Iterator[
 def tapped(day: date, key: str = "player_lookup") -> Counter[str]:
     """Every request for ``day`` published since the last call (another day's late requests are not counted)."""
     messages = drain_subscription(TAP_SUBSCRIPTION, empty_pulls=2)
-    return Counter(m.attributes[key] for m in messages if m.attributes["game_date"] == day.isoformat())
+    # The coordinator's body carries the player and date; only the tracing request id is an attribute.
+    found = [({**json.loads(m.data), **m.attributes}) for m in messages]
+    return Counter(f[key] for f in found if f["game_date"] == day.isoformat())
 
 
 def test_two_runs_for_one_date_seconds_apart_publish_each_request_once(stack, airflow, api, request_tap) -> None:  # type: ignore[no-untyped-def]

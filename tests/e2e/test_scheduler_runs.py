@@ -31,7 +31,7 @@ from helpers import prediction_count, ready_players, request_ids, run_history
 from nba_phase5 import config
 from nba_phase5.bq import run_query
 from nba_phase5.clients import bigquery_client, publisher_client
-from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+from nba_phase5.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
 from nba_phase5.seeding import seed_day
 from nba_phase5.worker import PredictionWorker, WorkerOptions
 
@@ -53,7 +53,7 @@ def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignor
     request_tap()
     trigger(api, RUN_ID, DAY, event_wait_seconds=600)
     wait_deferred(api, RUN_ID)
-    event = build_event(DAY, *count_production_ready(client, DAY))  # as Phase 4 does
+    event = build_envelope(DAY, record_count=count_production_ready(client, DAY)[1])  # as Phase 4 does
     publish_completion_event(publisher_client(), stack.project, event)
     run = wait_finished(api, RUN_ID)
     return {

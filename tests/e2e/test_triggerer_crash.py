@@ -24,7 +24,7 @@ from e2e.scheduler import trigger, wait_deferred, wait_finished
 from helpers import drain_subscription, run_history
 from nba_phase5 import config
 from nba_phase5.clients import bigquery_client, publisher_client
-from nba_phase5.phase4_publisher import build_event, count_production_ready, publish_completion_event
+from nba_phase5.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
 from nba_phase5.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -60,7 +60,9 @@ def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, ap
     trigger(api, RUN_ID, DAY, event_wait_seconds=240)
     wait_deferred(api, RUN_ID)
     local_airflow.kill_component(airflow, "triggerer")
-    publish_completion_event(publisher_client(), stack.project, build_event(DAY, *count_production_ready(client, DAY)))
+    publish_completion_event(
+        publisher_client(), stack.project, build_envelope(DAY, record_count=count_production_ready(client, DAY)[1])
+    )
     env = {**airflow.env(stack.env()), "PYTHONPATH": PLUGINS}
     doomed = subprocess.run(
         [sys.executable, "-c", PULL_ACK_AND_DIE, stack.project, config.PHASE5_TRIGGER_SUBSCRIPTION, DAY.isoformat()],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nba_phase5.sql import render
+from nba_phase5.sql import NAME_EXAMPLES, render
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 SQL_FILES = sorted((INCLUDE / "sql").glob("*.sql"))
@@ -24,10 +24,13 @@ def test_no_parameter_marks_in_comments(path: Path) -> None:
 
 @pytest.mark.parametrize("path", [p for p in SQL_FILES if not p.name.startswith("_")], ids=lambda p: p.name)
 def test_templates_render_and_take_values_only_as_parameters(path: Path) -> None:
-    sql = render(path.name)
+    sql = render(path.name, **NAME_EXAMPLES)
     expressions = re.findall(r"{{(.*?)}}", path.read_text())
-    # Only config's table names are rendered in; every value is a query parameter.
-    assert all(re.fullmatch(r" tables\.[a-z_]+ ", e) for e in expressions), expressions
+    # Only config's table names, and the staging tables and their columns (names checked against a
+    # pattern before they are rendered, nba_phase5.consolidation), are rendered in; every value is a
+    # query parameter.
+    names = r" (tables\.[a-z_]+|staging_dataset|table|column|columns \| join\(', '\)) "
+    assert all(re.fullmatch(names, e) for e in expressions), expressions
     specs = {p.stem: json.loads(p.read_text()) for p in (INCLUDE / "schemas").glob("*.json")}
     for table, spec in specs.items():
         for match in re.finditer(rf"{re.escape(table)}\b", sql):

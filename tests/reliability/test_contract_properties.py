@@ -4,7 +4,7 @@ raises its own InvalidEventError — never anything else, never a crash of the t
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,6 +36,45 @@ near_valid = st.fixed_dictionaries(
     },
 )
 
+# The platform's envelope (docs/platform.md §1.2): a valid one, then up to two fields replaced by anything
+# and up to two dropped, so that most examples are near the edge rather than plainly broken.
+valid_envelope = st.fixed_dictionaries(
+    {
+        "processor_name": st.sampled_from(["MLFeatureStoreProcessor", "PlayerDailyCacheProcessor", "X"]),
+        "phase": st.just("phase_4_precompute"),
+        "execution_id": st.text(alphabet="0123456789abcdef", min_size=8, max_size=8),
+        "correlation_id": st.uuids().map(str),
+        "game_date": st.dates(date(2000, 1, 1), date(2025, 12, 1)).map(date.isoformat),
+        "status": st.sampled_from(["success", "partial", "no_data", "failed"]),
+        "timestamp": st.datetimes(datetime(2001, 1, 1), datetime(2199, 1, 1), timezones=st.timezones()).map(
+            lambda d: d.isoformat()
+        ),
+    },
+    optional={
+        "output_table": st.sampled_from(["ml_feature_store_v2", "player_daily_cache"]),
+        "output_dataset": st.sampled_from(["nba_predictions", "nba_precompute"]),
+        "record_count": st.integers(0, 10**7),
+        "records_failed": st.just(0),
+        "duration_seconds": st.floats(0, 10**6) | st.integers(0, 10**6),
+        "trigger_source": st.sampled_from(["manual", "pubsub"]),
+        "parent_processor": st.just("PlayerCompositeFactorsProcessor"),
+        "trigger_message_id": st.integers(0, 10**17).map(str),
+        "error_message": st.text(max_size=800),
+        "error_type": st.just("ValueError"),
+        "metadata": st.dictionaries(st.text(max_size=70), json_values, max_size=25),
+        "extra": json_values,
+    },
+)
+ENVELOPE_FIELDS = [
+    "processor_name", "phase", "execution_id", "correlation_id", "game_date", "status", "timestamp",
+    "output_table", "record_count", "duration_seconds", "metadata", "error_message", "event_type",
+]  # fmt: skip
+near_valid_envelope = st.tuples(
+    valid_envelope,
+    st.dictionaries(st.sampled_from(ENVELOPE_FIELDS), json_values, max_size=2),
+    st.lists(st.sampled_from(ENVELOPE_FIELDS), max_size=2),
+).map(lambda t: {k: v for k, v in {**t[0], **t[1]}.items() if k not in t[2]})
+
 
 def parse_or_refuse(body: bytes) -> None:
     try:
@@ -47,9 +86,16 @@ def parse_or_refuse(body: bytes) -> None:
     if reason is not None:
         assert reason.strip()
         return
-    # Anything accepted is a real, consistent event that round-trips.
-    assert 0 <= event.players_ready <= (event.total_players if event.total_players is not None else 5000)
-    assert Phase4CompletionEvent.from_json(event.to_json(), today=TODAY) == event
+    # Anything accepted is a real, consistent event that round-trips exactly, in the shape it came in.
+    if event.players_ready is not None:
+        assert 0 <= event.players_ready <= (event.total_players if event.total_players is not None else 5000)
+    else:
+        assert event.is_envelope
+    again = Phase4CompletionEvent.from_json(event.to_json(), today=TODAY)
+    assert again == event
+    assert again.to_dict() == event.to_dict()
+    assert again.shape == event.shape
+    assert isinstance(event.is_feature_store and event.is_ready, bool)
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,6 +114,20 @@ def test_arbitrary_json(value: object) -> None:
 @given(near_valid)
 def test_payloads_close_to_valid(payload: dict[str, object]) -> None:
     parse_or_refuse(json.dumps(payload, default=str).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(near_valid_envelope)
+def test_envelopes_close_to_valid(payload: dict[str, object]) -> None:
+    parse_or_refuse(json.dumps(payload, default=str).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_envelope)
+def test_valid_envelopes_are_accepted_and_round_trip(payload: dict[str, object]) -> None:
+    event = Phase4CompletionEvent.from_json(json.dumps(payload).encode(), today=TODAY)
+    assert event.is_ready == (payload["status"] in ("success", "partial"))
+    parse_or_refuse(json.dumps(payload).encode())
 
 
 nested = st.tuples(st.integers(1, 6000), st.sampled_from([b"[", b'{"a":', b"[{" + b'"k":'])).map(

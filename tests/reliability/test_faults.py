@@ -5,6 +5,7 @@ Each case drives the real code against the emulators and checks the outcome in P
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,9 @@ PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
 
 
 def _requests(project: str, n: int) -> list[PredictionRequest]:
-    return [PredictionRequest("2025-06-01", f"player{i:04d}", "0022500001", "fault") for i in range(n)]
+    return [
+        PredictionRequest("2025-06-01", f"player{i:04d}", "0022500001", "batch_2025-06-01_1748736000") for i in range(n)
+    ]
 
 
 def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(stack, drain) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +77,10 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: AlwaysFailsSome(set(), failures=99))
     monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
     operator = PredictionFanOutOperator(
-        task_id="fan_out_requests", game_date=day.isoformat(), sql=render("missing_requests.sql")
+        task_id="fan_out_requests",
+        game_date=day.isoformat(),
+        batch_id=f"batch_{day}_1748736000",
+        sql=render("missing_requests.sql"),
     )
     with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
         operator.execute({"run_id": "fault_run", "ti": None})
@@ -137,7 +143,10 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=80, ready_pct=90)
     operator = PredictionFanOutOperator(
-        task_id="fan_out_requests", game_date=day.isoformat(), sql=render("missing_requests.sql")
+        task_id="fan_out_requests",
+        game_date=day.isoformat(),
+        batch_id=f"batch_{day}_1748736000",
+        sql=render("missing_requests.sql"),
     )
     context = {"run_id": "rerun", "ti": None}
     assert operator.execute(context)["published"] == 72
@@ -147,7 +156,7 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     # Cleared and rerun once they are older than the in-flight window: only those 12 go out again.
     operator.in_flight_minutes = 0
     assert operator.execute(context)["published"] == 12
-    delivered = [m.attributes["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    delivered = [json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
     assert len(delivered) == 84
     assert sorted(set(delivered[72:])) == ready_players(bq, day)[60:]
 
@@ -175,9 +184,13 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     [row] = run_history(bq, day)
     assert row["status"] == "partial"
     assert row["summary"]["completion_pct"] == round(100 * 80 / 135, 2)  # 59 %: above the critical 50 %
-    [alert] = alerts(bq, day)
-    assert alert["severity"] == "warning"
-    assert "still lack a prediction" in alert["message"]
+    stragglers, not_handed_off = alerts(bq, day)
+    assert stragglers["severity"] == "warning"
+    assert "still lack a prediction" in stragglers["message"]
+    # A partial batch under 80 %: Phase 6 would not export it, so it is not announced, and a warning says so.
+    assert not_handed_off["severity"] == "warning"
+    assert "Phase 6 would not export" in not_handed_off["message"]
+    assert tasks["hand_off_to_phase6"] == "skipped"
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the republished requests nobody answered
 
 
@@ -204,10 +217,11 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     republish = PredictionFanOutOperator(
         task_id=batch.republish_task(1),
         game_date=day.isoformat(),
+        batch_id=f"batch_{day}_1748736000",
         coverage=xcoms[(batch.wait_task(1), "return_value")],
         sql=render("missing_requests.sql"),
     )
     result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})
     assert result["published"] == 7
-    delivered = sorted(m.attributes["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
+    delivered = sorted(json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
     assert delivered == ready[65:]

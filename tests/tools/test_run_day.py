@@ -34,7 +34,7 @@ def test_a_whole_day_then_a_rerun_that_dedups(stack, airflow_db) -> None:  # typ
     first = make_run("2025-12-02")
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
-    assert "Phase 4 published its completion event" in out
+    assert "Phase 4's feature store published its completion message" in out
     assert field(out, "triggered_by") == "pubsub"
     assert field(out, "status") == "success"
     assert field(out, "completion") == "100.0 %"
@@ -44,6 +44,15 @@ def test_a_whole_day_then_a_rerun_that_dedups(stack, airflow_db) -> None:  # typ
     # Progress comes from what the tasks wrote to BigQuery, not from the run's log text.
     for line in ("run history: running", "Phase 4 completion events received by the wait: 1", "run history: success"):
         assert line in out, out
+    # The workers staged; the DAG consolidated (the staging tables are gone by the end).
+    staged = [
+        int(n) for n in re.findall(r"staging tables the workers wrote for the date, not yet consolidated: (\d+)", out)
+    ]
+    assert max(staged) > 0, out
+    assert staged[-1] == 0, out
+    consolidated = re.findall(r"players with a new prediction in player_prop_predictions \(consolidated\): (\d+)", out)
+    assert consolidated, out
+    assert int(consolidated[-1]) > 0, out
     published = [int(n) for n in re.findall(r"prediction requests published \(publish ledger\): (\d+)", out)]
     assert published
     assert published[-1] == int(field(out, "requests published").split()[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,18 @@ from airflow.providers.google.common.hooks.base_google import PROVIDE_PROJECT_ID
 from nba_phase5.bq import insert_rows, run_query
 from nba_phase5.clients import check_emulators
 from nba_phase5.job_labels import current_labels
+
+# A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
+# because the name (unlike values) cannot be a query parameter.
+LINE_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,1023}")
+# One base line per player, as the coordinator sends one (docs/platform.md §7.3): the lowest if the
+# table holds several.
+LINE_VALUES_SQL = """
+SELECT player_lookup, MIN(points_line) AS points_line
+FROM `{table}`
+WHERE game_date = @game_date AND player_lookup IN UNNEST(@players) AND points_line IS NOT NULL
+GROUP BY player_lookup
+"""
 
 
 class Phase5BigQueryHook(BigQueryHook):
@@ -41,3 +54,31 @@ class Phase5BigQueryHook(BigQueryHook):
 
     def insert(self, table_name: str, rows: list[dict[str, Any]]) -> int:
         return insert_rows(self.get_client(project_id=self.project_id), table_name, rows, self._labels())
+
+    def staged_players(self, game_date: str, batch_id: str | None, *, force: bool = False) -> list[str]:
+        """The players staged on ``game_date`` and not consolidated yet (:func:`consolidation.staged_players`):
+        a ``force`` batch counts only its own."""
+        from nba_phase5.consolidation import staged_players
+
+        client = self.get_client(project_id=self.project_id)
+        return staged_players(client, game_date, batch_id, self._labels(), own_batch_only=force)
+
+    def consolidate(self, game_date: str, batch_id: str) -> Any:
+        """Merge ``batch_id``'s staging tables into the predictions table (:mod:`nba_phase5.consolidation`)."""
+        from nba_phase5.consolidation import consolidate
+
+        client = self.get_client(project_id=self.project_id)
+        return consolidate(client, game_date=game_date, batch_id=batch_id, labels=self._labels())
+
+    def points_lines(self, line_table: str | None, game_date: str, players: list[str]) -> dict[str, float]:
+        """Each player's base points line from ``line_table`` (``dataset.table``); empty when none is set."""
+        table = (line_table or "").strip()
+        if not table or table == "None" or not players:
+            return {}
+        if not LINE_TABLE_RE.fullmatch(table):
+            raise ValueError(f"line_table must be dataset.table (letters, digits, _), got {table[:80]!r}")
+        rows = self.query_rows(
+            LINE_VALUES_SQL.format(table=f"{self.project_id}.{table}"),
+            {"game_date": {"type": "DATE", "value": game_date}, "players": sorted(players)},
+        )
+        return {row["player_lookup"]: float(row["points_line"]) for row in rows}

@@ -32,6 +32,18 @@ class PublishResult:
     first_published_at: float | None = None
     errors: list[str] = field(default_factory=list)
 
+    def absorb(self, part: PublishResult, *, offset: int) -> None:
+        """Fold one chunk's result into this one (the chunk's indexes shifted by ``offset``)."""
+        self.published += part.published
+        self.retried += part.retried
+        self.attempts = max(self.attempts, part.attempts)
+        self.accepted.extend((offset + i, message_id, at) for i, message_id, at in part.accepted)
+        self.failed.extend(offset + i for i in part.failed)
+        self.unconfirmed.extend(offset + i for i in part.unconfirmed)
+        self.errors.extend(part.errors)
+        if self.first_published_at is None:
+            self.first_published_at = part.first_published_at
+
 
 class BatchPublishHook(PubSubHook):
     """Publishes many messages at once through the client's batching and flow control.

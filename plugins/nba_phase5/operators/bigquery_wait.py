@@ -54,6 +54,8 @@ class BigQueryWaitOperator(BaseOperator):
     :param settle_blocked_by: a count column; while it is above 0, polls without progress do not count.
     :param earlier_result: the result of an earlier poll of the same query, as an XComArg (templated):
         when it was ``done``, it is returned again without a query.
+    :param staged_batch_id: a batch whose staging tables count too (templated): before each poll the
+        players its workers staged are read and passed as the ``staged_players`` parameter.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
@@ -64,6 +66,7 @@ class BigQueryWaitOperator(BaseOperator):
         "poll_interval_seconds",
         "settle_polls",
         "earlier_result",
+        "staged_batch_id",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
@@ -80,6 +83,7 @@ class BigQueryWaitOperator(BaseOperator):
         settle_polls: str | int = 0,
         settle_blocked_by: str | None = None,
         earlier_result: Any = None,
+        staged_batch_id: str | None = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -92,6 +96,7 @@ class BigQueryWaitOperator(BaseOperator):
         self.settle_polls = settle_polls
         self.settle_blocked_by = settle_blocked_by
         self.earlier_result = earlier_result
+        self.staged_batch_id = staged_batch_id
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -100,8 +105,18 @@ class BigQueryWaitOperator(BaseOperator):
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id)
 
+    def poll_params(self) -> Any:
+        """The query's parameters for this poll: with the batch's staged players when it has a batch."""
+        if not self.staged_batch_id:
+            return self.query_params
+        params = dict(self.query_params or {})
+        force = str((params.get("force") or {}).get("value")).lower() in ("true", "1")
+        players = self.hook.staged_players(str(params["game_date"]["value"]), str(self.staged_batch_id), force=force)
+        params["staged_players"] = {"type": "ARRAY<STRING>", "value": players}
+        return params
+
     def poll(self) -> dict[str, Any]:
-        rows = self.hook.query_rows(self.sql, self.query_params)
+        rows = self.hook.query_rows(self.sql, self.poll_params())
         if not rows or "done" not in rows[0]:
             raise ValueError("the poll query must return one row with a `done` column")
         row: dict[str, Any] = rows[0]

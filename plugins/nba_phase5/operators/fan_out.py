@@ -1,8 +1,7 @@
-"""Fan out prediction requests: one Pub/Sub message per production-ready player, in the workers' format."""
+"""Fan out prediction requests: one Pub/Sub message per production-ready player, in the coordinator's format."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,30 +13,22 @@ from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
 from nba_phase5.ledger import UNCONFIRMED, LedgerEntry
-from nba_phase5.prediction_requests import PredictionRequest, batch_id
-
-# A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
-# because the name (unlike values) cannot be a query parameter.
-LINE_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\.[A-Za-z_][A-Za-z0-9_]{0,1023}")
-LINE_VALUES_SQL = """
-SELECT player_lookup, ARRAY_AGG(DISTINCT points_line IGNORE NULLS ORDER BY points_line) AS line_values
-FROM `{table}`
-WHERE game_date = @game_date AND player_lookup IN UNNEST(@players)
-GROUP BY player_lookup
-"""
+from nba_phase5.prediction_requests import PredictionRequest
 
 
 class PredictionFanOutOperator(BaseOperator):
     """Publishes one prediction request for every ready player still missing its prediction.
 
     The players come from ``sql`` (by default ``missing_requests.sql``): production-ready, without an
-    active prediction (with ``force``: without one made by this batch), and with no request in flight
-    (recorded in the publish ledger less than ``in_flight_minutes`` ago). So a retried or cleared
-    fan-out, or a straggler round, sends only what was never accepted or is presumed lost.
+    active prediction or rows the batch's workers staged (with ``force``: without one made by this
+    batch), and with no request in flight (recorded in the publish ledger less than ``in_flight_minutes``
+    ago). So a retried or cleared fan-out, or a straggler round, sends only what was never accepted or
+    is presumed lost, and never a player whose rows wait in a staging table for consolidation.
 
-    Each message is the workers' body ``{player_lookup, game_date, game_id, line_values}`` (line values
-    from ``line_table`` when one is set, else ``[]``), with request and batch ids as attributes.
-    Requests go out ``chunk_size`` at a time through
+    Each message is the coordinator's request body (:mod:`nba_phase5.prediction_requests`): the batch id
+    and Phase 4's correlation id in the body, the player's line from ``line_table`` when one is set (else
+    the coordinator's no-line request), the run mode (``BACKFILL`` for a backfill run, else
+    ``OVERNIGHT``). Requests go out ``chunk_size`` at a time through
     :class:`~nba_phase5.hooks.pubsub.BatchPublishHook` (batched, asynchronous, flow-controlled); what
     Pub/Sub accepted is recorded in the ledger while the next chunk publishes, and the task finishes
     only once every accepted request is recorded. Refused publishes are retried; the task fails if any
@@ -46,14 +37,18 @@ class PredictionFanOutOperator(BaseOperator):
     With ``check_holder``, the task first asks whether another live run holds the date's batch
     (:mod:`nba_phase5.batch_lease`) and, if so, publishes nothing and is skipped.
 
-    Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id"}``.
+    Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id",
+    "correlation_id"}``.
 
     :param game_date: ISO game date (templated).
+    :param batch_id: the run's batch id, minted when the run claimed its date (templated: an XComArg).
+    :param phase4_event: the Phase 4 event wait's result (templated: an XComArg); its event's
+        ``correlation_id`` travels in every request. None or no event: the batch id is the correlation id.
     :param force: a new generation: request every ready player without a prediction made by this
-        batch, with new request ids; the worker supersedes the old predictions (templated).
+        batch, with new request ids; consolidation then deactivates the older rows (templated).
     :param batch_started_at: ISO time the batch started; a forced batch's generation begins here (templated).
     :param in_flight_minutes: a request accepted less than this long ago is in flight (templated).
-    :param sql: query returning ``player_lookup, game_id`` rows (templated, ``.sql`` file).
+    :param sql: query returning ``player_lookup, game_id, opponent_team_abbr, is_home`` rows (templated).
     :param topic: Pub/Sub topic the workers listen on (templated: the DAG reads it from a Variable).
     :param line_table: ``dataset.table`` with ``game_date, player_lookup, points_line`` rows; empty for
         no lines (templated).
@@ -68,6 +63,8 @@ class PredictionFanOutOperator(BaseOperator):
 
     template_fields: Sequence[str] = (
         "game_date",
+        "batch_id",
+        "phase4_event",
         "force",
         "batch_started_at",
         "in_flight_minutes",
@@ -86,6 +83,8 @@ class PredictionFanOutOperator(BaseOperator):
         self,
         *,
         game_date: str,
+        batch_id: str,
+        phase4_event: Any = None,
         force: bool | str = False,
         batch_started_at: str | None = None,
         in_flight_minutes: float | str = config.DEFAULT_THRESHOLDS.in_flight_minutes,
@@ -102,6 +101,8 @@ class PredictionFanOutOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.game_date = game_date
+        self.batch_id = batch_id
+        self.phase4_event = phase4_event
         self.force = force
         self.batch_started_at = batch_started_at
         self.in_flight_minutes = in_flight_minutes
@@ -136,8 +137,8 @@ class PredictionFanOutOperator(BaseOperator):
         started = str(self.batch_started_at or "")
         return started if started and started != "None" else datetime.now(UTC).isoformat()
 
-    def missing_requests(self) -> list[tuple[str, str]]:
-        """(player_lookup, game_id) of every player to request."""
+    def missing_requests(self) -> list[dict[str, Any]]:
+        """``player_lookup, game_id, opponent_team_abbr, is_home`` of every player to request."""
         from nba_phase5 import query_params
 
         params = query_params.prediction_state(
@@ -145,36 +146,51 @@ class PredictionFanOutOperator(BaseOperator):
             force=self.forced,
             batch_started_at=self.started_at,
             in_flight_seconds=query_params.in_flight_seconds(self.in_flight_minutes),
+            staged_players=self.bigquery_hook.staged_players(self.game_date, self.batch_id, force=self.forced),
         )
-        rows = self.bigquery_hook.query_rows(self.sql, params)
-        return [(row["player_lookup"], row["game_id"]) for row in rows]
+        return list(self.bigquery_hook.query_rows(self.sql, params))
 
-    def line_values(self, players: list[str]) -> dict[str, list[float]]:
-        """Points lines per player from ``line_table``; empty when no table is configured."""
-        table = (self.line_table or "").strip()
-        if not table or table == "None" or not players:
-            return {}
-        if not LINE_TABLE_RE.fullmatch(table):
-            raise ValueError(f"line_table must be dataset.table (letters, digits, _), got {table[:80]!r}")
-        rows = self.bigquery_hook.query_rows(
-            LINE_VALUES_SQL.format(table=f"{self.bigquery_hook.project_id}.{table}"),
-            {"game_date": {"type": "DATE", "value": self.game_date}, "players": sorted(players)},
-        )
-        return {row["player_lookup"]: [float(v) for v in row["line_values"] or []] for row in rows}
+    @property
+    def correlation_id(self) -> str:
+        """Phase 4's correlation id (its event), else the batch id, as the coordinator falls back."""
+        event = (self.phase4_event or {}).get("event") if isinstance(self.phase4_event, dict) else None
+        correlation = (event or {}).get("correlation_id") or (event or {}).get("run_id")
+        return str(correlation or self.batch_id)
 
-    def wanted_requests(self, context: Any, batch: str) -> list[PredictionRequest]:
+    def wanted_requests(self, context: Any) -> list[PredictionRequest]:
         from nba_phase5.operators.bigquery_wait import covered
+        from nba_phase5.run_history import run_trigger
+        from nba_phase5.staging import check_batch_id
 
         if covered(self.coverage):
             self.log.info("The last wait found every prediction in place: nothing to republish")
             return []
+        batch = check_batch_id(str(self.batch_id))
         wanted = self.missing_requests()
-        lines = self.line_values([player for player, _ in wanted])
+        lines = self.bigquery_hook.points_lines(
+            self.line_table, self.game_date, [row["player_lookup"] for row in wanted]
+        )
+        mode = "BACKFILL" if run_trigger(context) == "backfill" else "OVERNIGHT"
+        # Naive, as the coordinator writes it (datetime.now().isoformat()); one stamp for the whole batch.
+        stamp = datetime.now(UTC).replace(tzinfo=None).isoformat()
+        correlation = self.correlation_id
         # A forced batch is a generation of its own (its request ids carry the batch id); a cleared
-        # forced run keeps its ids, so what it already sent is not sent again under new ones.
+        # forced run keeps its batch, so what it already sent is not sent again under new ids.
         return [
-            PredictionRequest(self.game_date, player, game_id, batch, tuple(lines.get(player, ())), self.forced)
-            for player, game_id in wanted
+            PredictionRequest(
+                game_date=self.game_date,
+                player_lookup=row["player_lookup"],
+                game_id=row["game_id"],
+                batch_id=batch,
+                points_line=lines.get(row["player_lookup"]),
+                correlation_id=correlation,
+                run_mode=mode,
+                timestamp=stamp,
+                opponent_team_abbr=row.get("opponent_team_abbr"),
+                is_home=row.get("is_home"),
+                force=self.forced,
+            )
+            for row in wanted
         ]
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -186,8 +202,8 @@ class PredictionFanOutOperator(BaseOperator):
             held_by = find_holder(context, self.game_date)
             if held_by:
                 raise AirflowSkipException(held_by.words(self.game_date))
-        batch = batch_id(self.game_date, context["run_id"])
-        requests = self.wanted_requests(context, batch)
+        requests = self.wanted_requests(context)
+        batch = str(self.batch_id)
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)
         result = self.publish_and_record(requests, context)
@@ -204,6 +220,7 @@ class PredictionFanOutOperator(BaseOperator):
                 else None
             ),
             "batch_id": batch,
+            "correlation_id": self.correlation_id,
         }
         self.log.info(
             "Published %d/%d requests (%d retried, %d failed after %d attempts), each accepted one in the ledger",
@@ -257,7 +274,7 @@ class PredictionFanOutOperator(BaseOperator):
                     if recording is not None:
                         recording.result()
                     recording = recorder.submit(record, client, entries, self.task_id)
-                    _add(total, result, offset=start)
+                    total.absorb(result, offset=start)
                     if result.failed:
                         break
                 if recording is not None:
@@ -265,15 +282,3 @@ class PredictionFanOutOperator(BaseOperator):
             finally:
                 publisher.stop()
         return total
-
-
-def _add(total: Any, part: Any, *, offset: int) -> None:
-    """Fold one chunk's publish result into the fan-out's (indexes become the fan-out's)."""
-    total.published += part.published
-    total.retried += part.retried
-    total.attempts = max(total.attempts, part.attempts)
-    total.failed.extend(offset + i for i in part.failed)
-    total.unconfirmed.extend(offset + i for i in part.unconfirmed)
-    total.errors.extend(part.errors)
-    if total.first_published_at is None:
-        total.first_published_at = part.first_published_at

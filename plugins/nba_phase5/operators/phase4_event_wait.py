@@ -22,13 +22,27 @@ MANUAL = "manual"
 BACKFILL = "backfill"
 
 
+def _total(payload: dict[str, Any]) -> object:
+    """Players Phase 4 processed: the plan's total, else its players_processed, else the envelope's record_count."""
+    for key in ("players_total", "players_processed", "record_count"):
+        if payload.get(key) is not None:
+            return payload[key]
+    return "an unknown total"
+
+
 class Phase4EventWaitOperator(BaseOperator):
     """Waits in the triggerer for a valid Phase 4 completion event for this run's game date.
 
     Completes on the event (``triggered_by='pubsub'``) or, at the event deadline, goes on without it
     (``'scheduler_backup'``): the readiness gates downstream decide whether Phase 4 really finished.
     Backfill runs (``'backfill'``) and ``skip_event_wait`` (``'manual'``) do not wait at all.
-    Returns a dict with ``triggered_by`` and, on the event path, the event and when it arrived.
+
+    Returns ``{"triggered_by"}`` alone when it did not wait; after a wait, also ``rejected`` (unusable
+    messages, ``[{message_id, reason}]``) and ``others`` (messages of the other Phase 4 processors, or the
+    feature store's non-ready ones, per sender: ``{"PlayerDailyCacheProcessor": 1}``); on the event path
+    also ``event`` (the message as received: the envelope, or a plan shape), ``message_id``,
+    ``event_received_at``, ``correlation_id`` (the envelope's, or the plan's ``run_id``) and
+    ``execution_id`` (the envelope's; None for a plan shape).
 
     :param game_date: ISO game date to wait for (templated).
     :param deadline_clock: time of day ``HH:MM`` in ``timezone`` on the game date when the wait ends (templated).
@@ -110,14 +124,20 @@ class Phase4EventWaitOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         self._report_rejected(context, event.get("rejected") or [])
-        result: dict[str, Any] = {"rejected": event.get("rejected") or []}
+        others = event.get("others") or {}
+        if others:
+            # Normal traffic on the topic (docs/platform.md §1.3): worth a line in the log, not a warning.
+            self.log.info("Acked Phase 4 messages that are not the feature store's ready event: %s", others)
+        result: dict[str, Any] = {"rejected": event.get("rejected") or [], "others": others}
         if event.get("status") == "event":
             payload = event["event"]
             self.log.info(
-                "Phase 4 event %s: %s players ready of %s",
+                "Phase 4 event %s from %s: %s players ready of %s (correlation id %s)",
                 event["message_id"],
-                payload["players_ready"],
-                payload.get("players_total", payload.get("players_processed", "an unknown total")),
+                payload.get("processor_name") or payload.get("processor") or "Phase 4",
+                payload.get("players_ready", "an unknown number of"),
+                _total(payload),
+                payload.get("correlation_id") or payload.get("run_id"),
             )
             return {
                 **result,
@@ -125,6 +145,9 @@ class Phase4EventWaitOperator(BaseOperator):
                 "event": payload,
                 "message_id": event["message_id"],
                 "event_received_at": event["received_at"],
+                # The id that traces the pipeline: the workers and Phase 6 get it (the plan's shape says run_id).
+                "correlation_id": payload.get("correlation_id") or payload.get("run_id"),
+                "execution_id": payload.get("execution_id"),
             }
         if event.get("status") == "deadline":
             self.log.warning(

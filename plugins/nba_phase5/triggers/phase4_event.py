@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
@@ -13,10 +12,19 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nba_phase5 import config
-from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 from nba_phase5.inbox import InboxEntry
+from nba_phase5.triggers.phase4_messages import (
+    MAX_OTHER_KEYS,
+    MAX_REPORTED,
+    Sorted,
+    classify,
+    count_other,
+    sort_messages,
+)
 
-MAX_REPORTED = 10
+# Re-exported: tests and tools import them from the trigger's module.
+__all__ = ["MAX_OTHER_KEYS", "MAX_REPORTED", "Phase4EventTrigger", "Sorted", "classify", "count_other"]
+
 # Consecutive Pub/Sub or inbox failures (transient ones) before the wait gives up: about a minute of
 # jittered backoff, then the run takes the backup path with a warning instead of failing the day.
 MAX_CONSECUTIVE_ERRORS = 6
@@ -28,47 +36,16 @@ TOLERANT_RETRY_S = 60.0
 INBOX_CHECK_INTERVAL_S = 300.0
 
 
-@dataclass
-class Sorted:
-    """One pull's messages, sorted: events to record, and what to ack once they are recorded."""
-
-    entries: list[InboxEntry] = field(default_factory=list)
-    ack_after_record: list[str] = field(default_factory=list)
-    ack_now: list[str] = field(default_factory=list)
-
-
-def classify(data: bytes, game_date: date, *, today: date | None = None) -> tuple[str, str | Phase4CompletionEvent]:
-    """Sort one message: ``match``, ``other`` or ``stale`` (a valid event), or ``invalid`` (a reason).
-
-    Every valid event is kept for its own date's run, whichever run pulls it: a run waiting for tomorrow
-    must not drop today's event, and today's run must not drop the event of a past date that a manual
-    rerun (or the staging check) is waiting for. ``stale`` marks an event dated before both today
-    (Eastern) and the awaited date: Phase 4 backfills publish too, and backfills don't trigger
-    predictions, so it starts nothing; it is only there for a run that waits for that date.
-    """
-    from zoneinfo import ZoneInfo
-
-    from nba_phase5.config import DAG_TIMEZONE
-
-    try:
-        event = Phase4CompletionEvent.from_json(data, today=today)
-    except InvalidEventError as exc:
-        return "invalid", exc.reason
-    today_et = today or datetime.now(ZoneInfo(DAG_TIMEZONE)).date()
-    if event.game_date < min(game_date, today_et):
-        return "stale", event
-    return ("match" if event.game_date == game_date else "other"), event
-
-
 class Phase4EventTrigger(BaseTrigger):
     """Waits until the durable inbox holds a valid Phase 4 event for ``game_date``, or ``deadline`` passes.
 
     It looks in the inbox first (an event another run pulled, or one this run pulled before a crash
-    or a clear), then pulls ``subscription`` in small batches. Every valid event, for any date not in
-    the past, is written to the inbox *before* it is acked; duplicates collapse on the message id.
-    Past-date events are acked and ignored; unusable messages are acked, logged and reported in the
-    final event (so the run raises one warning). Pub/Sub or inbox errors are retried with jittered
-    backoff; a missing or forbidden subscription, or errors that persist, end the wait with
+    or a clear), then pulls ``subscription`` in small batches. Every feature-store ready event, for any
+    date, is written to the inbox *before* it is acked; duplicates collapse on the message id. The other
+    Phase 4 processors' messages and the feature store's non-ready ones are acked at once and counted
+    per sender in the final event's ``others``; unusable messages are acked, logged and reported in the
+    final event's ``rejected`` (so the run raises one warning). Pub/Sub or inbox errors are retried with
+    jittered backoff; a missing or forbidden subscription, or errors that persist, end the wait with
     ``status='unavailable'``: the run takes the backup path. It pulls at least once before honouring a
     deadline already in the past.
 
@@ -178,41 +155,29 @@ class Phase4EventTrigger(BaseTrigger):
             return f"{type(cause).__name__}: {cause}"
         return None
 
-    def sort_messages(self, messages: list[Any], target: date, rejected: list[dict[str, str]]) -> Sorted:
-        """Decide each pulled message's fate; unusable ones are added to ``rejected`` (bounded)."""
-        result = Sorted()
-        now = datetime.now(UTC)
-        for received in messages:
-            kind, detail = classify(received.message.data, target)
-            message_id = received.message.message_id
-            if isinstance(detail, Phase4CompletionEvent):
-                result.entries.append(InboxEntry(message_id, detail, now))
-                result.ack_after_record.append(received.ack_id)
-                if kind != "match":
-                    self.log.info(
-                        "Event %s for %s recorded for its own run%s",
-                        message_id,
-                        detail.game_date,
-                        " (a past date: it starts nothing)" if kind == "stale" else "",
-                    )
-                continue
-            result.ack_now.append(received.ack_id)
-            self.log.warning("Dropped unusable message %s: %s", message_id, detail)
-            if len(rejected) < MAX_REPORTED:
-                rejected.append({"message_id": message_id, "reason": str(detail)[:300]})
-        return result
+    def sort_messages(
+        self,
+        messages: list[Any],
+        target: date,
+        rejected: list[dict[str, str]],
+        others: dict[str, int] | None = None,
+    ) -> Sorted:
+        """Decide each pulled message's fate (:func:`~nba_phase5.triggers.phase4_messages.sort_messages`)."""
+        return sort_messages(self.log, messages, target, rejected, others)
 
     async def _find(self, target: date) -> InboxEntry | None:
         from nba_phase5 import inbox
 
         return await asyncio.to_thread(inbox.find, self.bigquery_hook, target)
 
-    async def _pull_and_record(self, target: date, remaining: float, rejected: list[dict[str, str]]) -> Sorted:
-        """One pull: record valid events in the inbox, then ack them."""
+    async def _pull_and_record(
+        self, target: date, remaining: float, rejected: list[dict[str, str]], others: dict[str, int] | None = None
+    ) -> Sorted:
+        """One pull: record ready feature-store events in the inbox, then ack them; ack the rest at once."""
         from nba_phase5 import inbox
 
         messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
-        sorted_ = self.sort_messages(messages, target, rejected)
+        sorted_ = self.sort_messages(messages, target, rejected, others)
         where = {"project_id": self.project_id, "subscription": self.subscription}
         if sorted_.ack_now:
             await self.hook.acknowledge(**where, ack_ids=sorted_.ack_now)
@@ -222,7 +187,9 @@ class Phase4EventTrigger(BaseTrigger):
             await self.hook.acknowledge(**where, ack_ids=sorted_.ack_after_record)
         return sorted_
 
-    def _event(self, entry: InboxEntry, pulls: int, rejected: list[dict[str, str]]) -> TriggerEvent:
+    def _event(
+        self, entry: InboxEntry, pulls: int, rejected: list[dict[str, str]], others: dict[str, int]
+    ) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": "event",
@@ -231,6 +198,7 @@ class Phase4EventTrigger(BaseTrigger):
                 "received_at": entry.received_at.isoformat(),
                 "pulls": pulls,
                 "rejected": rejected,
+                "others": others,
             }
         )
 
@@ -254,6 +222,7 @@ class Phase4EventTrigger(BaseTrigger):
         deadline = datetime.fromisoformat(self.deadline)
         pulls, errors, last_check, look = 0, 0, 0.0, True
         rejected: list[dict[str, str]] = []
+        others: dict[str, int] = {}
         while True:
             loop = asyncio.get_running_loop()
             pulled = Sorted()
@@ -263,7 +232,7 @@ class Phase4EventTrigger(BaseTrigger):
                     entry, last_check, look = await self._find(target), loop.time(), False
                 if entry is None:
                     remaining = (deadline - datetime.now(UTC)).total_seconds()
-                    pulled = await self._pull_and_record(target, remaining, rejected)
+                    pulled = await self._pull_and_record(target, remaining, rejected, others)
                     pulls += 1
                     # This run's event was just recorded (here or by a retry after an error): look at once.
                     look = any(e.event.game_date == target for e in pulled.entries)
@@ -275,17 +244,16 @@ class Phase4EventTrigger(BaseTrigger):
                 reason = await self._after_error(exc, errors, deadline)
                 if reason is not None:
                     ended: dict[str, Any] = {"status": "unavailable", "reason": reason, "deadline": self.deadline}
-                    yield TriggerEvent({**ended, "pulls": pulls, "rejected": rejected})
+                    yield TriggerEvent({**ended, "pulls": pulls, "rejected": rejected, "others": others})
                     return
                 if datetime.now(UTC) < deadline:
                     continue
             if entry is not None:
-                yield self._event(entry, pulls, rejected)
+                yield self._event(entry, pulls, rejected, others)
                 return
             if datetime.now(UTC) >= deadline and (pulls or self.tolerate_errors):
-                yield TriggerEvent(
-                    {"status": "deadline", "deadline": self.deadline, "pulls": pulls, "rejected": rejected}
-                )
+                ended = {"status": "deadline", "deadline": self.deadline, "pulls": pulls}
+                yield TriggerEvent({**ended, "rejected": rejected, "others": others})
                 return
             if not (pulled.ack_now or pulled.ack_after_record):
                 await asyncio.sleep(max(0.0, min(self.poke_interval, (deadline - datetime.now(UTC)).total_seconds())))

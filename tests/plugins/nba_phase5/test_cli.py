@@ -42,7 +42,18 @@ def test_provision_seed_publish_round_trip(stack, drain) -> None:  # type: ignor
     assert published.returncode == 0, published.stderr
     [message] = drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     event = Phase4CompletionEvent.from_json(message.data)
-    assert (event.players_ready, event.total_players) == (170, 200)
+    # The platform's envelope by default: readiness is counted in BigQuery, not carried.
+    assert (event.shape, event.players_ready, event.total_players, event.is_feature_store) == (
+        "envelope",
+        None,
+        200,
+        True,
+    )
+    published = cli("publish-phase4", "--date", "2025-11-21", "--shape", "script")
+    assert published.returncode == 0, published.stderr
+    [message] = drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
+    event = Phase4CompletionEvent.from_json(message.data)
+    assert (event.shape, event.players_ready, event.total_players) == ("script", 170, None)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +64,9 @@ def test_provision_seed_publish_round_trip(stack, drain) -> None:  # type: ignor
         (["publish-phase4", "--date", "2025-11-21", "--players-ready", "9"], "give both"),
         (["publish-phase4", "--date", "2025-11-21", "--players-ready", "9", "--players-total", "3"], "exceeds"),
         (["publish-phase4", "--date", "2025-11-22"], "no players"),
+        (["publish-phase4", "--date", "2025-11-21", "--shape", "xml"], "invalid choice"),
+        (["publish-phase4", "--date", "2025-11-21", "--processor", "NoSuchProcessor"], "invalid choice"),
+        (["publish-phase4", "--date", "2025-11-21", "--shape", "plan", "--status", "failed"], "no status"),
     ],
 )
 def test_invalid_input_is_refused_and_nothing_published(stack, drain, args, message) -> None:  # type: ignore[no-untyped-def]

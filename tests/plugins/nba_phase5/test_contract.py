@@ -12,8 +12,9 @@ from nba_phase5.contract import MAX_EVENT_BYTES, InvalidEventError, Phase4Comple
 TODAY = date(2025, 11, 28)
 # The seed's manual test shape.
 VALID = {"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 420, "players_total": 450}
-# What the real Phase 4 publisher sends (PLATFORM.md section 1).
-REAL = {
+# The planning guide's shape (docs/platform.md §1.5); the platform's real envelope is tested in
+# test_phase4_envelope_contract.py.
+PLAN = {
     "event_type": "phase4_complete",
     "processor": "ml_feature_store_v2",
     "game_date": "2025-11-28",
@@ -37,25 +38,32 @@ def test_valid_event_round_trips() -> None:
     assert parse(event.to_json()) == event
 
 
-def test_the_real_publishers_event_is_accepted() -> None:
-    event = parse(REAL)
+def test_the_plans_event_is_accepted() -> None:
+    event = parse(PLAN)
     assert (event.players_ready, event.players_processed, event.players_failed) == (418, 450, 2)
     assert event.total_players == 450  # no players_total: players_processed is the total
     assert event.timestamp == datetime(2025, 11, 28, 7, 17, tzinfo=UTC)
     assert event.run_id == "ml_feature_store_v2_20251128_071700"
     assert event.processor == "ml_feature_store_v2"
-    assert json.loads(event.to_json()) == REAL
+    assert (event.shape, event.is_feature_store, event.is_ready) == ("plan", True, True)
+    assert event.correlation_id == event.run_id  # the plan's run id is what traces the pipeline
+    assert json.loads(event.to_json()) == PLAN
 
 
 def test_the_infrastructure_scripts_event_without_a_total_is_accepted() -> None:
     event = parse({"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 418})
     assert event.total_players is None
     assert event.ready_pct is None
+    assert event.shape == "script"
+
+
+def test_a_plan_shape_from_another_processor_is_not_the_feature_store() -> None:
+    assert not parse({**PLAN, "processor": "player_daily_cache"}).is_feature_store
 
 
 def test_unknown_fields_are_ignored_but_kept() -> None:
-    event = parse({**REAL, "feature_version": "v2_enhanced_47", "shards": [1, 2]})
-    assert event == parse(REAL)
+    event = parse({**PLAN, "feature_version": "v2_enhanced_47", "shards": [1, 2]})
+    assert event == parse(PLAN)
     assert event.extras == {"feature_version": "v2_enhanced_47", "shards": [1, 2]}
     assert json.loads(event.to_json())["feature_version"] == "v2_enhanced_47"
 
@@ -63,7 +71,9 @@ def test_unknown_fields_are_ignored_but_kept() -> None:
 def test_older_field_names_still_read() -> None:
     event = parse({**VALID, "completed_at": "2025-11-28T07:12:00Z", "correlation_id": "abc-123"})
     assert event.timestamp == datetime(2025, 11, 28, 7, 12, tzinfo=UTC)
-    assert event.run_id == "abc-123"
+    assert (event.run_id, event.correlation_id) == ("abc-123", "abc-123")
+    with pytest.raises(InvalidEventError, match="differ"):
+        parse({**PLAN, "correlation_id": "other"})
 
 
 @pytest.mark.parametrize(
@@ -134,6 +144,18 @@ def test_constructor_validates_too() -> None:
         Phase4CompletionEvent(date(2025, 11, 28), 10, 5)
     with pytest.raises(InvalidEventError, match="UTC offset"):
         Phase4CompletionEvent(date(2025, 11, 28), 1, 5, timestamp=datetime(2025, 11, 28))
+    with pytest.raises(InvalidEventError, match="players_ready must be an integer"):
+        Phase4CompletionEvent(date(2025, 11, 28))  # the plan's shapes need players_ready
+    with pytest.raises(InvalidEventError, match="belongs to the envelope"):
+        Phase4CompletionEvent(date(2025, 11, 28), 1, status="success")  # no processor_name: not an envelope
+    stamp = datetime(2025, 11, 28, 7, tzinfo=UTC)
+    envelope = {"processor_name": "MLFeatureStoreProcessor", "phase": "phase_4_precompute", "timestamp": stamp}
+    with pytest.raises(InvalidEventError, match="missing execution_id, correlation_id, status"):
+        Phase4CompletionEvent(date(2025, 11, 28), **envelope)
+    ids = {"execution_id": "a1b2c3d4", "correlation_id": "a1b2c3d4", "status": "success"}
+    with pytest.raises(InvalidEventError, match="belongs to the plan"):
+        Phase4CompletionEvent(date(2025, 11, 28), 5, **envelope, **ids)
+    assert Phase4CompletionEvent(date(2025, 11, 28), **envelope, **ids).players_ready is None
 
 
 def test_zero_total_is_valid_and_reports_zero_pct() -> None:

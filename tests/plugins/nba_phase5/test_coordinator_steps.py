@@ -21,7 +21,7 @@ from nba_phase5.operators.bigquery_wait import DEADLINE_KEY, BigQueryWaitOperato
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
 from nba_phase5.phase4_publisher import build_event, publish_completion_event
-from nba_phase5.prediction_requests import request_id
+from nba_phase5.prediction_requests import BODY_FIELDS, request_id
 from nba_phase5.seeding import seed_day
 from nba_phase5.sql import render
 from nba_phase5.triggers.phase4_event import Phase4EventTrigger
@@ -58,7 +58,11 @@ def readiness_sensor(phase5_dag: Any, day: date, max_wait_minutes: float = 0) ->
 
 def fan_out(day: date, task_id: str = "fan_out_requests", **kwargs: Any) -> PredictionFanOutOperator:
     return PredictionFanOutOperator(
-        task_id=task_id, game_date=day.isoformat(), sql=render("missing_requests.sql"), **kwargs
+        task_id=task_id,
+        game_date=day.isoformat(),
+        batch_id=f"batch_{day}_1760000000",
+        sql=render("missing_requests.sql"),
+        **kwargs,
     )
 
 
@@ -181,8 +185,8 @@ def test_get_players_needing_retry(bq) -> None:  # type: ignore[no-untyped-def]
     ready = ready_players(bq, day)
     write_predictions(bq, day, ready[:380])
     missing = fan_out(day).missing_requests()
-    assert [player for player, _ in missing] == ready[380:]
-    assert all(game_id.startswith("00") for _, game_id in missing)
+    assert [row["player_lookup"] for row in missing] == ready[380:]
+    assert all(row["game_id"].startswith("00") for row in missing)
     assert len(missing) == 40
 
 
@@ -227,7 +231,7 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
 
 def test_not_ready_reasons_are_words() -> None:
     assert batch.readiness_words({"phase4_ran": False}, "2025-11-28", 50) == (
-        "ml_feature_store_v2 has not run for 2025-11-28"
+        "MLFeatureStoreProcessor has not run for 2025-11-28"
     )
     assert batch.readiness_words({"phase4_ran": True, "players_total": 0}, "2025-11-28", 50).startswith(
         "No feature records found"
@@ -307,7 +311,7 @@ def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore
     assert payload["status"] == "deadline"
     assert payload["pulls"] == 1
     sensor = Phase4EventWaitOperator(task_id="wait_for_phase4_event", game_date=day.isoformat())
-    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup", "rejected": []}
+    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup", "rejected": [], "others": {}}
     # A deadline in the past still takes an event that is waiting.
     publish_completion_event(publisher_client(), stack.project, Phase4CompletionEvent(day, 420, 450))
     assert asyncio.run(_first_event(_trigger(day, -60)))["status"] == "event"
@@ -338,5 +342,8 @@ def test_retry_endpoint_with_players(bq, drain) -> None:  # type: ignore[no-unty
     bodies = [json.loads(m.data) for m in messages]
     assert sorted(b["player_lookup"] for b in bodies) == ready[380:]
     assert {m.attributes["request_id"] for m in messages} == {request_id(day, p) for p in ready[380:]}
-    assert all(set(b) == {"player_lookup", "game_date", "game_id", "line_values"} for b in bodies)
-    assert all(b["game_date"] == day.isoformat() and b["line_values"] == [] for b in bodies)
+    assert all(list(b) == list(BODY_FIELDS) for b in bodies)  # the coordinator's body, field by field
+    # No line table configured: every player is sent as the coordinator sends a player without a line.
+    assert {(b["game_date"], json.dumps(b["line_values"]), b["line_source"]) for b in bodies} == {
+        (day.isoformat(), "[null]", "NO_PROP_LINE")
+    }

@@ -17,22 +17,26 @@ from nba_phase5 import config, handoff
 NOW = datetime(2025, 11, 28, 15, 4, 5, tzinfo=UTC)
 
 
-def _row(status: str = "success", day: str = "2025-11-28", batch: str = "batch-1") -> dict[str, Any]:
-    figures = {
+def _row(
+    status: str = "success", day: str = "2025-11-28", batch: str = "batch_2025-11-28_1764300000", **figures: Any
+) -> dict[str, Any]:
+    """A run-history row as record_batch_run returns it: the summary holds the coordinator's keys."""
+    summary = {
+        "expected": 418,
+        "completed": 415,
+        "failed": 3,
+        "total_predictions": 415,
+        "completion_percentage": 99.3,
         "batch_id": batch,
-        "players_ready": 418,
-        "players_total": 450,
-        "players_predicted": 415,
-        "players_missing": 3,
-        "completion_pct": 99.3,
+        "correlation_id": "4f2a9c1e",  # Phase 4's, from its completion message
         "degraded": False,
+        **figures,
     }
     return {
         "run_id": "scheduled__2025-11-28T05:00:00+00:00",
         "data_date": day,
         "status": status,
-        "summary": json.dumps(figures),
-        "trigger_message_data": json.dumps({"run_id": "phase4-run-7", "players_ready": 418}),
+        "summary": json.dumps(summary),
         "trigger_message_id": "17",
         "trigger_source": "pubsub",
         "triggered_by": "pubsub",
@@ -40,31 +44,83 @@ def _row(status: str = "success", day: str = "2025-11-28", batch: str = "batch-1
     }
 
 
-def test_the_message_is_the_platforms_completion_envelope() -> None:
+def test_the_message_is_the_coordinators_completion_envelope() -> None:
+    """The coordinator's message (coordinator.py 3938-3964 through unified_pubsub_publisher.py 162-223),
+    with an honest status where the coordinator always said success (docs/platform.md §9.1)."""
     message = handoff.completion_message(_row("partial"), now=NOW)
-    # the fields every platform completion message carries (PLATFORM.md section 7) ...
     assert {"processor_name", "phase", "game_date", "status", "timestamp", "execution_id", "correlation_id"} <= set(
         message
     )
-    assert (message["processor_name"], message["phase"]) == (config.PHASE5_PROCESSOR, "phase_5_predictions")
+    assert (message["processor_name"], message["phase"]) == ("PredictionCoordinator", "phase_5_predictions")
     assert (message["game_date"], message["status"], message["timestamp"]) == (
         "2025-11-28",
         "partial",
         "2025-11-28T15:04:05+00:00",
     )
-    assert (message["execution_id"], message["correlation_id"]) == ("batch-1", "phase4-run-7")
+    # execution_id is the batch id; correlation_id Phase 4's (the coordinator passed /start's on).
+    assert (message["execution_id"], message["correlation_id"]) == ("batch_2025-11-28_1764300000", "4f2a9c1e")
     assert (message["record_count"], message["records_failed"]) == (415, 3)
     assert (message["output_dataset"], message["output_table"]) == ("nba_predictions", "player_prop_predictions")
-    # ... and what the platform's Phase 5→6 orchestrator reads from metadata
+    assert message["trigger_source"] == "automatic"
+    # What the platform's Phase 5→6 function reads from metadata (phase5_to_phase6/main.py 177, 203-209, 248-322).
     metadata = message["metadata"]
-    assert (metadata["batch_id"], metadata["completion_pct"]) == ("batch-1", 99.3)
-    assert metadata["completed_predictions"] == 415
-    assert metadata["expected_predictions"] == 418
+    assert (metadata["batch_id"], metadata["completion_pct"]) == ("batch_2025-11-28_1764300000", 99.3)
+    assert (metadata["completed_predictions"], metadata["completed_players"], metadata["expected_players"]) == (
+        415,
+        415,
+        418,
+    )
+    assert metadata["total_predictions"] == 415
 
 
-def test_without_phase4s_run_id_the_batch_is_its_own_correlation_id() -> None:
-    row = {**_row(), "trigger_message_data": None}
-    assert handoff.completion_message(row, now=NOW)["correlation_id"] == "batch-1"
+def test_without_phase4s_correlation_id_the_batch_is_its_own() -> None:
+    row = _row(correlation_id=None)
+    assert handoff.completion_message(row, now=NOW)["correlation_id"] == "batch_2025-11-28_1764300000"
+
+
+@pytest.mark.parametrize(
+    ("status", "figures", "why"),
+    [
+        # phase5_to_phase6/main.py 212-217: a partial batch under 80 % is not exported.
+        ("partial", {"completion_percentage": 79.9, "completed": 300}, "partial at 79.9 %"),
+        # main.py 220-227: fewer than 10 prediction rows for the date (all systems, active or not).
+        ("success", {"completion_percentage": 100.0, "completed": 3}, "has 9 prediction rows"),
+        # main.py 203-209: success with completed_predictions == 0 keeps its low percentage.
+        ("success", {"completion_percentage": 0.0, "completed": 0}, "no prediction completed"),
+    ],
+)
+def test_a_batch_phase6_would_drop_is_not_announced_and_a_warning_says_why(
+    status: str, figures: dict[str, Any], why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, message: warnings.append(message))
+    monkeypatch.setattr("nba_phase5.batch.bq_hook", lambda: None)
+    monkeypatch.setattr(handoff, "prediction_rows", lambda hook, day: 9)
+    message = handoff.completion_message(_row(status, **figures), now=NOW)
+    assert why in (handoff.phase6_refusal(message, lambda: 9) or "")
+    with pytest.raises(AirflowSkipException, match="not handed to Phase 6"):
+        handoff.announce({"run_id": "r"}, _row(status, **figures))
+    assert len(warnings) == 1
+    assert why in warnings[0]
+    assert "Phase 6 would not export" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "figures"),
+    [
+        ("success", {}),
+        ("partial", {"completion_percentage": 80.0, "completed": 300}),  # the threshold itself passes
+        ("success", {"completion_percentage": 40.0, "completed": 200}),  # success >0 counts as 100 % there
+    ],
+)
+def test_a_batch_phase6_takes_is_not_refused(status: str, figures: dict[str, Any]) -> None:
+    assert handoff.phase6_refusal(handoff.completion_message(_row(status, **figures), now=NOW)) is None
+
+
+def test_few_players_but_enough_rows_for_phase6_is_announced() -> None:
+    """Three players predicted by several systems: 21 rows, which Phase 6 takes (main.py 112-150)."""
+    message = handoff.completion_message(_row(completed=3), now=NOW)
+    assert handoff.phase6_refusal(message, lambda: 21) is None
 
 
 @pytest.mark.parametrize("status", ["failed", "skipped", "running"])
@@ -87,12 +143,13 @@ def test_one_message_per_batch_however_often_the_task_runs(stack) -> None:  # ty
     drain_subscription(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)
     day = date(2025, 8, 21).isoformat()
     first = _context("manual__1")
-    announced = handoff.announce(first, _row(day=day, batch=f"{day}-batch-a"))
+    batch_a, batch_b = f"batch_{day}_1755734400", f"batch_{day}_1755738000"
+    announced = handoff.announce(first, _row(day=day, batch=batch_a))
     assert announced["message_id"]
-    assert first["outlet_events"][handoff.predictions_asset()].extra["batch_id"] == f"{day}-batch-a"
+    assert first["outlet_events"][handoff.predictions_asset()].extra["batch_id"] == batch_a
     for again in ("manual__1", "manual__2"):  # the task cleared, or another run holding the same batch id
         with pytest.raises(AirflowSkipException, match="already announced"):
-            handoff.announce(_context(again), _row(day=day, batch=f"{day}-batch-a"))
-    handoff.announce(_context("manual__3"), _row(day=day, batch=f"{day}-batch-b"))  # a forced new batch: announced
+            handoff.announce(_context(again), _row(day=day, batch=batch_a))
+    handoff.announce(_context("manual__3"), _row(day=day, batch=batch_b))  # a forced new batch: announced
     messages = [json.loads(m.data) for m in drain_subscription(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)]
-    assert [(m["game_date"], m["execution_id"]) for m in messages] == [(day, f"{day}-batch-a"), (day, f"{day}-batch-b")]
+    assert [(m["game_date"], m["execution_id"]) for m in messages] == [(day, batch_a), (day, batch_b)]

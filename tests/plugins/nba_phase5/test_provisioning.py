@@ -64,9 +64,10 @@ def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-d
 @integration
 def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
     first = provision("fresh-project")
-    # 4 topics (Phase 4's, the requests, their dead letters, Phase 5's completion), 4 subscriptions
-    # (the trigger's and, on the emulators, the local worker's, the dead letters' and Phase 6's stand-in)
-    assert len(first.created) == 4 + 4 + bigquery_resources()
+    # 5 topics (Phase 4's, the requests, their dead letters, Phase 5's completion, the workers' ready
+    # messages), 5 subscriptions (the trigger's and, on the emulators, the local worker's, the dead
+    # letters', Phase 6's stand-in and the ready messages')
+    assert len(first.created) == 5 + 5 + bigquery_resources()
     assert first.existing == []
     assert provision("fresh-project").created == []
 
@@ -92,7 +93,7 @@ def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type
             sub = subscriber.get_subscription(subscription=subscriber.subscription_path(stack.project, name))
             assert sub.topic.endswith(f"/topics/{topic}")
             assert sub.ack_deadline_seconds == deadline
-            # Only the worker's subscription dead-letters (PLATFORM.md §7: 5 delivery attempts).
+            # Only the worker's subscription dead-letters (docs/platform.md §7.1: 5 delivery attempts).
             policy = sub.dead_letter_policy
             if name == config.PREDICTION_REQUESTS_SUBSCRIPTION:
                 assert policy.dead_letter_topic == publisher.topic_path(stack.project, "prediction-request-dlq")
@@ -118,6 +119,7 @@ def test_the_local_worker_subscription_exists_only_on_the_emulators() -> None:
         config.PREDICTION_REQUESTS_SUBSCRIPTION,
         config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION,
         config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION,  # stands in for the Phase 5→6 orchestrator
+        config.PREDICTION_READY_LOCAL_SUBSCRIPTION,  # what the stand-in worker reported
     }
     assert set(subscriptions(emulators=False)) == {"nba-phase5-trigger-sub"}
     assert subscriptions(emulators=False)["nba-phase5-trigger-sub"] == ("nba-phase4-precompute-complete", 60)
@@ -128,10 +130,47 @@ def test_real_gcp_tables_require_a_partition_filter_and_keep_the_spec_layout() -
     assert len(specs) >= 5
     for name, spec in specs.items():
         real = build_table("p", name, spec, real_gcp=True)
-        assert real.require_partition_filter is True
+        # Production's run history has no require_partition_filter (schemas/bigquery/nba_reference/
+        # processor_run_history.sql 176-182); every other table requires one.
+        assert real.require_partition_filter is (name != config.RUN_HISTORY_TABLE), name
         assert real.clustering_fields == spec["clustering"]
         assert not build_table("p", name, spec, real_gcp=False).require_partition_filter
-    assert specs[config.SCHEDULE_TABLE]["require_partition_filter"] is True
+    # As production defines them (docs/platform.md §5, §5b, §6).
+    for table in (config.SCHEDULE_TABLE, config.FEATURE_STORE_TABLE, config.PREDICTIONS_TABLE):
+        assert specs[table]["require_partition_filter"] is True, table
+    assert specs[config.FEATURE_STORE_TABLE]["clustering"] == ["player_lookup", "feature_version", "game_date"]
+
+
+def test_check_names_a_table_laid_out_otherwise_than_production() -> None:
+    """provision --check reports partitioning, clustering and, on real GCP, the partition-filter rule."""
+    from types import SimpleNamespace
+
+    from nba_phase5.provisioning import compare_layout
+
+    spec = table_specs()[config.FEATURE_STORE_TABLE]
+    live = SimpleNamespace(
+        time_partitioning=SimpleNamespace(field="game_date"),
+        clustering_fields=["player_lookup"],
+        require_partition_filter=False,
+    )
+    assert compare_layout(config.FEATURE_STORE_TABLE, spec, live, emulators=False) == [
+        "nba_predictions.ml_feature_store_v2: clustered by player_lookup, "
+        "production by player_lookup, feature_version, game_date",
+        "nba_predictions.ml_feature_store_v2: require_partition_filter is False, production's is True",
+    ]
+    # The emulator does not model the partition-filter rule: only the layout is compared there.
+    assert len(compare_layout(config.FEATURE_STORE_TABLE, spec, live, emulators=True)) == 1
+    same = SimpleNamespace(
+        time_partitioning=SimpleNamespace(field="game_date"),
+        clustering_fields=spec["clustering"],
+        require_partition_filter=True,
+    )
+    assert compare_layout(config.FEATURE_STORE_TABLE, spec, same, emulators=False) == []
+    unpartitioned = SimpleNamespace(time_partitioning=None, clustering_fields=None, require_partition_filter=None)
+    assert (
+        "partitioned by nothing, production by game_date"
+        in compare_layout(config.FEATURE_STORE_TABLE, spec, unpartitioned, emulators=True)[0]
+    )
 
 
 def test_the_spec_flag_wins_over_the_real_gcp_default() -> None:

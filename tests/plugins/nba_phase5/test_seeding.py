@@ -129,10 +129,12 @@ def test_rows_read_back_in_the_production_shapes(bq) -> None:  # type: ignore[no
     )
     assert (run["status"], run["phase"], run["season_year"], run["records_processed"]) == (
         "partial",
-        "phase_4",
+        "phase_4_precompute",
         2025,
         50,
     )
+    # Phase 4's own run-id format (docs/platform.md §3.3), reproducible for a seeded day.
+    assert re.fullmatch(r"MLFeatureStoreProcessor_20251126_063000_[0-9a-f]{8}", run["run_id"])
     assert (run["triggered_by"], run["trigger_source"], run["output_table"]) == (
         "scheduler",
         "scheduler",
@@ -154,3 +156,12 @@ def test_rows_read_back_in_the_production_shapes(bq) -> None:  # type: ignore[no
     assert feature["feature_quality_score"] == expected["feature_quality_score"]
     with pytest.raises(ValueError, match="phase4_status"):
         seed_day(bq, day, phase4_status="failed")
+    # Re-seeding gives the same run id (a reproducible day), with Phase 4's usual status.
+    seed_day(bq, day, players=50, ready_pct=80)
+    [again] = run_query(
+        bq,
+        f"SELECT run_id, status FROM `{bq.project}.{config.RUN_HISTORY_TABLE}` "
+        "WHERE data_date = @d AND processor_name = @p",
+        {"d": day, "p": config.PHASE4_PROCESSOR},
+    )
+    assert (again["run_id"], again["status"]) == (run["run_id"], "success")

@@ -1,5 +1,6 @@
-"""The local prediction worker: production-shaped rows, one active row per player, acks after writing;
-a request it cannot use is dead-lettered and never holds back the good ones of its pull."""
+"""The local prediction worker's loop: it stages, announces, then acks; a 500 is nacked and left to the
+subscription's dead-letter policy; a bad message never stops the worker nor holds back the good ones of
+its pull. (Which answer each request gets is tests/plugins/nba_phase5/test_worker_contract.py.)"""
 
 from __future__ import annotations
 
@@ -8,144 +9,208 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from helpers import running_worker
 from nba_phase5 import config
-from nba_phase5.bq import run_query, table_schema
+from nba_phase5.bq import run_query
 from nba_phase5.clients import publisher_client
-from nba_phase5.prediction_requests import PredictionRequest, request_id
+from nba_phase5.prediction_requests import request_id
 from nba_phase5.seeding import FEATURE_NAMES, build_day, seed_day
-from nba_phase5.worker import BatchFailedError, PredictionWorker, WorkerOptions, one_per_player, prediction_id
-from nba_phase5.worker_requests import WorkerRequest
+from nba_phase5.staging import staging_prefix
+from nba_phase5.worker import PredictionWorker, WorkerOptions
+from nba_phase5.worker_answers import answer
+from nba_phase5.worker_io import StagingSchemaError, StagingWriter
+from nba_phase5.worker_requests import RETRY
 
 PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
+DAY = date(2025, 11, 28)
+FEATURE_ROW = {
+    "universal_player_id": None,
+    "feature_names": list(FEATURE_NAMES),
+    "features": [20.0] * len(FEATURE_NAMES),
+    "feature_quality_score": 90.0,
+}
 
 
-class FakeWriteWorker(PredictionWorker):
-    """The real isolation logic over a fake write: requests of ``poison`` players fail it with ``error``."""
+def _body(day: date, player: str, game: str, batch: str | None, **changes: Any) -> dict[str, Any]:
+    """A request body as the coordinator sends it (the fields the worker reads; the rest it ignores)."""
+    return {
+        "player_lookup": player,
+        "game_date": day.isoformat(),
+        "game_id": game,
+        "line_values": [18.5],
+        "has_prop_line": True,
+        "actual_prop_line": 18.5,
+        "line_source": "ACTUAL_PROP",
+        "line_source_api": "ODDS_API",
+        "batch_id": batch,
+        "correlation_id": batch,
+        "prediction_run_mode": "OVERNIGHT",
+        **changes,
+    }
+
+
+class FakeWriter:
+    """A staging writer whose loads fail with ``error`` when they hold a ``poison`` player's rows."""
 
     def __init__(self, poison: set[str], error: Exception) -> None:
-        super().__init__(WorkerOptions(project="p"))
-        self.poison, self.error, self.calls, self.wrote = poison, error, 0, []  # type: ignore[var-annotated]
+        self.poison, self.error, self.loads = poison, error, []  # type: ignore[var-annotated]
 
-    def write(self, client, requests):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        if any(r.player_lookup in self.poison or r.request_id in self.poison for r in requests):
+    def load(self, request, *, batch, worker_id, rows):  # type: ignore[no-untyped-def]
+        self.loads.append((batch, worker_id, len(rows)))
+        if any(row["player_lookup"] in self.poison for row in rows):
             raise self.error
-        self.wrote += requests
-        return len(requests)
+        return f"p.nba_predictions._staging_{batch}_{worker_id}"
 
 
-def test_a_failing_batch_is_split_until_the_poison_requests_stand_alone() -> None:
-    from google.api_core.exceptions import BadRequest
-
-    requests = [WorkerRequest(f"r{i}", "2025-11-28", f"p{i}", "g") for i in range(32)]
-    worker = FakeWriteWorker({"p5"}, BadRequest("Invalid NUMERIC value"))
-    failed = worker.write_batch(None, requests)
-    assert [(r.player_lookup, reason) for r, reason in failed] == [
-        ("p5", "write failed: BadRequest: 400 Invalid NUMERIC value")
+def _answered(players: list[str], batch: str | None = "b1") -> list[tuple[Any, Any]]:
+    features = {(DAY.isoformat(), p): FEATURE_ROW for p in players}
+    return [
+        (SimpleNamespace(name=p), answer(json.dumps(_body(DAY, p, "g", batch)).encode(), today=DAY, features=features))
+        for p in players
     ]
-    assert sorted(r.request_id for r in worker.wrote) == sorted(f"r{i}" for i in range(32) if i != 5)
-    assert worker.calls == 1 + 2 * 5  # bisection: the whole batch, then two halves per level
-    assert worker.stats.written == 31
 
 
-def test_a_players_other_request_is_written_when_his_chosen_one_is_poison() -> None:
+def test_a_failing_load_is_split_until_the_poison_requests_stand_alone() -> None:
     from google.api_core.exceptions import BadRequest
 
-    bad, good = WorkerRequest("bad", "2025-11-28", "x", "g", force=True), WorkerRequest("good", "2025-11-28", "x", "g")
-    other = WorkerRequest("r2", "2025-11-28", "y", "g")
-    worker = FakeWriteWorker({"bad"}, BadRequest("refused"))
-    failed = worker.write_batch(None, [good, bad, other])
-    assert [r.request_id for r, _ in failed] == ["bad"]
-    assert sorted(r.request_id for r in worker.wrote) == ["good", "r2"]
+    worker = PredictionWorker(WorkerOptions(project="p"))
+    writer = FakeWriter({"p5"}, BadRequest("Invalid NUMERIC value"))
+    answered = worker.stage(writer, _answered([f"p{i}" for i in range(32)]))  # type: ignore[arg-type]
+    refused = [(m.name, a.status, a.reason, a.ready) for m, a in answered if not a.acked]
+    assert refused == [("p5", RETRY, "staging write failed: BadRequest: 400 Invalid NUMERIC value", None)]
+    assert len(writer.loads) == 1 + 2 * 5  # bisection: the whole pull, then two halves per level
+    assert len({worker_id for _, worker_id, _ in writer.loads}) == 1  # one worker id per pull
+    assert (worker.stats.staged_requests, worker.stats.staged_rows, worker.stats.staging_failed) == (31, 31, 1)
 
 
 def test_a_fault_no_request_can_cause_is_never_blamed_on_one() -> None:
     from google.api_core.exceptions import BadRequest, Forbidden, ServiceUnavailable
 
-    requests = [WorkerRequest(f"r{i}", "2025-11-28", f"p{i}", "g") for i in range(8)]
-    everyone = {r.player_lookup for r in requests}
-    for error in (Forbidden("no access"), ServiceUnavailable("outage")):  # not isolated: one try, then up
-        worker = FakeWriteWorker(everyone, error)
-        with pytest.raises(type(error)):
-            worker.write_batch(None, requests)
-        assert worker.calls == 1
-    # Refused for every request alike (a broken query, say): nothing could be written, nobody is poison.
-    worker = FakeWriteWorker(everyone, BadRequest("Syntax error"))
-    with pytest.raises(BatchFailedError, match="Syntax error"):
-        worker.write_batch(None, requests)
-    assert worker.wrote == []
+    players = [f"p{i}" for i in range(8)]
+    for error in (Forbidden("no access"), ServiceUnavailable("outage"), StagingSchemaError("no column x")):
+        worker = PredictionWorker(WorkerOptions(project="p"))
+        writer = FakeWriter(set(players), error)
+        answered = worker.stage(writer, _answered(players))  # type: ignore[arg-type]
+        assert len(writer.loads) == 1  # not isolated: one try, every request 500
+        assert {a.status for _, a in answered} == {RETRY}
+    # Refused for every request alike: bisected down to each one, and each one is answered 500.
+    worker = PredictionWorker(WorkerOptions(project="p"))
+    answered = worker.stage(FakeWriter(set(players), BadRequest("Syntax error")), _answered(players))  # type: ignore[arg-type]
+    assert {a.status for _, a in answered} == {RETRY}
+    assert worker.stats.staged_requests == 0
 
 
-def test_one_request_per_player_and_batch_a_forced_one_first() -> None:
-    plain = WorkerRequest("r1", "2025-11-28", "x", "g")
-    forced = WorkerRequest("r2", "2025-11-28", "x", "g", force=True)
-    other = WorkerRequest("r3", "2025-11-28", "y", "g")
-    assert one_per_player([plain, forced, plain, other]) == ([forced, other], 2)
-    assert prediction_id("r1") == prediction_id("r1") != prediction_id("r2")
+def test_one_load_per_batch_of_a_pull() -> None:
+    worker = PredictionWorker(WorkerOptions(project="p", revision="rev-1"))
+    writer = FakeWriter(set(), RuntimeError())
+    pull = _answered(["a", "b"], "b1") + _answered(["c"], "b2") + _answered(["d", "e"], None)
+    worker.stage(writer, pull)  # type: ignore[arg-type]
+    assert sorted((batch, rows) for batch, _, rows in writer.loads) == sorted(
+        [("b1", 2), ("b2", 1), (pull[-1][1].staging_batch, 2)]
+    )
+    assert {worker_id[:6] for _, worker_id, _ in writer.loads} == {"rev-1_"}
+
+
+class FakeSubscription:
+    """Records what the worker does with a pull, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def publish_ready(self, messages):  # type: ignore[no-untyped-def]
+        self.calls.append(("ready", sorted(m["player_lookup"] for m in messages)))
+        return len(messages), 0
+
+    def ack(self, received):  # type: ignore[no-untyped-def]
+        self.calls.append(("ack", sorted(m.message.message_id for m in received)))
+
+    def nack(self, received):  # type: ignore[no-untyped-def]
+        self.calls.append(("nack", sorted(m.message.message_id for m in received)))
+
+
+def _message(message_id: str, data: bytes) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(message_id=message_id, data=data, attributes={}))
+
+
+def test_a_pull_is_staged_then_announced_then_acked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import BadRequest
+
+    monkeypatch.setattr(
+        "nba_phase5.worker.fetch_features",
+        lambda client, requests: {("", r.game_day.isoformat(), r.player_lookup): FEATURE_ROW for r in requests},
+    )
+    worker = PredictionWorker(WorkerOptions(project="p", today=lambda: DAY, retry_pause_s=0))
+    pubsub = FakeSubscription()
+    pull = [
+        _message("good", json.dumps(_body(DAY, "good", "g", "b1")).encode()),
+        _message("garbage", b"garbage"),  # 500
+        _message("no-game", json.dumps({"player_lookup": "x", "game_date": "2025-11-28"}).encode()),  # 204
+        _message("no-lines", json.dumps(_body(DAY, "nolines", "g", "b1", line_values=[])).encode()),  # 500 today
+        _message("poison", json.dumps(_body(DAY, "poison", "g", "b1")).encode()),  # its load fails
+    ]
+    worker.handle(None, FakeWriter({"poison"}, BadRequest("refused")), pubsub, pull)  # type: ignore[arg-type]
+    assert pubsub.calls == [
+        ("ready", ["good"]),  # after staging, before the ack; none for a 500
+        ("ack", ["good", "no-game"]),
+        ("nack", ["garbage", "no-lines", "poison"]),
+    ]
+    stats = worker.stats
+    assert (stats.received, stats.acked, stats.nacked, stats.staged_rows, stats.ready_published) == (5, 2, 3, 1, 1)
+    assert stats.reasons["missing field game_id"] == 1
+    # Deliveries count the requests the worker could read (a body without game_id is no request).
+    assert set(stats.deliveries) == {request_id("2025-11-28", p) for p in ("good", "nolines", "poison")}
 
 
 # --- against the emulators ----------------------------------------------------------------------
 
 
 def _seeded(bq, drain, day: date, players: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """A fresh day with every player production-ready and an empty request subscription: {player: game_id}."""
-    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    """A fresh day with every player production-ready and empty subscriptions: {player: game_id}."""
+    for subscription in (
+        config.PREDICTION_REQUESTS_SUBSCRIPTION,
+        config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION,
+        config.PREDICTION_READY_LOCAL_SUBSCRIPTION,
+    ):
+        drain(subscription)
     seed_day(bq, day, players=players, ready_pct=100)
     return {row["player_lookup"]: row["game_id"] for row in build_day(day, players=players, ready_pct=100)[1]}
 
 
-def _publish(
-    project: str,
-    day: date,
-    games: dict[str, str],
-    *,
-    times: int = 1,
-    force: bool = False,
-    lines: tuple[float, ...] = (),
-    request_ids: str | None = None,
-) -> None:
-    """Publish one request per player, as the fan-out does; ``request_ids`` prefixes other ids."""
+def _publish(project: str, bodies: list[dict[str, Any]] | list[bytes]) -> None:
+    """Publish request bodies as the coordinator does: JSON, no attributes."""
     publisher = publisher_client()
     topic = publisher.topic_path(project, config.PREDICTION_REQUESTS_TOPIC)
-    futures = []
-    for _ in range(times):
-        for player, game in games.items():
-            batch = "force-batch" if force else "batch"
-            request = PredictionRequest(day.isoformat(), player, game, batch, lines, force)
-            attributes = request.attributes()
-            if request_ids:
-                attributes["request_id"] = f"{request_ids}-{player}"
-            futures.append(publisher.publish(topic, request.body(), **attributes))
-    for future in futures:
+    data = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
+    for future in [publisher.publish(topic, d) for d in data]:
         future.result(timeout=30)
 
 
-def _rows(bq, day: date) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    names = ", ".join(f["name"] for f in table_schema(config.PREDICTIONS_TABLE))
-    return run_query(
-        bq,
-        f"SELECT {names} FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d "
-        "ORDER BY player_lookup, prediction_version",
-        {"d": day},
-    )
+def _staged(bq, batch_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Every row staged for ``batch_id`` (its tables found as consolidation finds them)."""
+    rows: list[dict[str, Any]] = []
+    for table in bq.list_tables(f"{bq.project}.nba_predictions"):
+        if table.table_id.startswith(staging_prefix(batch_id)):
+            rows += run_query(bq, f"SELECT * FROM `{bq.project}.nba_predictions.{table.table_id}`")
+    return rows
 
 
-def _active_per_player(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["player_lookup"]] = counts.get(row["player_lookup"], 0) + int(row["is_active"])
-    return counts
+def _ready(drain) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return [json.loads(m.data) for m in drain(config.PREDICTION_READY_LOCAL_SUBSCRIPTION)]
 
 
-def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _predictions(bq, day: date) -> int:  # type: ignore[no-untyped-def]
+    sql = f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d"
+    return int(run_query(bq, sql, {"d": day})[0]["n"])
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -154,93 +219,34 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-unty
     raise AssertionError("condition not met in time")
 
 
-@pytest.mark.integration
-def test_duplicate_requests_never_make_a_second_active_row(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 1)
-    games = _seeded(bq, drain, day, 30)
-    with running_worker(stack.project) as worker:
-        _publish(stack.project, day, games, times=3)
-        _wait_for(lambda: worker.stats.received == 90)
-        _publish(stack.project, day, dict(list(games.items())[:10]))
-        _wait_for(lambda: worker.stats.received == 100)
-        # Not forced, under another request id (a hand-published request): still a duplicate.
-        _publish(stack.project, day, dict(list(games.items())[10:15]), request_ids="by-hand")
-        _wait_for(lambda: worker.stats.received == 105)
-    rows = _rows(bq, day)
-    assert set(_active_per_player(rows).values()) == {1}  # never two active rows for a player
-    assert len(rows) == 30
-    assert (worker.stats.written, worker.stats.duplicates, worker.stats.superseded) == (30, 75, 0)
-    row = rows[0]
-    assert (row["system_id"], row["prediction_version"], row["superseded_by"]) == (config.LOCAL_SYSTEM_ID, 1, None)
-    assert row["game_id"] == games[row["player_lookup"]]
-    assert (row["recommendation"], row["has_prop_line"], row["current_points_line"]) == ("NO_LINE", False, None)
-    assert isinstance(row["confidence_score"], Decimal)  # NUMERIC
-    assert Decimal(0) < row["confidence_score"] < Decimal(1)
-    assert row["prediction_id"] == prediction_id(request_id(day, row["player_lookup"]))
-    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # everything was acked
-
-
-@pytest.mark.integration
-def test_forced_request_supersedes_and_its_redelivery_does_not(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 5)
-    games = _seeded(bq, drain, day, 12)
-    forced = dict(list(games.items())[:4])
-    with running_worker(stack.project) as worker:
-        _publish(stack.project, day, games, lines=(18.5,))
-        _wait_for(lambda: worker.stats.written == 12)
-        _publish(stack.project, day, forced, force=True)
-        _wait_for(lambda: worker.stats.written == 16)
-        _publish(stack.project, day, forced, force=True)  # the same forced requests, again
-        _wait_for(lambda: worker.stats.received == 20)
-    rows = _rows(bq, day)
-    assert set(_active_per_player(rows).values()) == {1}  # never two active rows for a player
-    assert len(rows) == 16
-    assert (worker.stats.written, worker.stats.superseded, worker.stats.duplicates) == (16, 4, 4)
-    for player in forced:
-        old, new = (r for r in rows if r["player_lookup"] == player)
-        assert (old["prediction_version"], old["is_active"], old["superseded_by"]) == (1, False, new["prediction_id"])
-        assert (new["prediction_version"], new["is_active"], new["superseded_by"]) == (2, True, None)
-        assert old["updated_at"] is not None
-        assert (old["has_prop_line"], old["current_points_line"]) == (True, Decimal("18.5"))
-        assert old["recommendation"] in {"OVER", "UNDER", "PASS"}
-        assert old["line_margin"] == old["predicted_points"] - old["current_points_line"]
-        assert new["recommendation"] == "NO_LINE"
-
-
-@pytest.mark.integration
-def test_invalid_messages_are_dead_lettered_acked_and_counted(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 6)
-    games = _seeded(bq, drain, day, 3)
-    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
-    publisher = publisher_client()
-    topic = publisher.topic_path(stack.project, config.PREDICTION_REQUESTS_TOPIC)
-    for body in (b"garbage", b'{"player_lookup": "x"}'):
-        publisher.publish(topic, body, origin="by-hand").result(timeout=30)
-    with running_worker(stack.project) as worker:
-        _publish(stack.project, day, games)
-        _wait_for(lambda: worker.stats.received == 5 and worker.stats.dead_lettered == 2)
-    assert (worker.stats.invalid, worker.stats.dead_lettered, worker.stats.written) == (2, 2, 3)
-    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
-    dead = {m.data: dict(m.attributes) for m in _drain_dlq(drain, 2)}
-    assert dead[b"garbage"]["dlq_reason"] == "body is not JSON: JSONDecodeError"
-    assert dead[b'{"player_lookup": "x"}']["dlq_reason"].startswith("game_date must be a non-empty string")
-    assert {a["origin"] for a in dead.values()} == {"by-hand"}  # the original attributes travel along
-    assert {a["dlq_source_subscription"] for a in dead.values()} == {config.PREDICTION_REQUESTS_SUBSCRIPTION}
-
-
-def _drain_dlq(drain, expected: int) -> list[Any]:  # type: ignore[no-untyped-def]
+def _drain_dlq(drain, expected: int, timeout: float = 60.0) -> list[Any]:  # type: ignore[no-untyped-def]
     """The dead-letter subscription's messages, once ``expected`` have arrived (forwarding is asynchronous)."""
     messages: list[Any] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while len(messages) < expected and time.monotonic() < deadline:
         messages += drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
         time.sleep(0.2)
-    messages += drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
-    return messages
+    return messages + drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+
+
+@pytest.mark.integration
+def test_every_delivery_is_staged_again_and_announced(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 9, 1), "batch_2025-09-01_1756684800"
+    games = _seeded(bq, drain, day, 5)
+    with running_worker(stack.project) as worker:
+        _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()] * 2)
+        _wait_for(lambda: worker.stats.acked == 10)
+    rows = _staged(bq, batch)
+    # No de-duplication in the worker: consolidation keeps the newest row per line (docs/platform.md §8.2).
+    assert sorted(r["player_lookup"] for r in rows) == sorted(list(games) * 2)
+    assert len({r["prediction_id"] for r in rows}) == 10
+    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(list(games) * 2)
+    assert _predictions(bq, day) == 0  # never player_prop_predictions
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # everything acked
 
 
 def _poison_features(bq, day: date, player: str) -> None:  # type: ignore[no-untyped-def]
-    """A feature row the model turns into a prediction too big for NUMERIC: the MERGE itself fails."""
+    """A feature row the model turns into a prediction too big for NUMERIC: its staging write fails."""
     run_query(
         bq,
         f"UPDATE `{bq.project}.{config.FEATURE_STORE_TABLE}` SET features = @huge "
@@ -249,131 +255,104 @@ def _poison_features(bq, day: date, player: str) -> None:  # type: ignore[no-unt
     )
 
 
-def _body(day: date, player: str, game: str, **changes: Any) -> bytes:
-    body = {"player_lookup": player, "game_date": day.isoformat(), "game_id": game, "line_values": [20.5], **changes}
-    return json.dumps(body).encode()
-
-
 @pytest.mark.integration
-def test_poison_requests_are_dead_lettered_and_the_rest_of_their_pull_is_written(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 7)
-    games = _seeded(bq, drain, day, 9)
-    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
+def test_bad_requests_never_hold_back_the_good_ones_of_their_pull(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 9, 7), "batch_2025-09-07_1757203200"
+    games = _seeded(bq, drain, day, 6)
     bad_player, *valid = sorted(games)
     _poison_features(bq, day, bad_player)
-    game = games[valid[0]]
-    # case → (body, what dlq_reason must say). All published before the valid requests, into the same pull;
-    # most are for players whose valid request follows (a poison one chosen for the MERGE would fail it).
-    poison = {
-        "deep-nesting": (b"[" * 5000, "body is not JSON: RecursionError"),
-        "invalid-utf8": (
-            b'{"player_lookup": "\xff\xfe", "game_date": "2025-09-07"}',
-            "body is not JSON: UnicodeDecodeError",
-        ),
-        "line-values-text": (_body(day, valid[0], game, line_values="abc"), "line_values must be a list"),
-        "game-date-number": (
-            _body(day, valid[1], games[valid[1]], game_date=20251128),
-            "game_date must be a non-empty string",
-        ),
-        "huge-line": (_body(day, valid[2], games[valid[2]], line_values=[1e300]), "line value 1e+300 is out of range"),
-        "huge-integer-line": (
-            _body(day, valid[3], games[valid[3]], line_values=[10**400]),
-            "line value inf is out of range",
-        ),
-        "lone-surrogate": (_body(day, "\ud800x", game), "player_lookup is not valid Unicode text"),
-        # Valid as a request; its player's feature row makes the batch's MERGE fail: isolated, then dead-lettered.
-        "bad-features": (_body(day, bad_player, games[bad_player]), "write failed: BadRequest"),
-        "bad-features-again": (_body(day, bad_player, games[bad_player]), "write failed: BadRequest"),
+    # Answered 500 (redelivered, then dead-lettered by the policy) or 204 (acked and gone): never a stop.
+    retried = {
+        b"garbage",
+        b"[" * 5000,
+        b'{"player_lookup": "\xff\xfe", "game_date": "2025-09-07"}',
+        json.dumps(_body(day, "x", "g", batch, game_date="20250907")).encode(),
+        json.dumps(_body(day, valid[0], games[valid[0]], "2025-09-07:manual")).encode(),  # no table can bear it
+        json.dumps(_body(day, bad_player, games[bad_player], batch)).encode(),  # its rows overflow NUMERIC
+        json.dumps(_body(day, "\ud800x", "g", batch)).encode(),
+        json.dumps(_body(day, valid[1], games[valid[1]], batch, line_values=[])).encode(),  # today: 500
     }
-    publisher = publisher_client()
-    topic = publisher.topic_path(stack.project, config.PREDICTION_REQUESTS_TOPIC)
-    for case, (body, _) in poison.items():
-        publisher.publish(topic, body, case=case, request_id=f"poison-{case}").result(timeout=30)
-    _publish(stack.project, day, {p: games[p] for p in valid})
-
-    done = _worker_cli("--idle-exit", "3")
-
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{len(valid)} predictions written" in done.stdout
-    assert f"{len(poison)} invalid" in done.stdout
-    assert _active_per_player(_rows(bq, day)) == dict.fromkeys(valid, 1)  # every valid one, once
-    dead = {m.attributes["case"]: m for m in _drain_dlq(drain, len(poison))}
-    assert set(dead) == set(poison)
-    for case, (body, reason) in poison.items():
-        assert dead[case].data == body
-        assert dead[case].attributes["dlq_reason"].startswith(reason), (case, dead[case].attributes["dlq_reason"])
-        assert dead[case].attributes["request_id"] == f"poison-{case}"
-        assert dead[case].attributes["dlq_source_subscription"] == config.PREDICTION_REQUESTS_SUBSCRIPTION
-    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # nothing left to redeliver
-
-
-@pytest.mark.integration
-def test_a_batch_failing_transiently_is_redelivered_and_written(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from google.api_core.exceptions import ServiceUnavailable
-
-    day = date(2025, 9, 8)
-    games = _seeded(bq, drain, day, 6)
-    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
-    real_write, failures = PredictionWorker.write, []
-
-    def flaky(self, client, requests):  # type: ignore[no-untyped-def]
-        if not failures:
-            failures.append(len(requests))
-            raise ServiceUnavailable("BigQuery is away (after the retries)")
-        return real_write(self, client, requests)
-
-    monkeypatch.setattr(PredictionWorker, "write", flaky)
-    _publish(stack.project, day, games)
-    with running_worker(stack.project, retry_pause_s=0.1) as worker:
-        _wait_for(lambda: worker.stats.written == 6)
-    assert (worker.stats.nacked, worker.stats.dead_lettered, worker.stats.invalid) == (6, 0, 0)
-    assert worker.stats.deliveries == {request_id(day, p): 2 for p in games}  # nacked once, then written
-    assert _active_per_player(_rows(bq, day)) == dict.fromkeys(games, 1)
-    assert _drain_dlq(drain, 0) == []
-
-
-@pytest.mark.integration
-def test_requests_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # A fault no request caused (here a table the worker may not write): the worker never dead-letters
-    # those itself; it nacks, and the subscription's dead-letter policy moves them after 5 deliveries.
-    from google.api_core.exceptions import Forbidden
-
-    day = date(2025, 9, 9)
-    games = _seeded(bq, drain, day, 3)
-    drain(config.PREDICTION_REQUESTS_DLQ_SUBSCRIPTION)
-
-    def denied(self, client, requests):  # type: ignore[no-untyped-def]
-        raise Forbidden("Access Denied: Table player_prop_predictions")
-
-    monkeypatch.setattr(PredictionWorker, "write", denied)
-    _publish(stack.project, day, games)
-    with running_worker(stack.project, retry_pause_s=0.1) as worker:
-        dead = _drain_dlq(drain, 3)
-    assert sorted(m.attributes["player_lookup"] for m in dead) == sorted(games)
+    acked = [json.dumps({"player_lookup": "x", "game_date": day.isoformat()}).encode()]  # no game_id: 204
+    _publish(stack.project, [*sorted(retried), *acked])
+    _publish(stack.project, [_body(day, p, games[p], batch) for p in valid])
+    with running_worker(stack.project, today=lambda: day, retry_pause_s=0.1) as worker:
+        _wait_for(lambda: worker.stats.staged_requests == len(valid))
+        dead = _drain_dlq(drain, len(retried))
+    assert {m.data for m in dead} == retried
     assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in dead} == {"5"}
-    assert not any("dlq_reason" in m.attributes for m in dead)
-    assert worker.stats.deliveries == {request_id(day, p): 5 for p in games}
-    assert (worker.stats.dead_lettered, worker.stats.written) == (0, 0)
+    assert worker.stats.nacked == 5 * len(retried)
+    assert sorted(r["player_lookup"] for r in _staged(bq, batch)) == sorted(valid)  # every valid one, once
+    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(valid)
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
 @pytest.mark.integration
-def test_dropped_requests_are_written_when_republished(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 2)
+def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import ServiceUnavailable
+
+    day, batch = date(2025, 9, 8), "batch_2025-09-08_1757289600"
+    games = _seeded(bq, drain, day, 6)
+    real_load = StagingWriter.load
+    failures: list[int] = []
+
+    def flaky(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(1)
+            raise ServiceUnavailable("BigQuery is away")
+        return real_load(self, request, **kwargs)
+
+    monkeypatch.setattr(StagingWriter, "load", flaky)
+    _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
+    with running_worker(stack.project, retry_pause_s=0.1) as worker:
+        _wait_for(lambda: worker.stats.staged_requests == 6)
+    assert (worker.stats.nacked, worker.stats.staging_failed) == (6, 6)
+    assert worker.stats.deliveries == {request_id(day.isoformat(), p): 2 for p in games}  # nacked once, then staged
+    assert sorted(r["player_lookup"] for r in _staged(bq, batch)) == sorted(games)
+    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(games)  # no event for the failed load
+    assert _drain_dlq(drain, 0) == []
+
+
+@pytest.mark.integration
+def test_loads_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import Forbidden
+
+    day, batch = date(2025, 9, 9), "batch_2025-09-09_1757376000"
+    games = _seeded(bq, drain, day, 3)
+
+    def denied(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        raise Forbidden("Access Denied: Dataset nba_predictions")
+
+    monkeypatch.setattr(StagingWriter, "load", denied)
+    _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
+    with running_worker(stack.project, retry_pause_s=0.1) as worker:
+        dead = _drain_dlq(drain, 3)
+    assert sorted(json.loads(m.data)["player_lookup"] for m in dead) == sorted(games)
+    assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in dead} == {"5"}
+    assert worker.stats.deliveries == {request_id(day.isoformat(), p): 5 for p in games}
+    assert (worker.stats.staged_rows, worker.stats.ready_published) == (0, 0)
+    assert _ready(drain) == []
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+
+
+@pytest.mark.integration
+def test_dropped_requests_are_staged_when_republished(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 9, 2), "batch_2025-09-02_1756771200"
     games = _seeded(bq, drain, day, 60)
     with running_worker(stack.project, drop_rate=0.25, seed=11) as worker:
-        _publish(stack.project, day, games)
-        _wait_for(lambda: worker.stats.received == 60)
-        _wait_for(lambda: worker.stats.written + worker.stats.dropped == 60)  # the batch's write is done
+        _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
+        _wait_for(lambda: worker.stats.staged_requests + worker.stats.dropped == 60)
         dropped = set(worker.stats.dropped_ids)
         assert 5 < len(dropped) < 30
-        assert len(_rows(bq, day)) == 60 - len(dropped)
-        again = {p: g for p, g in games.items() if request_id(day, p) in dropped}
-        _publish(stack.project, day, again)
+        assert len(_staged(bq, batch)) == 60 - len(dropped)
+        again = {p: g for p, g in games.items() if request_id(day.isoformat(), p) in dropped}
+        _publish(stack.project, [_body(day, p, g, batch) for p, g in again.items()])
         _wait_for(lambda: worker.stats.received == 60 + len(again))
-    assert len(_rows(bq, day)) == 60
+        _wait_for(lambda: worker.stats.staged_requests == 60)
+    assert len(_staged(bq, batch)) == 60
     assert worker.stats.dropped == len(dropped)
-    assert worker.stats.deliveries == {request_id(day, p): 1 + (request_id(day, p) in dropped) for p in games}
+    deliveries = {request_id(day.isoformat(), p): 1 + (request_id(day.isoformat(), p) in dropped) for p in games}
+    assert worker.stats.deliveries == deliveries
+    assert len(_ready(drain)) == 60  # a dropped request sends no ready message
 
 
 def _worker_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -388,23 +367,29 @@ def _worker_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-def test_crash_after_exits_hard_without_writing_the_batch(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 3)
+def test_crash_after_exits_hard_without_staging_or_acking(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 9, 3), "batch_2025-09-03_1756857600"
     games = _seeded(bq, drain, day, 20)
-    _publish(stack.project, day, games)
+    _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
     done = _worker_cli("--crash-after", "5", "--idle-exit", "5")
     assert done.returncode == 3, done.stderr
     assert "crash_after=5 reached" in done.stderr
-    # Mid-batch: nothing of that batch was written, and nothing was acked (it is redelivered later).
-    assert _rows(bq, day) == []
+    # Mid-pull: nothing of that pull was staged or announced, and nothing was acked (it is redelivered).
+    assert _staged(bq, batch) == []
+    assert _ready(drain) == []
 
 
 @pytest.mark.integration
 def test_max_messages_and_idle_exit_end_the_cli_worker(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 9, 4)
+    day, batch = date(2025, 9, 4), "batch_2025-09-04_1756944000"
     games = _seeded(bq, drain, day, 12)
-    _publish(stack.project, day, games)
+    _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
+    started = datetime.now(UTC)
     done = _worker_cli("--max-messages", "12", "--delay-ms", "50")
     assert done.returncode == 0, done.stderr
     assert "12 requests received, 12 predictions written" in done.stdout
-    assert len(_rows(bq, day)) == 12
+    rows = _staged(bq, batch)
+    assert len(rows) == 12
+    assert min(r["created_at"] for r in rows) >= started.replace(microsecond=0)
+    assert _worker_cli("--idle-exit", "1").returncode == 0  # nothing left: it ends on its own
+    assert _predictions(bq, day) == 0

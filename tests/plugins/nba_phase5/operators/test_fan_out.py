@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from typing import Any
 
@@ -11,6 +12,8 @@ from nba_phase5.hooks.pubsub import BatchPublishHook
 from nba_phase5.ledger import UNCONFIRMED
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.prediction_requests import PredictionRequest
+
+BATCH = "batch_2025-11-28_1764300000"
 
 
 class HangsOne:
@@ -25,8 +28,9 @@ class HangsOne:
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
         future: Future[str] = Future()
-        if attributes["player_lookup"] != self.hang:
-            future.set_result(f"m-{attributes['player_lookup']}")
+        player = json.loads(data)["player_lookup"]
+        if player != self.hang:
+            future.set_result(f"m-{player}")
         return future
 
     def stop(self) -> None:
@@ -61,12 +65,25 @@ def test_a_publish_unanswered_at_the_timeout_is_recorded_as_in_flight(monkeypatc
     original = BatchPublishHook.publish_batch
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
     monkeypatch.setattr(BatchPublishHook, "publish_batch", lambda self, **kw: original(self, **{**kw, "timeout": 0.05}))
-    operator = PredictionFanOutOperator(task_id="fan_out_requests", game_date="2025-11-28", chunk_size=4)
+    operator = PredictionFanOutOperator(
+        task_id="fan_out_requests", game_date="2025-11-28", batch_id=BATCH, chunk_size=4
+    )
     operator.__dict__["bigquery_hook"] = Hooks(ledger)
     operator.__dict__["pubsub_hook"] = BatchPublishHook.__new__(BatchPublishHook)
-    requests = [PredictionRequest("2025-11-28", f"p{i}", "g", "2025-11-28:run") for i in range(10)]
+    requests = [PredictionRequest("2025-11-28", f"p{i}", "g", BATCH) for i in range(10)]
     result = operator.publish_and_record(requests, context={})
     assert (result.published, result.unconfirmed) == (3, [3])  # the first chunk: p0..p3, p3 unanswered
     recorded = {row["player_lookup"]: row["message_id"] for row in ledger.rows}
     assert recorded == {"p0": "m-p0", "p1": "m-p1", "p2": "m-p2", "p3": UNCONFIRMED}
     assert publisher.stopped
+
+
+def test_the_correlation_id_is_phase4s_else_the_batch_id() -> None:
+    """Phase 4's correlation id travels in every request (coordinator.py 959, 3586); without an event
+    (the backup path), the batch id stands in, as the coordinator's fallback."""
+    event = {"triggered_by": "pubsub", "event": {"correlation_id": "4f2a9c1e", "game_date": "2025-11-28"}}
+    with_event = PredictionFanOutOperator(task_id="t", game_date="2025-11-28", batch_id=BATCH, phase4_event=event)
+    assert with_event.correlation_id == "4f2a9c1e"
+    backup = {"triggered_by": "scheduler_backup"}
+    without = PredictionFanOutOperator(task_id="t", game_date="2025-11-28", batch_id=BATCH, phase4_event=backup)
+    assert without.correlation_id == BATCH

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
 from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
+from nba_phase5.phase4_publisher import build_envelope
 from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
 
@@ -55,9 +57,51 @@ def test_event_completes_on_the_pubsub_path() -> None:
             "players_ready": 420,
             "players_total": 450,
         },
+        "rejected": [],
+        "others": {},
     }
     result = sensor().execute_complete({}, event)
     assert result["triggered_by"] == "pubsub"
     assert result["event_received_at"] == "2025-11-28T09:00:00+00:00"
+    assert (result["correlation_id"], result["execution_id"], result["others"]) == (None, None, {})
     with pytest.raises(RuntimeError, match="Unexpected"):
         sensor().execute_complete({}, {"status": "error"})
+
+
+def test_the_envelope_carries_its_ids_and_the_others_counts_through() -> None:
+    envelope = build_envelope(date(2025, 11, 28), record_count=450, correlation_id="4c1d9e2f")
+    others = {"PlayerDailyCacheProcessor": 1, "MLFeatureStoreProcessor:failed": 1}
+    event = {
+        "status": "event",
+        "message_id": "8",
+        "received_at": "2025-11-28T09:00:00+00:00",
+        "event": envelope.to_dict(),
+        "pulls": 2,
+        "rejected": [],
+        "others": others,
+    }
+    result = sensor().execute_complete({}, event)
+    assert result == {
+        "rejected": [],
+        "others": others,
+        "triggered_by": "pubsub",
+        "event": envelope.to_dict(),
+        "message_id": "8",
+        "event_received_at": "2025-11-28T09:00:00+00:00",
+        "correlation_id": "4c1d9e2f",
+        "execution_id": envelope.execution_id,
+    }
+    assert (result["event"]["correlation_id"], result["event"]["execution_id"]) == ("4c1d9e2f", envelope.execution_id)
+
+
+def test_the_plans_run_id_is_the_correlation_id_and_the_deadline_path_keeps_others() -> None:
+    plan = {"event_type": "phase4_complete", "game_date": "2025-11-28", "players_ready": 1, "run_id": "r-1"}
+    event = {"status": "event", "message_id": "9", "received_at": "2025-11-28T09:00:00+00:00", "event": plan}
+    assert sensor().execute_complete({}, event)["correlation_id"] == "r-1"
+    deadline = {"status": "deadline", "deadline": "2025-11-28T06:00:00-08:00", "pulls": 3, "rejected": []}
+    others = {"PlayerCompositeFactorsProcessor": 2}
+    assert sensor().execute_complete({}, {**deadline, "others": others}) == {
+        "triggered_by": "scheduler_backup",
+        "rejected": [],
+        "others": others,
+    }

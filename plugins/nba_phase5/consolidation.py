@@ -1,0 +1,174 @@
+"""Consolidation: the batch's staging tables merged into ``player_prop_predictions`` (docs/platform.md §8.2).
+
+The platform's workers only stage (:mod:`nba_phase5.staging`); the coordinator this DAG replaces
+merged each finished batch's staging tables into the predictions table and deleted them. This module
+does the same, step for step:
+
+1. find the tables whose name starts with ``_staging_{batch_id}_`` (``list_tables``); none → done, 0 rows;
+2. one MERGE of the newest staged row per key (``consolidate_batch.sql``);
+3. deactivate all but the newest active row per (game, player, system) of the date
+   (``consolidate_deactivate.sql``); the deactivated row names its replacement in ``superseded_by``;
+4. fail, keeping the staging tables for a person, when the MERGE affected no row or active rows still
+   share a key (``consolidate_duplicates.sql``);
+5. delete the batch's staging tables.
+
+Rerunning it is safe: a second run over the same tables updates the same rows (same values), and a run
+after the tables are gone finds nothing to do. Table and column names reach the SQL only after
+matching :data:`NAME_RE`; every value is a query parameter.
+
+**Nothing a worker staged is lost.** A run that dies before consolidating (failed, killed, marked failed)
+leaves its batch's tables behind; the coordinator left such tables to a 24-hour clean-up, with the
+predictions in them. Here the next run of the same date adopts them: its completion counts the players
+staged under any batch of the date (so they are not requested again) and its consolidation merges those
+tables with its own, the newest row per key winning. This is safe because one batch per date is live at
+a time (:mod:`nba_phase5.batch_lease`): when a run consolidates, the other batches of its date belong to
+runs that are over. A ``force`` batch counts only its own staged rows (it is a new generation), but still
+merges and clears the older batches' tables; their older rows lose to its newer ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nba_phase5 import sql, staging
+
+log = logging.getLogger(__name__)
+#: A column name as BigQuery allows it (and nothing SQL could be smuggled through).
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
+#: The MERGE's key columns and the columns a matched row keeps (docs/platform.md §8.2).
+KEY_COLUMNS = ("game_date", "game_id", "player_lookup", "system_id", "current_points_line")
+KEPT_COLUMNS = ("prediction_id", "created_at", "updated_at")
+
+
+class ConsolidationError(RuntimeError):
+    """The batch could not be consolidated; its staging tables are kept for a person to look at."""
+
+
+@dataclass(frozen=True)
+class ConsolidationResult:
+    """What one consolidation did."""
+
+    batch_id: str
+    staging_tables: int = 0
+    rows_affected: int = 0
+    deactivated: int = 0
+    tables_deleted: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_tables(client: Any, batch_id: str, *, game_date: str | None = None) -> list[str]:
+    """The names of ``batch_id``'s staging tables (with ``game_date``: and those of the date's other
+    batches) in the staging dataset, checked and sorted."""
+    dataset = f"{client.project}.{staging.STAGING_DATASET}"
+    names = [table.table_id for table in client.list_tables(dataset)]
+    return staging.batch_tables(names, batch_id, game_date=game_date)
+
+
+def staged_players(
+    client: Any, game_date: str, batch_id: str | None, labels: Any = None, *, own_batch_only: bool = False
+) -> list[str]:
+    """The players staged for ``game_date`` and not yet consolidated: by ``batch_id``'s workers and, unless
+    ``own_batch_only`` (a forced batch), by the date's earlier batches (module docstring)."""
+    from nba_phase5.bq import run_query
+
+    if not batch_id:
+        return []
+    tables = batch_tables(client, batch_id, game_date=None if own_batch_only else game_date)
+    if not tables:
+        return []
+    query = sql.render("staged_players.sql", staging_tables=tables, staging_dataset=staging.STAGING_DATASET)
+    rows = run_query(client, query, {"game_date": {"type": "DATE", "value": game_date}}, labels)
+    return sorted(row["player_lookup"] for row in rows)
+
+
+def columns_of(client: Any, table: str) -> list[str]:
+    """The first staging table's columns, as the platform's consolidator takes them (checked names)."""
+    columns = [field.name for field in client.get_table(f"{client.project}.{staging.STAGING_DATASET}.{table}").schema]
+    bad = [name for name in columns if not NAME_RE.fullmatch(name)]
+    if bad:
+        raise ConsolidationError(f"staging table {table} has columns no SQL name may carry: {bad[:3]}")
+    missing = set(KEY_COLUMNS) - set(columns)
+    if missing:
+        raise ConsolidationError(f"staging table {table} lacks the key columns {sorted(missing)}")
+    return columns
+
+
+def _dml(client: Any, query: str, game_date: str, labels: Any) -> int:
+    """Run one DML statement with the date as its only parameter; returns the rows it affected."""
+    from google.cloud import bigquery
+
+    from nba_phase5.bq import QUERY_TIMEOUT_S, query_parameter, with_transient_retry
+
+    config = bigquery.QueryJobConfig(
+        query_parameters=[query_parameter("game_date", game_date, "DATE")], labels=dict(labels or {})
+    )
+
+    def run() -> int:
+        job = client.query(query, job_config=config)
+        job.result(timeout=QUERY_TIMEOUT_S)
+        return int(job.num_dml_affected_rows or 0)
+
+    # A MERGE or UPDATE is idempotent here: rerun after a lost reply, it writes the same values.
+    result: int = with_transient_retry(run, "consolidation DML")
+    return result
+
+
+def merge_staged(client: Any, game_date: str, tables: list[str], labels: Any = None) -> int:
+    """Steps 2-3: MERGE the staged rows, then deactivate the replaced ones; returns the MERGE's row count."""
+    columns = columns_of(client, tables[0])
+    update_columns = [c for c in columns if c not in KEY_COLUMNS and c not in KEPT_COLUMNS]
+    merge = sql.render(
+        "consolidate_batch.sql",
+        staging_tables=tables,
+        staging_dataset=staging.STAGING_DATASET,
+        columns=columns,
+        update_columns=update_columns,
+    )
+    return _dml(client, merge, game_date, labels)
+
+
+def consolidate(client: Any, *, game_date: str, batch_id: str, labels: Any = None) -> ConsolidationResult:
+    """Merge ``batch_id``'s staging tables into the predictions table and delete them (module docstring).
+
+    :param client: a BigQuery client of the project the workers stage in.
+    :param game_date: the batch's ISO game date (every statement prunes the predictions table to it).
+    :param batch_id: the batch whose ``_staging_{batch_id}_*`` tables to merge.
+    :param labels: the jobs' labels.
+    :raises ConsolidationError: the MERGE affected nothing, or active duplicates remain; tables kept.
+    """
+    from nba_phase5.bq import run_query
+
+    tables = batch_tables(client, batch_id, game_date=game_date)
+    if not tables:
+        log.info("No staging tables for batch %s: nothing to consolidate", batch_id)
+        return ConsolidationResult(batch_id)
+    affected = merge_staged(client, game_date, tables, labels)
+    deactivated = _dml(client, sql.render("consolidate_deactivate.sql"), game_date, labels)
+    if affected == 0:
+        raise ConsolidationError(
+            f"consolidating batch {batch_id} changed no prediction although {len(tables)} staging tables "
+            "exist; they are kept for inspection"
+        )
+    params = {"game_date": {"type": "DATE", "value": game_date}}
+    duplicates = int(run_query(client, sql.render("consolidate_duplicates.sql"), params, labels)[0]["duplicate_keys"])
+    if duplicates:
+        raise ConsolidationError(
+            f"{duplicates} keys of {game_date} have more than one active prediction after consolidating batch "
+            f"{batch_id}; its {len(tables)} staging tables are kept for inspection"
+        )
+    deleted = delete_tables(client, tables)
+    result = ConsolidationResult(batch_id, len(tables), affected, deactivated, deleted)
+    log.info("Consolidated %s", result)
+    return result
+
+
+def delete_tables(client: Any, tables: list[str]) -> int:
+    """Step 5: delete the staging tables (one already gone is fine: a rerun, or another cleaner)."""
+    for table in tables:
+        client.delete_table(f"{client.project}.{staging.STAGING_DATASET}.{table}", not_found_ok=True)
+    return len(tables)

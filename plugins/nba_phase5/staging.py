@@ -1,0 +1,88 @@
+"""Batch ids and the workers' per-batch staging tables (docs/platform.md §7.6, §8.2).
+
+The platform's workers never write ``player_prop_predictions``: each request's rows are loaded into a
+staging table ``nba_predictions._staging_{batch_id}_{worker_id}`` (``-`` becomes ``_`` in both parts),
+and the coordinator, which this DAG replaces, merges every table whose name starts with
+``_staging_{batch_id}_`` into the predictions table and deletes them. This module is the one place
+that spells those names, for the DAG's consolidation and for the local stand-in worker alike.
+
+A batch id is minted here as the coordinator mints it, ``batch_{YYYY-MM-DD}_{epoch seconds}``, from
+the run's first claim on its date: a cleared run keeps its batch (and so its staging tables).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+
+#: Where the workers stage (the predictions table's dataset).
+STAGING_DATASET = "nba_predictions"
+STAGING_TABLE_PREFIX = "_staging_"
+#: A batch id this package mints or accepts: after ``-`` → ``_`` only letters, digits and underscores
+#: are valid in a table name, and the table id must stay well under BigQuery's 1,024 bytes.
+BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+#: The coordinator's batch id, ``batch_{date}_{epoch}``: ten-digit epochs until 2286, so no id is another
+#: id plus ``_suffix`` and no batch's prefix sweeps up another batch's tables.
+MINTED_BATCH_ID_RE = re.compile(r"batch_\d{4}-\d{2}-\d{2}_\d{10}")
+#: A staging table's name, as the workers write it (validated before it is named in any SQL).
+STAGING_TABLE_RE = re.compile(r"_staging_[A-Za-z0-9_]{1,1000}")
+
+
+class InvalidBatchIdError(ValueError):
+    """A batch id the workers could not use in a staging table's name."""
+
+
+def mint_batch_id(game_date: date | str, started_at: datetime) -> str:
+    """The coordinator's ``batch_{date}_{epoch}`` for a batch that began at ``started_at``."""
+    return f"batch_{game_date}_{int(started_at.timestamp())}"
+
+
+def check_batch_id(batch_id: str) -> str:
+    """``batch_id`` if the workers can name staging tables after it; :class:`InvalidBatchIdError` otherwise."""
+    if not isinstance(batch_id, str) or not BATCH_ID_RE.fullmatch(batch_id):
+        raise InvalidBatchIdError(
+            f"batch id {str(batch_id)[:60]!r} is not 1-200 letters, digits, '_' or '-' (a staging table name)"
+        )
+    return batch_id
+
+
+def table_fragment(value: str) -> str:
+    """A batch or worker id as it appears in a table name (the workers replace ``-`` with ``_``)."""
+    return value.replace("-", "_")
+
+
+def staging_prefix(batch_id: str) -> str:
+    """Every staging table of ``batch_id`` starts with this, and no other batch's does."""
+    return f"{STAGING_TABLE_PREFIX}{table_fragment(check_batch_id(batch_id))}_"
+
+
+def date_prefix(game_date: date | str) -> str:
+    """Every staging table of the batches this package mints for ``game_date`` starts with this."""
+    return f"{STAGING_TABLE_PREFIX}batch_{table_fragment(str(game_date))}_"
+
+
+def staging_table_id(batch_id: str, worker_id: str) -> str:
+    """The table a worker stages ``batch_id``'s rows in (without project and dataset)."""
+    return staging_prefix(batch_id) + table_fragment(worker_id)
+
+
+def new_worker_id(revision: str | None = None) -> str:
+    """A worker id as the workers draw it: ``{revision}_{8 hex}``, else ``worker_{12 hex}``."""
+    if revision:
+        return f"{revision}_{uuid.uuid4().hex[:8]}"
+    return f"worker_{uuid.uuid4().hex[:12]}"
+
+
+def batch_tables(table_ids: list[str], batch_id: str, *, game_date: date | str | None = None) -> list[str]:
+    """The staging tables of ``batch_id`` among ``table_ids`` (names only), sorted; each one validated.
+
+    With ``game_date``, also every other batch this package minted for that date: the tables a run left
+    when it died before consolidating (see :mod:`nba_phase5.consolidation`).
+    """
+    prefixes = (staging_prefix(batch_id), *((date_prefix(game_date),) if game_date is not None else ()))
+    found = sorted(t for t in table_ids if t.startswith(prefixes))
+    for table_id in found:
+        if not STAGING_TABLE_RE.fullmatch(table_id):
+            raise InvalidBatchIdError(f"staging table {table_id[:80]!r} has characters no SQL name may carry")
+    return found

@@ -1,0 +1,100 @@
+"""The fan-out against the emulators: the coordinator's request body, lines from the line table, and a
+player whose rows wait in the batch's staging table never requested again (docs/platform.md §7, §8)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from helpers import ready_players, stage_rows
+from nba_phase5 import config
+from nba_phase5.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.prediction_requests import BODY_FIELDS
+from nba_phase5.seeding import seed_day
+from nba_phase5.sql import render
+
+pytestmark = pytest.mark.integration
+LINE_TABLE = "nba_reference.test_points_lines"
+
+
+def _lines(bq: Any, day: date, lines: dict[str, float]) -> None:
+    from google.cloud import bigquery
+
+    schema = [
+        bigquery.SchemaField("game_date", "DATE"),
+        bigquery.SchemaField("player_lookup", "STRING"),
+        bigquery.SchemaField("points_line", "FLOAT64"),
+    ]
+    table = bigquery.Table(f"{bq.project}.{LINE_TABLE}", schema=schema)
+    bq.create_table(table, exists_ok=True)
+    rows = [{"game_date": day.isoformat(), "player_lookup": p, "points_line": v} for p, v in lines.items()]
+    bq.load_table_from_json(rows, table, job_config=bigquery.LoadJobConfig(schema=schema)).result()
+
+
+def _fan_out(day: date, batch: str, **kwargs: Any) -> PredictionFanOutOperator:
+    return PredictionFanOutOperator(
+        task_id="fan_out_requests",
+        game_date=day.isoformat(),
+        batch_id=batch,
+        sql=render("missing_requests.sql"),
+        **kwargs,
+    )
+
+
+def test_requests_carry_the_coordinators_body_with_each_players_line(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 7, 1), "batch_2025-07-01_1751328000"
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=20, ready_pct=100)
+    first, second, third = ready_players(bq, day)[:3]
+    _lines(bq, day, {first: 24.46, second: 20.0})
+    event = {"triggered_by": "pubsub", "event": {"correlation_id": "4f2a9c1e", "game_date": day.isoformat()}}
+    operator = _fan_out(day, batch, line_table=LINE_TABLE, phase4_event=event)
+    assert operator.execute({"run_id": "manual__lines", "ti": None})["published"] == 20
+    bodies = {
+        b["player_lookup"]: b for b in (json.loads(m.data) for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
+    }
+    assert len(bodies) == 20
+    assert all(list(body) == list(BODY_FIELDS) for body in bodies.values())
+    assert {(b["batch_id"], b["correlation_id"], b["prediction_run_mode"]) for b in bodies.values()} == {
+        (batch, "4f2a9c1e", "OVERNIGHT")
+    }
+    assert (bodies[first]["line_values"], bodies[first]["line_source"]) == ([24.5], "ACTUAL_PROP")
+    assert (bodies[second]["line_values"], bodies[second]["actual_prop_line"]) == ([20.5], 20.5)
+    assert (bodies[third]["line_values"], bodies[third]["has_prop_line"]) == ([None], False)
+    assert bodies[third]["line_source"] == "NO_PROP_LINE"
+
+
+def test_a_staged_player_is_not_requested_again(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 7, 2), "batch_2025-07-02_1751414400"
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=10, ready_pct=100)
+    ready = ready_players(bq, day)
+    staged = [
+        {
+            "prediction_id": f"pred-{player}",
+            "system_id": "catboost_v8",
+            "player_lookup": player,
+            "game_date": day.isoformat(),
+            "game_id": "g",
+            "prediction_version": 1,
+            "predicted_points": "20.5",
+            "confidence_score": "0.7",
+            "recommendation": "NO_LINE",
+            "is_active": True,
+            "created_at": "2025-07-02T06:00:00+00:00",
+        }
+        for player in ready[:4]
+    ]
+    stage_rows(bq, batch, "w_1", staged)  # the workers answered 4, not yet consolidated
+    # A cleared fan-out after the in-flight window: only the 6 with nothing staged are requested.
+    operator = _fan_out(day, batch, in_flight_minutes=0)
+    assert operator.execute({"run_id": "manual__staged", "ti": None})["published"] == 6
+    requested = sorted(json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
+    assert requested == ready[4:]
+    # Another batch's staging tables are not this batch's: its fan-out requests all 10.
+    other = _fan_out(day, "batch_2025-07-02_1751418000", in_flight_minutes=0)
+    assert other.execute({"run_id": "manual__other", "ti": None})["published"] == 10
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)

@@ -1,0 +1,165 @@
+"""Consolidation as the platform's coordinator did it (predictions/shared/batch_staging_writer.py 899-1157,
+docs/platform.md §8.2), against the BigQuery emulator: staged rows in ``_staging_{batch}_{worker}`` tables,
+merged into ``player_prop_predictions``, the tables deleted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from helpers import stage_rows
+from nba_phase5 import config, consolidation
+from nba_phase5.bq import run_query
+
+pytestmark = pytest.mark.integration
+
+
+def _row(day: date, player: str, line: float | None, *, points: str = "21.5", age_s: float = 0.0) -> dict[str, Any]:
+    """A staged row as a worker writes it (WK 2087-2372): fresh id and created_at, active, no supersession."""
+    return {
+        "prediction_id": str(uuid.uuid4()),
+        "system_id": "catboost_v8",
+        "player_lookup": player,
+        "universal_player_id": f"{player}_001",
+        "game_date": day.isoformat(),
+        "game_id": f"{day:%Y%m%d}_LAL_BOS",
+        "prediction_version": 1,
+        "predicted_points": points,
+        "confidence_score": "0.71",
+        "recommendation": "OVER" if line is not None else "NO_LINE",
+        "current_points_line": line,
+        "line_margin": None,
+        "has_prop_line": line is not None,
+        "line_source": "ACTUAL_PROP" if line is not None else "NO_PROP_LINE",
+        "is_active": True,
+        "created_at": (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat(),
+        "prediction_run_mode": "OVERNIGHT",
+    }
+
+
+def _predictions(bq: Any, day: date) -> list[dict[str, Any]]:
+    return run_query(
+        bq,
+        f"SELECT prediction_id, player_lookup, current_points_line, predicted_points, is_active, superseded_by, "
+        f"created_at, updated_at FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d "
+        "ORDER BY player_lookup, created_at",
+        {"d": day},
+    )
+
+
+def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 3, 3), "batch_2025-03-03_1741000000"
+    stage_rows(bq, batch, "rev-1_aaaa0001", [_row(day, "p1", 25.5, points="20.0", age_s=5), _row(day, "p2", None)])
+    # A redelivered request staged again by another worker: the newer row wins (BSW 558-566).
+    stage_rows(bq, batch, "rev-1_aaaa0002", [_row(day, "p1", 25.5, points="22.0")])
+    assert consolidation.staged_players(bq, day.isoformat(), batch) == ["p1", "p2"]
+
+    result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+
+    assert (result.staging_tables, result.rows_affected, result.tables_deleted) == (2, 2, 2)
+    rows = _predictions(bq, day)
+    assert [(r["player_lookup"], r["predicted_points"], r["is_active"]) for r in rows] == [
+        ("p1", Decimal("22.0"), True),
+        ("p2", Decimal("21.5"), True),
+    ]
+    assert consolidation.batch_tables(bq, batch) == []
+    assert consolidation.staged_players(bq, day.isoformat(), batch) == []
+
+
+def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 3, 4), "batch_2025-03-04_1741100000"
+    staged = [_row(day, f"p{i}", 20.5 + i) for i in range(3)]
+    stage_rows(bq, batch, "w_1", staged)
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    first = _predictions(bq, day)
+    # The same rows staged again (a cleared round, a redelivery), then a second consolidation.
+    stage_rows(bq, batch, "w_2", staged)
+    again = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    assert again.rows_affected == 3  # matched: updated in place
+    second = _predictions(bq, day)
+    keys = ("prediction_id", "player_lookup", "current_points_line", "predicted_points", "is_active", "created_at")
+    assert [{k: r[k] for k in keys} for r in second] == [{k: r[k] for k in keys} for r in first]
+    # And a consolidation with nothing staged is a no-op, not a failure (BSW 1000-1008).
+    assert consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch).rows_affected == 0
+    assert len(_predictions(bq, day)) == 3
+
+
+def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 3, 5)
+    old_batch, new_batch = "batch_2025-03-05_1741200000", "batch_2025-03-05_1741203600"
+    stage_rows(bq, old_batch, "w_1", [_row(day, "p1", 25.5, age_s=60), _row(day, "p2", 18.5, age_s=60)])
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=old_batch)
+    [old_p1, old_p2] = _predictions(bq, day)
+
+    # The forced batch: p1's line moved (a new key: a new row), p2's did not (the same key: updated in place).
+    stage_rows(bq, new_batch, "w_2", [_row(day, "p1", 27.5, points="26.0"), _row(day, "p2", 18.5, points="19.0")])
+    result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=new_batch)
+
+    assert result.deactivated == 1
+    rows = {(r["player_lookup"], r["current_points_line"]): r for r in _predictions(bq, day)}
+    replaced, newest = rows[("p1", Decimal("25.5"))], rows[("p1", Decimal("27.5"))]
+    assert (replaced["is_active"], replaced["superseded_by"]) == (False, newest["prediction_id"])
+    assert (newest["is_active"], newest["superseded_by"]) == (True, None)
+    assert replaced["prediction_id"] == old_p1["prediction_id"]
+    updated = rows[("p2", Decimal("18.5"))]
+    assert (updated["prediction_id"], updated["predicted_points"], updated["is_active"]) == (
+        old_p2["prediction_id"],
+        Decimal("19.0"),
+        True,
+    )
+    assert updated["updated_at"] is not None
+
+
+def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  # type: ignore[no-untyped-def]
+    day, batch = date(2025, 3, 6), "batch_2025-03-06_1741300000"
+    # Rows of another date in the batch's table: the MERGE, pruned to the batch's date, takes none.
+    stage_rows(bq, batch, "w_1", [_row(date(2025, 3, 7), "p1", 25.5)])
+    with pytest.raises(consolidation.ConsolidationError, match="changed no prediction"):
+        consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    assert len(consolidation.batch_tables(bq, batch)) == 1  # kept for a person (BSW 1059-1071)
+
+
+def test_active_duplicates_left_by_a_concurrent_writer_fail_and_keep_the_tables(  # type: ignore[no-untyped-def]
+    bq, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day, batch = date(2025, 3, 8), "batch_2025-03-08_1741400000"
+    stage_rows(bq, batch, "w_1", [_row(day, "p1", 25.5)])
+    real_dml = consolidation._dml
+
+    def then_a_concurrent_insert(client: Any, query: str, game_date: str, labels: Any) -> int:
+        affected = real_dml(client, query, game_date, labels)
+        if "superseded_by = S.newest_id" in query:  # after the deactivation, another writer adds a twin
+            from nba_phase5.bq import insert_rows
+
+            twin = {**_row(day, "p1", 25.5), "game_date": day, "created_at": datetime.now(UTC)}
+            insert_rows(client, config.PREDICTIONS_TABLE, [twin])
+        return affected
+
+    monkeypatch.setattr(consolidation, "_dml", then_a_concurrent_insert)
+    with pytest.raises(consolidation.ConsolidationError, match="more than one active prediction"):
+        consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    assert len(consolidation.batch_tables(bq, batch)) == 1
+
+
+def test_a_dead_runs_staged_rows_of_the_date_are_adopted_not_lost(bq) -> None:  # type: ignore[no-untyped-def]
+    """A run that died before consolidating leaves its batch's tables; the date's next batch counts its
+    players as predicted and merges them (the coordinator left them to a 24-hour clean-up)."""
+    day = date(2025, 3, 9)
+    dead, mine = "batch_2025-03-09_1741500000", "batch_2025-03-09_1741503600"
+    other_date = "batch_2025-03-10_1741500000"
+    stage_rows(bq, dead, "w_1", [_row(day, "p1", 25.5)])
+    stage_rows(bq, mine, "w_1", [_row(day, "p2", 25.5)])
+    stage_rows(bq, other_date, "w_1", [_row(date(2025, 3, 10), "p3", 25.5)])
+    assert consolidation.staged_players(bq, day.isoformat(), mine) == ["p1", "p2"]
+    # A forced batch is a new generation: only its own staged rows count as predicted ...
+    assert consolidation.staged_players(bq, day.isoformat(), mine, own_batch_only=True) == ["p2"]
+    # ... but every staged row of the date is merged, and only the date's tables are cleared.
+    result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=mine)
+    assert (result.staging_tables, result.rows_affected) == (2, 2)
+    assert [r["player_lookup"] for r in _predictions(bq, day)] == ["p1", "p2"]
+    assert consolidation.batch_tables(bq, dead) == []
+    assert len(consolidation.batch_tables(bq, other_date)) == 1  # another date's batch is never touched
