@@ -11,9 +11,10 @@ workers staged into the predictions table, record the run and alert on problems.
   `skip_event_wait` (go straight to the gates), and the waits and thresholds below.
 * **One batch per date**: a run that finds another live run of its game date records itself `skipped`
   and publishes nothing (`skip_concurrent_run`).
-* **Reruns**: every task is re-entrant. Clear `fan_out_requests` to publish what is still missing,
-  `retry_stragglers` to run the straggler rounds again, `consolidate_predictions` to merge what the
-  workers staged since; `record_batch_run` updates the run's one row. A player whose rows wait in the
+* **Reruns**: every task is re-entrant. Clear `fan_out_requests` *with its downstream tasks* to publish
+  what is still missing (the consolidation after it merges what the workers stage), `retry_stragglers`
+  to run the straggler rounds again, `consolidate_predictions` to merge what the workers staged since;
+  `record_batch_run` updates the run's one row. A player whose rows wait in the
   batch's staging tables counts as predicted: no round requests him again.
   A request Pub/Sub accepted less than `in_flight_minutes` ago (the publish ledger) is not sent again by
   a retry, a clear or a straggler round (a fan-out killed mid-batch: at most two chunks).
@@ -46,9 +47,10 @@ envelope, read by its Phase 5→6 orchestrator) and updates the `{config.PREDICT
 batch: a batch already in `{config.HANDOFF_TABLE}` is skipped, so clearing this task (or a dedup rerun) never
 announces twice. Skipped, too, when the run did not end `success` or `partial`."""
 CONSOLIDATE_DOC = """Merges the batch's staging tables (`nba_predictions._staging_{batch_id}_*`, written by the
-workers) into `player_prop_predictions` as the platform's coordinator did: the newest staged row per key,
-then only the newest active row per game, player and system stays active. The tables are deleted after;
-when the MERGE changed nothing or active duplicates remain, the task fails and keeps them. Safe to clear."""
+workers), and those of dead earlier batches of the date it adopted, into `player_prop_predictions` as the
+platform's coordinator did: the newest staged row per key, then only the newest active row per game,
+player and system stays active. The tables are deleted after; when the MERGE changed nothing or active
+duplicates remain, the task fails and keeps them. Runs after a failed round too. Safe to clear."""
 REQUEST_TOPIC = f"{{{{ var.value.get('{config.REQUEST_TOPIC_VARIABLE}', '{config.PREDICTION_REQUESTS_TOPIC}') }}}}"
 LINE_TABLE = f"{{{{ var.value.get('{config.LINE_TABLE_VARIABLE}', '') }}}}"
 
@@ -74,7 +76,9 @@ def proceed_with_ready_players(readiness: dict, **context) -> dict:  # type: ign
     return batch.proceed_with_ready_players(readiness, context)
 
 
-@task(task_id=TASKS.consolidate, doc_md=CONSOLIDATE_DOC)
+# Also after a failed round (the staged rows are merged, not stranded); never when the fan-out yielded
+# or the day was skipped (its upstream is then skipped).
+@task(task_id=TASKS.consolidate, doc_md=CONSOLIDATE_DOC, trigger_rule=TriggerRule.NONE_SKIPPED)
 def consolidate_predictions(**context) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """Merge the batch's staging tables into the predictions table, then delete them (rerun-safe)."""
     return batch.consolidate_predictions(context)
@@ -104,6 +108,7 @@ def fan_out(task_id: str, day: dict[str, Any], phase4_event: Any, **kwargs: Any)
         task_id=task_id,
         game_date=day["game_date"],
         batch_id=day["batch_id"],
+        staged_batches=day["staged_batches"],
         phase4_event=phase4_event,
         force="{{ params.force }}",
         batch_started_at=day["batch_started_at"],
@@ -169,7 +174,7 @@ def retry_stragglers(day: dict[str, Any], phase4_event: Any) -> None:
             settle_polls="{{ params.straggler_settle_polls }}",
             settle_blocked_by="players_in_flight",
             earlier_result=earlier,
-            staged_batch_id=day["batch_id"],
+            staged_batches=day["staged_batches"],
             doc_md="Waits until predictions (consolidated or staged) cover the ready players, the workers go "
             "quiet with nothing in flight, or the wait runs out.",
         )
@@ -217,8 +222,9 @@ def nba_phase5_predictions() -> None:
     # resolve_game_day pushes the date and when this run's batch began (its first claim on the date).
     game_day: Any = resolve_game_day()
     game_date = game_day["game_date"]
-    # The run's date, its batch's first claim and the batch id minted from it (XComArgs).
-    day = {key: game_day[key] for key in ("game_date", "batch_started_at", "batch_id")}
+    # The run's date, its batch's first claim, the batch id minted from it, and the batches whose staged
+    # rows count: this run's, then the date's dead batches it adopted (XComArgs).
+    day = {key: game_day[key] for key in ("game_date", "batch_started_at", "batch_id", "staged_batches")}
     status = check_batch_status()
     game_day >> status
     skip_already_complete = EmptyOperator(

@@ -32,6 +32,8 @@ CONCURRENT = TASKS.concurrent_run
 VERIFY = TASKS.in_group(TASKS.retry_group, TASKS.verify)
 CONSOLIDATE = TASKS.in_group(TASKS.retry_group, TASKS.consolidate)
 STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
+#: The XCom key of the batches whose staged rows a run counts and consolidates: its own, then adopted ones.
+STAGED_BATCHES_KEY = "staged_batches"
 
 
 def republish_task(round_number: int) -> str:
@@ -65,6 +67,13 @@ def batch_id(context: Any) -> str | None:
     return value
 
 
+def staged_batches(context: Any) -> list[str]:
+    """This run's batch and the dead batches of its date it adopted (``resolve_game_day`` decides)."""
+    value = context["ti"].xcom_pull(task_ids=GAME_DAY, key=STAGED_BATCHES_KEY)
+    own = batch_id(context)
+    return list(value) if value else ([own] if own else [])
+
+
 def coverage_params(context: Any, *, force: bool, hook: Any = None) -> dict[str, Any]:
     """:func:`nba_phase5.query_params.prediction_state` for this run (with ``hook``: and its staged players)."""
     day = game_date(context)
@@ -73,7 +82,7 @@ def coverage_params(context: Any, *, force: bool, hook: Any = None) -> dict[str,
         force=force,
         batch_started_at=batch_started_at(context),
         in_flight_seconds=query_params.in_flight_seconds(context["params"]["in_flight_minutes"]),
-        staged_players=hook.staged_players(day, batch_id(context), force=force) if hook is not None else (),
+        staged_players=hook.staged_players(day, staged_batches(context), force=force) if hook is not None else (),
     )
 
 
@@ -122,14 +131,19 @@ def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
     A first try has made no earlier claim, so its batch begins now, without a query. A retry or a
     clear (try 2 and later) reads the date's claims: a cleared run keeps its forced generation.
     """
-    from nba_phase5.batch_lease import claim, claims, first_claim
+    from nba_phase5.batch_lease import adoptable_batches, claim, claims, first_claim
     from nba_phase5.staging import mint_batch_id
 
     claim(hook.get_client(project_id=hook.project_id), day, context["run_id"], started)
     first = started if context["ti"].try_number == 1 else first_claim(claims(day), context["run_id"]) or started
     context["ti"].xcom_push(key="batch_started_at", value=first)
     # The coordinator's batch id, from the first claim: a cleared run keeps its batch and staging tables.
-    context["ti"].xcom_push(key="batch_id", value=mint_batch_id(day, datetime.fromisoformat(first)))
+    own = mint_batch_id(day, datetime.fromisoformat(first))
+    context["ti"].xcom_push(key="batch_id", value=own)
+    # Dead batches of the date whose staged rows were never consolidated: this batch adopts them.
+    window = query_params.in_flight_seconds(context["params"]["in_flight_minutes"])
+    adopted = adoptable_batches(context, day, in_flight_seconds=window, now=datetime.now(UTC))
+    context["ti"].xcom_push(key=STAGED_BATCHES_KEY, value=[own, *adopted])
 
 
 def check_batch_status(context: Any) -> str:
@@ -212,8 +226,9 @@ def consolidate_predictions(context: Any) -> dict[str, Any]:
     if not batch:
         log.info("Run has no batch id: nothing to consolidate")
         return {"batch_id": None, "staging_tables": 0, "rows_affected": 0, "deactivated": 0, "tables_deleted": 0}
-    result: dict[str, Any] = bq_hook().consolidate(day, batch).to_dict()
-    return result
+    adopted = [other for other in staged_batches(context) if other != batch]
+    result: dict[str, Any] = bq_hook().consolidate(day, batch, adopted).to_dict()
+    return {**result, "adopted_batches": adopted}
 
 
 class BatchIncompleteError(AirflowFailException):
@@ -243,8 +258,9 @@ def verify_completion(context: Any, last_wait: dict[str, Any] | None) -> dict[st
         # The last wait saw every prediction in place; active predictions only grow, so reuse it.
         row = {k: last_wait[k] for k in keys}
     else:
-        query, hook = sql.render("prediction_coverage.sql"), bq_hook()
-        row = hook.query_rows(query, coverage_params(context, force=bool(params["force"]), hook=hook))[0]
+        # After the consolidation: only what reached the predictions table counts (a row staged since is late).
+        query = sql.render("prediction_coverage.sql")
+        row = bq_hook().query_rows(query, coverage_params(context, force=bool(params["force"])))[0]
         row = {k: row[k] for k in keys}
     ready, done, missing = (int(row[k]) for k in keys)
     completion = round(100.0 * done / ready, 2) if ready else 100.0

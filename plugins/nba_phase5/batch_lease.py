@@ -110,3 +110,50 @@ def find_holder(context: Any, day: str) -> Holder | None:
         log.warning("%s", found.words(day))
         ti.xcom_push(key=HELD_BY_KEY, value={"run_id": found.run_id, "started_at": found.started_at})
     return found
+
+
+def adoptable(rows: list[dict[str, Any]], *, day: str, own_run: str, cutoff: datetime, live: Any) -> list[str]:
+    """The batches among ``rows`` (``date_batches.sql``) that ``own_run`` adopts: another run's batch of
+    ``day`` that it published (the ledger), whose last request was accepted before ``cutoff`` and whose
+    run ``live(run_id)`` says is over. The run's batch id is minted from its first claim, as it minted it.
+    """
+    from nba_phase5.staging import mint_batch_id
+
+    published = {row["name"]: row["at"] for row in rows if row["kind"] == "batch"}
+    adopted = []
+    for row in sorted((r for r in rows if r["kind"] == "claim"), key=lambda r: r["at"]):
+        run_id = str(row["name"])
+        batch = mint_batch_id(day, row["at"])
+        last = published.get(batch)
+        if run_id == own_run or last is None or last >= cutoff or live(run_id):
+            continue
+        adopted.append(batch)
+    return adopted
+
+
+def adoptable_batches(context: Any, day: str, *, in_flight_seconds: float, now: datetime) -> list[str]:
+    """The date's earlier batches whose run is over and whose requests are no longer in flight.
+
+    Their staged rows were never consolidated (the run died first): the running batch adopts them
+    (:mod:`nba_phase5.consolidation`). A batch is this package's when a run of this DAG claimed the date
+    (its id is minted from the run's first claim) and published it (the ledger); it is over when Airflow
+    says its run is not live and its last accepted request is older than the in-flight window, after
+    which its players would be requested again anyway. One query; Airflow is asked only about the
+    batches that qualify otherwise.
+    """
+    from datetime import timedelta
+
+    from nba_phase5.batch import bq_hook
+
+    rows = bq_hook().query_rows(sql.render("date_batches.sql"), {"game_date": {"type": "DATE", "value": day}})
+    ti, dag_id = context["ti"], context["dag"].dag_id
+    adopted = adoptable(
+        rows,
+        day=day,
+        own_run=context["run_id"],
+        cutoff=now - timedelta(seconds=in_flight_seconds),
+        live=lambda run_id: is_live(ti, dag_id, run_id),
+    )
+    if adopted:
+        log.info("Adopting the staged rows of %d earlier batch(es) of %s: %s", len(adopted), day, adopted)
+    return adopted

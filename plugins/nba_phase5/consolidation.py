@@ -16,20 +16,22 @@ Rerunning it is safe: a second run over the same tables updates the same rows (s
 after the tables are gone finds nothing to do. Table and column names reach the SQL only after
 matching :data:`NAME_RE`; every value is a query parameter.
 
-**Nothing a worker staged is lost.** A run that dies before consolidating (failed, killed, marked failed)
-leaves its batch's tables behind; the coordinator left such tables to a 24-hour clean-up, with the
-predictions in them. Here the next run of the same date adopts them: its completion counts the players
-staged under any batch of the date (so they are not requested again) and its consolidation merges those
-tables with its own, the newest row per key winning. This is safe because one batch per date is live at
-a time (:mod:`nba_phase5.batch_lease`): when a run consolidates, the other batches of its date belong to
-runs that are over. A ``force`` batch counts only its own staged rows (it is a new generation), but still
-merges and clears the older batches' tables; their older rows lose to its newer ones.
+**Nothing a worker staged is lost.** A run that fails after its fan-out still consolidates (the task
+runs unless its upstream was skipped). A run that dies before consolidating (killed, timed out) leaves
+its batch's tables; the coordinator left such tables to a 24-hour clean-up, with the predictions in them.
+Here the date's next batch adopts them: ``check_batch_status`` lists the date's batches this package
+published (its claims and its publish ledger) whose run is over and whose last request is older than
+the in-flight window (:func:`nba_phase5.batch_lease.adoptable_batches`); the run counts their staged
+players as predicted and merges their tables with its own, the newest row per key winning. Only this
+package's own batches are adopted, never the coordinator's (its ids have the same form). A ``force``
+batch counts only its own staged rows (it is a new generation) but still merges the adopted tables.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,24 +63,24 @@ class ConsolidationResult:
         return asdict(self)
 
 
-def batch_tables(client: Any, batch_id: str, *, game_date: str | None = None) -> list[str]:
-    """The names of ``batch_id``'s staging tables (with ``game_date``: and those of the date's other
-    batches) in the staging dataset, checked and sorted."""
+def batch_tables(client: Any, batch_ids: Sequence[str]) -> list[str]:
+    """The names of the staging tables of ``batch_ids`` in the staging dataset, checked and sorted."""
     dataset = f"{client.project}.{staging.STAGING_DATASET}"
-    names = [table.table_id for table in client.list_tables(dataset)]
-    return staging.batch_tables(names, batch_id, game_date=game_date)
+    return staging.batch_tables([table.table_id for table in client.list_tables(dataset)], batch_ids)
 
 
 def staged_players(
-    client: Any, game_date: str, batch_id: str | None, labels: Any = None, *, own_batch_only: bool = False
+    client: Any, game_date: str, batch_ids: Sequence[str], labels: Any = None, *, own_batch_only: bool = False
 ) -> list[str]:
-    """The players staged for ``game_date`` and not yet consolidated: by ``batch_id``'s workers and, unless
-    ``own_batch_only`` (a forced batch), by the date's earlier batches (module docstring)."""
+    """The players staged for ``game_date`` and not yet consolidated by ``batch_ids``' workers (the run's
+    own batch first, then the batches it adopted; with ``own_batch_only``, a forced batch, its own only).
+
+    Rows the workers staged inactive (their sanity check failed) do not count.
+    """
     from nba_phase5.bq import run_query
 
-    if not batch_id:
-        return []
-    tables = batch_tables(client, batch_id, game_date=None if own_batch_only else game_date)
+    wanted = list(batch_ids)[:1] if own_batch_only else list(batch_ids)
+    tables = batch_tables(client, wanted) if wanted else []
     if not tables:
         return []
     query = sql.render("staged_players.sql", staging_tables=tables, staging_dataset=staging.STAGING_DATASET)
@@ -132,18 +134,22 @@ def merge_staged(client: Any, game_date: str, tables: list[str], labels: Any = N
     return _dml(client, merge, game_date, labels)
 
 
-def consolidate(client: Any, *, game_date: str, batch_id: str, labels: Any = None) -> ConsolidationResult:
-    """Merge ``batch_id``'s staging tables into the predictions table and delete them (module docstring).
+def consolidate(
+    client: Any, *, game_date: str, batch_id: str, adopted: Sequence[str] = (), labels: Any = None
+) -> ConsolidationResult:
+    """Merge the staging tables of ``batch_id`` (and of the ``adopted`` batches) into the predictions
+    table and delete them (module docstring).
 
     :param client: a BigQuery client of the project the workers stage in.
     :param game_date: the batch's ISO game date (every statement prunes the predictions table to it).
     :param batch_id: the batch whose ``_staging_{batch_id}_*`` tables to merge.
+    :param adopted: earlier batches of the date whose runs died before consolidating.
     :param labels: the jobs' labels.
     :raises ConsolidationError: the MERGE affected nothing, or active duplicates remain; tables kept.
     """
     from nba_phase5.bq import run_query
 
-    tables = batch_tables(client, batch_id, game_date=game_date)
+    tables = batch_tables(client, [batch_id, *adopted])
     if not tables:
         log.info("No staging tables for batch %s: nothing to consolidate", batch_id)
         return ConsolidationResult(batch_id)

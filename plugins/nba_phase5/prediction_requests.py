@@ -10,7 +10,8 @@ staging tables (:mod:`nba_phase5.staging`) and travel on in the workers' predict
 Lines are built as the coordinator builds them (docs/platform.md §7.3): a real line is sent as
 ``[round(line, 1)]``; a player without one as ``line_values=[None]`` with ``line_source='NO_PROP_LINE'``
 and ``has_prop_line=False`` (never ``[]``, which the workers answer with 500 until the message is
-dead-lettered). A line of exactly 20.0 is nudged to 20.5, as the coordinator nudges it; unlike the
+dead-lettered). A line that rounds to 20.0 is nudged to 20.5 (19.5 when it was below 20), as the
+coordinator nudges it; unlike the
 coordinator, ``actual_prop_line`` is nudged too, because the workers refuse a row whose line is 20.0
 (their validation check 1) and would send the request to the dead-letter topic.
 
@@ -84,9 +85,11 @@ def line_fields(points_line: float | None) -> dict[str, object]:
             "line_source_api": None,
             "sportsbook": None,
         }
-    line = round(float(points_line), 1)
+    raw = float(points_line)
+    line = round(raw, 1)
     if line == REFUSED_LINE:
-        line = REFUSED_LINE + 0.5
+        # The coordinator nudges up when the line itself is 20 or more, else down (its player_loader.py 602-605).
+        line = REFUSED_LINE + 0.5 if raw >= REFUSED_LINE else REFUSED_LINE - 0.5
     return {
         "line_values": [line],
         "has_prop_line": True,

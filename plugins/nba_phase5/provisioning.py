@@ -248,6 +248,11 @@ def compare_layout(table_name: str, spec: dict[str, Any], table: Any, *, emulato
     have_field = table.time_partitioning.field if table.time_partitioning else None
     if want_field != have_field:
         problems.append(f"{table_name}: partitioned by {have_field or 'nothing'}, production by {want_field}")
+    want_days = (spec.get("time_partitioning") or {}).get("expiration_days")
+    have_ms = table.time_partitioning.expiration_ms if table.time_partitioning else None
+    if (want_days * DAY_MS if want_days else None) != have_ms:
+        have = f"{int(have_ms) // DAY_MS} days" if have_ms else "never"
+        problems.append(f"{table_name}: partitions expire after {have}, production's after {want_days or 'never'}")
     want_clustering = [c.lower() for c in spec.get("clustering") or []]
     have_clustering = [c.lower() for c in table.clustering_fields or []]
     if want_clustering != have_clustering:

@@ -7,12 +7,14 @@ total_predictions, completion_percentage, batch_id, correlation_id, …), so the
 (which filters ``processor_name LIKE 'Prediction%'``) reads it as it read the coordinator's. Phase 5's
 own figures (requests per round, latencies, degradation) travel in ``summary`` too.
 
-Three differences, all deliberate: ``run_id`` is the Airflow run id (how a person finds the run; the
-coordinator's was ``PredictionCoordinator_{date}_{8 hex}`` of its process); ``records_skipped`` counts
-the players still missing after the straggler rounds (the coordinator's counted failed players and was
-always 0); and the row is written ``running`` when the batch starts and finished at the end through one
-MERGE keyed on (processor_name, data_date, run_id), where the coordinator appended two rows: a hung run
-stays visible as ``running``, and rerunning the recorder updates the row instead of adding one.
+Four differences, all deliberate (docs/platform.md §4): ``run_id`` is the Airflow run id (how a person
+finds the run; the coordinator's was ``PredictionCoordinator_{date}_{8 hex}`` of its process);
+``records_skipped`` counts the players still missing after the straggler rounds (the coordinator's
+counted failed players and was always 0); ``triggered_by`` / ``trigger_source`` keep this DAG's
+vocabulary (the coordinator wrote ``api`` or ``scheduler``); and the row is written ``running`` when the
+batch starts and finished at the end through one MERGE keyed on (processor_name, data_date, run_id),
+where the coordinator appended two rows: a hung run stays visible as ``running``, and rerunning the
+recorder updates the row instead of adding one.
 """
 
 from __future__ import annotations
@@ -201,10 +203,19 @@ def on_run_failure(context: Any) -> None:
         log.info("Run %s already recorded as %s", dag_run.run_id, rows[0]["status"])
         return
     reason = str(context.get("reason") or "the run failed before recording itself")
+    started = json.loads(rows[0]["summary"] or "{}") if rows else {}
+    # The running row's batch and correlation ids: the pointer to the staging tables the run leaves.
+    kept = {key: started.get(key) for key in ("batch_id", "correlation_id")}
+    leftover = (
+        f"; rows its batch {kept['batch_id']} staged are merged by the date's next run, or now by clearing "
+        "this run's retry_stragglers.consolidate_predictions"
+        if kept["batch_id"]
+        else ""
+    )
     raise_alert(
         {**context, "game_date": day.isoformat()},
         config.ALERTS.run_died,
-        f"Run {dag_run.run_id} for {day} died: {reason}",
+        f"Run {dag_run.run_id} for {day} died: {reason}{leftover}",
     )
     row = production_row(
         run_id=dag_run.run_id,
@@ -214,6 +225,6 @@ def on_run_failure(context: Any) -> None:
         started=getattr(dag_run, "start_date", None) or datetime.now(UTC),
         finished=datetime.now(UTC),
         force=bool(conf.get("force")),
-        figures={"outcome": "failed", "message": reason},
+        figures={**kept, "outcome": "failed", "message": reason},
     )
     merge(hook, row)

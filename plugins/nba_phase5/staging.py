@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 
 #: Where the workers stage (the predictions table's dataset).
 STAGING_DATASET = "nba_predictions"
 STAGING_TABLE_PREFIX = "_staging_"
 #: A batch id this package mints or accepts: after ``-`` → ``_`` only letters, digits and underscores
-#: are valid in a table name, and the table id must stay well under BigQuery's 1,024 bytes.
-BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+#: are valid in a table name, and with ``_staging_``, ``_`` and a worker id (about 40 characters) the
+#: table id must stay under BigQuery's 1,024 bytes.
+BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,960}")
 #: The coordinator's batch id, ``batch_{date}_{epoch}``: ten-digit epochs until 2286, so no id is another
 #: id plus ``_suffix`` and no batch's prefix sweeps up another batch's tables.
 MINTED_BATCH_ID_RE = re.compile(r"batch_\d{4}-\d{2}-\d{2}_\d{10}")
@@ -40,9 +42,12 @@ def mint_batch_id(game_date: date | str, started_at: datetime) -> str:
 
 def check_batch_id(batch_id: str) -> str:
     """``batch_id`` if the workers can name staging tables after it; :class:`InvalidBatchIdError` otherwise."""
+    if batch_id in ("None", ""):
+        # A template of a missing XCom renders "None": a run that never claimed its date has no batch.
+        raise InvalidBatchIdError("no batch id: the run has not claimed its game date (resolve_game_day)")
     if not isinstance(batch_id, str) or not BATCH_ID_RE.fullmatch(batch_id):
         raise InvalidBatchIdError(
-            f"batch id {str(batch_id)[:60]!r} is not 1-200 letters, digits, '_' or '-' (a staging table name)"
+            f"batch id {str(batch_id)[:60]!r} is not 1-960 letters, digits, '_' or '-' (a staging table name)"
         )
     return batch_id
 
@@ -74,14 +79,10 @@ def new_worker_id(revision: str | None = None) -> str:
     return f"worker_{uuid.uuid4().hex[:12]}"
 
 
-def batch_tables(table_ids: list[str], batch_id: str, *, game_date: date | str | None = None) -> list[str]:
-    """The staging tables of ``batch_id`` among ``table_ids`` (names only), sorted; each one validated.
-
-    With ``game_date``, also every other batch this package minted for that date: the tables a run left
-    when it died before consolidating (see :mod:`nba_phase5.consolidation`).
-    """
-    prefixes = (staging_prefix(batch_id), *((date_prefix(game_date),) if game_date is not None else ()))
-    found = sorted(t for t in table_ids if t.startswith(prefixes))
+def batch_tables(table_ids: list[str], batch_ids: Sequence[str]) -> list[str]:
+    """The staging tables of ``batch_ids`` among ``table_ids`` (names only), sorted; each one validated."""
+    prefixes = tuple(staging_prefix(batch_id) for batch_id in batch_ids)
+    found = sorted(t for t in table_ids if prefixes and t.startswith(prefixes))
     for table_id in found:
         if not STAGING_TABLE_RE.fullmatch(table_id):
             raise InvalidBatchIdError(f"staging table {table_id[:80]!r} has characters no SQL name may carry")

@@ -116,6 +116,8 @@ def test_branch_join_and_recorder_trigger_rules(dagbag) -> None:  # type: ignore
     dag = dagbag.dags["nba_phase5_predictions"]
     assert dag.get_task("batch_done").trigger_rule == "none_failed_min_one_success"
     assert dag.get_task("record_batch_run").trigger_rule == "all_done"
+    # What the workers staged is consolidated after a failed round too, never after a skip (a yield).
+    assert dag.get_task("retry_stragglers.consolidate_predictions").trigger_rule == "none_skipped"
     # Phase 6 runs on the asset only when the batch was announced (the task skips otherwise)
     [asset] = dag.get_task("hand_off_to_phase6").outlets
     assert (asset.name, asset.uri) == ("nba_phase5_predictions", "nba-props://phase5/player_prop_predictions")
@@ -224,6 +226,8 @@ def test_data_moves_as_xcomargs_and_every_task_id_is_written_once(dagbag) -> Non
         assert (arg.operator.task_id, arg.key) == (TASKS.game_day, name)
     assert fan_out.phase4_event.operator.task_id == TASKS.event  # Phase 4's correlation id, as an XComArg
     last_wait = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.wait_round(3)))
-    assert (last_wait.staged_batch_id.operator.task_id, last_wait.staged_batch_id.key) == (TASKS.game_day, "batch_id")
+    staged = last_wait.staged_batches
+    assert (staged.operator.task_id, staged.key) == (TASKS.game_day, "staged_batches")
+    assert (fan_out.staged_batches.operator.task_id, fan_out.staged_batches.key) == (TASKS.game_day, "staged_batches")
     republish = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.republish_round(1)))
     assert republish.coverage.operator.task_id == TASKS.in_group(TASKS.retry_group, TASKS.wait_round(1))

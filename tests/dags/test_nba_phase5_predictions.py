@@ -53,7 +53,7 @@ def other_processor_event(day: date, processor: str) -> bytes:
 def staging_tables_of(bq, batch_id: str) -> list[str]:  # type: ignore[no-untyped-def]
     from nba_phase5.consolidation import batch_tables
 
-    return batch_tables(bq, batch_id)
+    return batch_tables(bq, [batch_id])
 
 
 def active_predictions(bq, day: date) -> dict[str, int]:  # type: ignore[no-untyped-def]

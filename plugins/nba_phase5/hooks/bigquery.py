@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
@@ -55,20 +55,20 @@ class Phase5BigQueryHook(BigQueryHook):
     def insert(self, table_name: str, rows: list[dict[str, Any]]) -> int:
         return insert_rows(self.get_client(project_id=self.project_id), table_name, rows, self._labels())
 
-    def staged_players(self, game_date: str, batch_id: str | None, *, force: bool = False) -> list[str]:
-        """The players staged on ``game_date`` and not consolidated yet (:func:`consolidation.staged_players`):
-        a ``force`` batch counts only its own."""
+    def staged_players(self, game_date: str, batch_ids: Sequence[str], *, force: bool = False) -> list[str]:
+        """The players staged on ``game_date`` by ``batch_ids`` and not consolidated yet
+        (:func:`nba_phase5.consolidation.staged_players`): a ``force`` batch counts only its own."""
         from nba_phase5.consolidation import staged_players
 
         client = self.get_client(project_id=self.project_id)
-        return staged_players(client, game_date, batch_id, self._labels(), own_batch_only=force)
+        return staged_players(client, game_date, batch_ids, self._labels(), own_batch_only=force)
 
-    def consolidate(self, game_date: str, batch_id: str) -> Any:
-        """Merge ``batch_id``'s staging tables into the predictions table (:mod:`nba_phase5.consolidation`)."""
+    def consolidate(self, game_date: str, batch_id: str, adopted: Sequence[str] = ()) -> Any:
+        """Merge the batch's (and the adopted batches') staging tables (:mod:`nba_phase5.consolidation`)."""
         from nba_phase5.consolidation import consolidate
 
         client = self.get_client(project_id=self.project_id)
-        return consolidate(client, game_date=game_date, batch_id=batch_id, labels=self._labels())
+        return consolidate(client, game_date=game_date, batch_id=batch_id, adopted=adopted, labels=self._labels())
 
     def points_lines(self, line_table: str | None, game_date: str, players: list[str]) -> dict[str, float]:
         """Each player's base points line from ``line_table`` (``dataset.table``); empty when none is set."""

@@ -54,8 +54,9 @@ class BigQueryWaitOperator(BaseOperator):
     :param settle_blocked_by: a count column; while it is above 0, polls without progress do not count.
     :param earlier_result: the result of an earlier poll of the same query, as an XComArg (templated):
         when it was ``done``, it is returned again without a query.
-    :param staged_batch_id: a batch whose staging tables count too (templated): before each poll the
-        players its workers staged are read and passed as the ``staged_players`` parameter.
+    :param staged_batches: batches whose staging tables count too (templated: an XComArg, the run's own
+        batch first): before each poll the players their workers staged are read and passed as the
+        ``staged_players`` parameter.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
@@ -66,7 +67,7 @@ class BigQueryWaitOperator(BaseOperator):
         "poll_interval_seconds",
         "settle_polls",
         "earlier_result",
-        "staged_batch_id",
+        "staged_batches",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
@@ -83,7 +84,7 @@ class BigQueryWaitOperator(BaseOperator):
         settle_polls: str | int = 0,
         settle_blocked_by: str | None = None,
         earlier_result: Any = None,
-        staged_batch_id: str | None = None,
+        staged_batches: Any = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -96,7 +97,7 @@ class BigQueryWaitOperator(BaseOperator):
         self.settle_polls = settle_polls
         self.settle_blocked_by = settle_blocked_by
         self.earlier_result = earlier_result
-        self.staged_batch_id = staged_batch_id
+        self.staged_batches = staged_batches
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -107,11 +108,11 @@ class BigQueryWaitOperator(BaseOperator):
 
     def poll_params(self) -> Any:
         """The query's parameters for this poll: with the batch's staged players when it has a batch."""
-        if not self.staged_batch_id:
+        if not self.staged_batches:
             return self.query_params
         params = dict(self.query_params or {})
         force = str((params.get("force") or {}).get("value")).lower() in ("true", "1")
-        players = self.hook.staged_players(str(params["game_date"]["value"]), str(self.staged_batch_id), force=force)
+        players = self.hook.staged_players(str(params["game_date"]["value"]), list(self.staged_batches), force=force)
         params["staged_players"] = {"type": "ARRAY<STRING>", "value": players}
         return params
 

@@ -42,6 +42,8 @@ class PredictionFanOutOperator(BaseOperator):
 
     :param game_date: ISO game date (templated).
     :param batch_id: the run's batch id, minted when the run claimed its date (templated: an XComArg).
+    :param staged_batches: the batches whose staged rows count as predictions: the run's own, then the
+        dead batches of the date it adopted (templated: an XComArg). None: the run's own only.
     :param phase4_event: the Phase 4 event wait's result (templated: an XComArg); its event's
         ``correlation_id`` travels in every request. None or no event: the batch id is the correlation id.
     :param force: a new generation: request every ready player without a prediction made by this
@@ -64,6 +66,7 @@ class PredictionFanOutOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "game_date",
         "batch_id",
+        "staged_batches",
         "phase4_event",
         "force",
         "batch_started_at",
@@ -84,6 +87,7 @@ class PredictionFanOutOperator(BaseOperator):
         *,
         game_date: str,
         batch_id: str,
+        staged_batches: Any = None,
         phase4_event: Any = None,
         force: bool | str = False,
         batch_started_at: str | None = None,
@@ -102,6 +106,7 @@ class PredictionFanOutOperator(BaseOperator):
         super().__init__(**kwargs)
         self.game_date = game_date
         self.batch_id = batch_id
+        self.staged_batches = staged_batches
         self.phase4_event = phase4_event
         self.force = force
         self.batch_started_at = batch_started_at
@@ -146,7 +151,9 @@ class PredictionFanOutOperator(BaseOperator):
             force=self.forced,
             batch_started_at=self.started_at,
             in_flight_seconds=query_params.in_flight_seconds(self.in_flight_minutes),
-            staged_players=self.bigquery_hook.staged_players(self.game_date, self.batch_id, force=self.forced),
+            staged_players=self.bigquery_hook.staged_players(
+                self.game_date, list(self.staged_batches or [self.batch_id]), force=self.forced
+            ),
         )
         return list(self.bigquery_hook.query_rows(self.sql, params))
 

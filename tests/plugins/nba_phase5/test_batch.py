@@ -23,13 +23,14 @@ class Hook:
 def claimed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     made: list[tuple[str, str, str]] = []
     monkeypatch.setattr(batch_lease, "claim", lambda client, day, run_id, at: made.append((day, run_id, at)))
+    monkeypatch.setattr(batch_lease, "adoptable_batches", lambda context, day, **kwargs: ["batch_dead"])
     return made
 
 
 def context(try_number: int) -> dict[str, Any]:
     ti = XComTI("resolve_game_day", {})
     ti.try_number = try_number  # type: ignore[attr-defined]
-    return {"ti": ti, "run_id": "run_a"}
+    return {"ti": ti, "run_id": "run_a", "params": {"in_flight_minutes": 10}}
 
 
 def test_a_first_try_begins_the_batch_now_without_reading_the_claims(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -41,6 +42,9 @@ def test_a_first_try_begins_the_batch_now_without_reading_the_claims(claimed, mo
     batch.claim_batch(ctx, Hook(), "2026-12-01", T2)
     assert claimed == [("2026-12-01", "run_a", T2)]
     assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T2
+    # The coordinator's batch id, minted from the first claim, then the dead batches it adopts.
+    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_id") == "batch_2026-12-01_1796102400"
+    assert ctx["ti"].xcom_pull("resolve_game_day", "staged_batches") == ["batch_2026-12-01_1796102400", "batch_dead"]
 
 
 def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -52,6 +56,7 @@ def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, monkeypatc
     ctx = context(try_number=3)
     batch.claim_batch(ctx, Hook(), "2026-12-01", T2)
     assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T0  # a forced generation survives
+    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_id") == "batch_2026-12-01_1796101200"  # so does the batch
 
 
 def test_a_retry_whose_claim_never_landed_begins_now(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -49,3 +49,31 @@ def test_a_run_without_a_row_yields_to_any_live_run() -> None:
         "other", (T0 + timedelta(seconds=600)).isoformat()
     )
     assert holder([], "mine", live=lambda run: True) is None
+
+
+def _batches(*entries: tuple[str, str, datetime]) -> list[dict[str, object]]:
+    return [{"kind": kind, "name": name, "at": at} for kind, name, at in entries]
+
+
+def test_a_dead_runs_published_batch_is_adopted_once_its_requests_are_no_longer_in_flight() -> None:
+    """date_batches.sql's rows: each run's first claim, each batch's last accepted request (the ledger)."""
+    from nba_phase5.batch_lease import adoptable
+
+    claim_dead, claim_live, claim_recent, claim_mine = (T0 + timedelta(minutes=m) for m in (0, 1, 2, 3))
+    rows = _batches(
+        ("claim", "dead", claim_dead),
+        ("claim", "live", claim_live),
+        ("claim", "recent", claim_recent),
+        ("claim", "mine", claim_mine),
+        ("claim", "never_published", T0 + timedelta(minutes=4)),
+        ("batch", f"batch_2025-11-28_{int(claim_dead.timestamp())}", T0 + timedelta(minutes=5)),
+        ("batch", f"batch_2025-11-28_{int(claim_live.timestamp())}", T0 + timedelta(minutes=5)),
+        ("batch", f"batch_2025-11-28_{int(claim_recent.timestamp())}", T0 + timedelta(minutes=30)),
+        ("batch", f"batch_2025-11-28_{int(claim_mine.timestamp())}", T0 + timedelta(minutes=5)),
+        ("batch", "batch_2025-11-28_1764300000", T0),  # the coordinator's: no claim of this package's
+        ("batch", "2025-11-28:scheduled__old", T0),  # an earlier version's id
+    )
+    adopted = adoptable(
+        rows, day="2025-11-28", own_run="mine", cutoff=T0 + timedelta(minutes=20), live={"live", "mine"}.__contains__
+    )
+    assert adopted == [f"batch_2025-11-28_{int(claim_dead.timestamp())}"]

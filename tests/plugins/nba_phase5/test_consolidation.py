@@ -56,7 +56,7 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
     stage_rows(bq, batch, "rev-1_aaaa0001", [_row(day, "p1", 25.5, points="20.0", age_s=5), _row(day, "p2", None)])
     # A redelivered request staged again by another worker: the newer row wins (BSW 558-566).
     stage_rows(bq, batch, "rev-1_aaaa0002", [_row(day, "p1", 25.5, points="22.0")])
-    assert consolidation.staged_players(bq, day.isoformat(), batch) == ["p1", "p2"]
+    assert consolidation.staged_players(bq, day.isoformat(), [batch]) == ["p1", "p2"]
 
     result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
 
@@ -66,8 +66,8 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
         ("p1", Decimal("22.0"), True),
         ("p2", Decimal("21.5"), True),
     ]
-    assert consolidation.batch_tables(bq, batch) == []
-    assert consolidation.staged_players(bq, day.isoformat(), batch) == []
+    assert consolidation.batch_tables(bq, [batch]) == []
+    assert consolidation.staged_players(bq, day.isoformat(), [batch]) == []
 
 
 def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:  # type: ignore[no-untyped-def]
@@ -114,13 +114,30 @@ def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ig
     assert updated["updated_at"] is not None
 
 
+def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None:  # type: ignore[no-untyped-def]
+    """The line moved 24.5 → 26.5 (24.5 superseded), then a forced batch predicts at 24.5 again: the MERGE
+    updates the old inactive 24.5 row in place (same key), and that row, just written, must win."""
+    day = date(2025, 3, 10)
+    first, moved, forced = (f"batch_2025-03-10_17416{n}0000" for n in (0, 1, 2))
+    stage_rows(bq, first, "w_1", [_row(day, "p1", 24.5, age_s=120)])
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=first)
+    stage_rows(bq, moved, "w_1", [_row(day, "p1", 26.5, age_s=60)])
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=moved)
+    stage_rows(bq, forced, "w_1", [_row(day, "p1", 24.5, points="23.0")])
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=forced)
+    rows = {r["current_points_line"]: r for r in _predictions(bq, day)}
+    assert (rows[Decimal("24.5")]["is_active"], rows[Decimal("24.5")]["predicted_points"]) == (True, Decimal("23.0"))
+    assert rows[Decimal("26.5")]["is_active"] is False
+    assert rows[Decimal("26.5")]["superseded_by"] == rows[Decimal("24.5")]["prediction_id"]
+
+
 def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  # type: ignore[no-untyped-def]
     day, batch = date(2025, 3, 6), "batch_2025-03-06_1741300000"
     # Rows of another date in the batch's table: the MERGE, pruned to the batch's date, takes none.
     stage_rows(bq, batch, "w_1", [_row(date(2025, 3, 7), "p1", 25.5)])
     with pytest.raises(consolidation.ConsolidationError, match="changed no prediction"):
         consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
-    assert len(consolidation.batch_tables(bq, batch)) == 1  # kept for a person (BSW 1059-1071)
+    assert len(consolidation.batch_tables(bq, [batch])) == 1  # kept for a person (BSW 1059-1071)
 
 
 def test_active_duplicates_left_by_a_concurrent_writer_fail_and_keep_the_tables(  # type: ignore[no-untyped-def]
@@ -142,24 +159,28 @@ def test_active_duplicates_left_by_a_concurrent_writer_fail_and_keep_the_tables(
     monkeypatch.setattr(consolidation, "_dml", then_a_concurrent_insert)
     with pytest.raises(consolidation.ConsolidationError, match="more than one active prediction"):
         consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
-    assert len(consolidation.batch_tables(bq, batch)) == 1
+    assert len(consolidation.batch_tables(bq, [batch])) == 1
 
 
-def test_a_dead_runs_staged_rows_of_the_date_are_adopted_not_lost(bq) -> None:  # type: ignore[no-untyped-def]
-    """A run that died before consolidating leaves its batch's tables; the date's next batch counts its
-    players as predicted and merges them (the coordinator left them to a 24-hour clean-up)."""
+def test_a_dead_runs_staged_rows_are_adopted_and_nothing_else_is_touched(bq) -> None:  # type: ignore[no-untyped-def]
+    """A run that died before consolidating leaves its batch's tables; the date's next batch, told to adopt
+    it (batch_lease.adoptable_batches), counts its players as predicted and merges them (the coordinator
+    left them to a 24-hour clean-up). A batch it was not told to adopt — the coordinator's, of the same
+    form, or another date's — is never read, merged or deleted."""
     day = date(2025, 3, 9)
     dead, mine = "batch_2025-03-09_1741500000", "batch_2025-03-09_1741503600"
-    other_date = "batch_2025-03-10_1741500000"
+    coordinators, other_date = "batch_2025-03-09_1741507200", "batch_2025-03-10_1741500000"
     stage_rows(bq, dead, "w_1", [_row(day, "p1", 25.5)])
     stage_rows(bq, mine, "w_1", [_row(day, "p2", 25.5)])
+    stage_rows(bq, coordinators, "w_1", [_row(day, "p4", 25.5)])
     stage_rows(bq, other_date, "w_1", [_row(date(2025, 3, 10), "p3", 25.5)])
-    assert consolidation.staged_players(bq, day.isoformat(), mine) == ["p1", "p2"]
+    assert consolidation.staged_players(bq, day.isoformat(), [mine, dead]) == ["p1", "p2"]
     # A forced batch is a new generation: only its own staged rows count as predicted ...
-    assert consolidation.staged_players(bq, day.isoformat(), mine, own_batch_only=True) == ["p2"]
-    # ... but every staged row of the date is merged, and only the date's tables are cleared.
-    result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=mine)
+    assert consolidation.staged_players(bq, day.isoformat(), [mine, dead], own_batch_only=True) == ["p2"]
+    # ... but the adopted batch's rows are merged all the same, and its tables cleared.
+    result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=mine, adopted=[dead])
     assert (result.staging_tables, result.rows_affected) == (2, 2)
     assert [r["player_lookup"] for r in _predictions(bq, day)] == ["p1", "p2"]
-    assert consolidation.batch_tables(bq, dead) == []
-    assert len(consolidation.batch_tables(bq, other_date)) == 1  # another date's batch is never touched
+    assert consolidation.batch_tables(bq, [dead, mine]) == []
+    assert len(consolidation.batch_tables(bq, [coordinators])) == 1
+    assert len(consolidation.batch_tables(bq, [other_date])) == 1

@@ -75,13 +75,14 @@ def test_a_real_line_is_rounded_to_one_decimal() -> None:
     assert (body["line_source"], body["has_prop_line"], body["actual_prop_line"]) == ("ACTUAL_PROP", True, 25.5)
 
 
-@pytest.mark.parametrize("line", [20.0, 20.04, 19.96])
-def test_a_line_of_exactly_20_is_nudged_where_the_worker_would_refuse_it(line: float) -> None:
-    # PL 602-605 nudges 20.0 to 20.5; WK 647-714 check 1 refuses current_points_line == 20.0, and the
-    # worker takes actual_prop_line for it (WK 1952): so actual_prop_line is nudged too.
+@pytest.mark.parametrize(("line", "nudged"), [(20.0, 20.5), (20.04, 20.5), (19.96, 19.5)])
+def test_a_line_of_exactly_20_is_nudged_where_the_worker_would_refuse_it(line: float, nudged: float) -> None:
+    # PL 602-605 nudges a 20.0 line to 20.5 when the base is 20 or more, else to 19.5; WK 647-714 check 1
+    # refuses current_points_line == 20.0, and the worker takes actual_prop_line for it (WK 1952): so
+    # actual_prop_line is nudged too.
     body = _body(points_line=line)
-    assert body["line_values"] == [20.5]
-    assert body["actual_prop_line"] == 20.5
+    assert body["line_values"] == [nudged]
+    assert body["actual_prop_line"] == nudged
 
 
 def test_the_coordinators_defaults_for_what_the_dag_has_no_source_for() -> None:

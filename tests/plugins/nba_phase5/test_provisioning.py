@@ -149,7 +149,7 @@ def test_check_names_a_table_laid_out_otherwise_than_production() -> None:
 
     spec = table_specs()[config.FEATURE_STORE_TABLE]
     live = SimpleNamespace(
-        time_partitioning=SimpleNamespace(field="game_date"),
+        time_partitioning=SimpleNamespace(field="game_date", expiration_ms=None),
         clustering_fields=["player_lookup"],
         require_partition_filter=False,
     )
@@ -160,8 +160,17 @@ def test_check_names_a_table_laid_out_otherwise_than_production() -> None:
     ]
     # The emulator does not model the partition-filter rule: only the layout is compared there.
     assert len(compare_layout(config.FEATURE_STORE_TABLE, spec, live, emulators=True)) == 1
+    predictions = table_specs()[config.PREDICTIONS_TABLE]
+    kept_forever = SimpleNamespace(
+        time_partitioning=SimpleNamespace(field="game_date", expiration_ms=None),
+        clustering_fields=predictions["clustering"],
+        require_partition_filter=True,
+    )
+    assert compare_layout(config.PREDICTIONS_TABLE, predictions, kept_forever, emulators=False) == [
+        "nba_predictions.player_prop_predictions: partitions expire after never, production's after 365"
+    ]
     same = SimpleNamespace(
-        time_partitioning=SimpleNamespace(field="game_date"),
+        time_partitioning=SimpleNamespace(field="game_date", expiration_ms=None),
         clustering_fields=spec["clustering"],
         require_partition_filter=True,
     )

@@ -38,6 +38,7 @@ def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq
     day = date(2025, 5, 20)
     context = task_context(phase5_dag, "resolve_game_day", day)
     context["ti"].xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
+    context["ti"].xcoms[("resolve_game_day", "batch_id")] = "batch_2025-05-20_1747717200"
     context["run_id"] = "scheduled__timeout"
     recorder.record(context, running=True)
     assert [r["status"] for r in run_history(bq, day)] == ["running"]  # a hung run is visible
@@ -46,9 +47,12 @@ def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq
     [row] = run_history(bq, day)
     assert (row["status"], row["summary"]["outcome"], row["triggered_by"]) == ("failed", "failed", "scheduler_backup")
     assert row["processed_at"] is not None
+    # The batch id survives: the pointer to the staging tables the run leaves behind.
+    assert (row["summary"]["batch_id"], row["summary"]["correlation_id"]) == ("batch_2025-05-20_1747717200",) * 2
     [alert] = alerts(bq, day)
     assert alert["severity"] == "critical"
     assert "timed_out" in alert["message"]
+    assert "batch_2025-05-20_1747717200" in alert["message"]
 
     # Called again (or after a run whose recorder ran): nothing more is written or alerted.
     recorder.on_run_failure(dead_run(day, "scheduled__timeout"))

@@ -20,7 +20,7 @@ def test_dashes_become_underscores_in_table_names() -> None:
     assert staging.staging_table_id("a-b", "rev-1_abcd") == "_staging_a_b_rev_1_abcd"
 
 
-@pytest.mark.parametrize("bad", ["2025-11-28:scheduled__x", "a.b", "a b", "a/b", "", "x" * 201])
+@pytest.mark.parametrize("bad", ["2025-11-28:scheduled__x", "a.b", "a b", "a/b", "", "None", "x" * 961])
 def test_a_batch_id_the_workers_cannot_use_in_a_table_name_is_refused(bad: str) -> None:
     # BSW 286-356: '.', ':', '/', spaces make the load fail → 500 → DLQ.
     with pytest.raises(staging.InvalidBatchIdError):
@@ -36,7 +36,15 @@ def test_a_batchs_prefix_finds_only_its_own_tables() -> None:
         "_staging_fallback_1764306003000_w_3",  # a request without a batch id (WK 2407-2411)
         "player_prop_predictions",
     ]
-    assert staging.batch_tables(tables, batch) == tables[:2]
+    assert staging.batch_tables(tables, [batch]) == tables[:2]
+    # Several batches: a run's own and the dead ones it adopted.
+    assert staging.batch_tables(tables, [batch, "batch_2025-11-28_1764306004"]) == tables[:3]
+    assert staging.batch_tables(tables, []) == []
+
+
+def test_a_long_batch_id_the_workers_take_is_taken() -> None:
+    # The workers take any id that keeps the table id under 1,024 bytes (BSW 234-252).
+    assert staging.staging_table_id("b" * 960, staging.new_worker_id("rev")).startswith("_staging_bbb")
 
 
 def test_worker_ids_are_drawn_as_the_workers_draw_them() -> None:
