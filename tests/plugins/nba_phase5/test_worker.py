@@ -201,8 +201,10 @@ def _staged(bq, batch_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyp
     return rows
 
 
-def _ready(drain) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return [json.loads(m.data) for m in drain(config.PREDICTION_READY_LOCAL_SUBSCRIPTION)]
+def _ready(drain, day: date) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The ready messages for ``day`` (earlier tests' runs leave thousands of their own on the subscription)."""
+    found = [json.loads(m.data) for m in drain(config.PREDICTION_READY_LOCAL_SUBSCRIPTION, empty_pulls=2)]
+    return [m for m in found if m["game_date"] == day.isoformat()]
 
 
 def _predictions(bq, day: date) -> int:  # type: ignore[no-untyped-def]
@@ -240,7 +242,7 @@ def test_every_delivery_is_staged_again_and_announced(stack, bq, drain) -> None:
     # No de-duplication in the worker: consolidation keeps the newest row per line (docs/platform.md §8.2).
     assert sorted(r["player_lookup"] for r in rows) == sorted(list(games) * 2)
     assert len({r["prediction_id"] for r in rows}) == 10
-    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(list(games) * 2)
+    assert sorted(m["player_lookup"] for m in _ready(drain, day)) == sorted(list(games) * 2)
     assert _predictions(bq, day) == 0  # never player_prop_predictions
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # everything acked
 
@@ -282,7 +284,7 @@ def test_bad_requests_never_hold_back_the_good_ones_of_their_pull(stack, bq, dra
     assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in dead} == {"5"}
     assert worker.stats.nacked == 5 * len(retried)
     assert sorted(r["player_lookup"] for r in _staged(bq, batch)) == sorted(valid)  # every valid one, once
-    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(valid)
+    assert sorted(m["player_lookup"] for m in _ready(drain, day)) == sorted(valid)
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
@@ -308,7 +310,7 @@ def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, 
     assert (worker.stats.nacked, worker.stats.staging_failed) == (6, 6)
     assert worker.stats.deliveries == {request_id(day.isoformat(), p): 2 for p in games}  # nacked once, then staged
     assert sorted(r["player_lookup"] for r in _staged(bq, batch)) == sorted(games)
-    assert sorted(m["player_lookup"] for m in _ready(drain)) == sorted(games)  # no event for the failed load
+    assert sorted(m["player_lookup"] for m in _ready(drain, day)) == sorted(games)  # no event for the failed load
     assert _drain_dlq(drain, 0) == []
 
 
@@ -330,7 +332,7 @@ def test_loads_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, 
     assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in dead} == {"5"}
     assert worker.stats.deliveries == {request_id(day.isoformat(), p): 5 for p in games}
     assert (worker.stats.staged_rows, worker.stats.ready_published) == (0, 0)
-    assert _ready(drain) == []
+    assert _ready(drain, day) == []
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
@@ -352,7 +354,7 @@ def test_dropped_requests_are_staged_when_republished(stack, bq, drain) -> None:
     assert worker.stats.dropped == len(dropped)
     deliveries = {request_id(day.isoformat(), p): 1 + (request_id(day.isoformat(), p) in dropped) for p in games}
     assert worker.stats.deliveries == deliveries
-    assert len(_ready(drain)) == 60  # a dropped request sends no ready message
+    assert len(_ready(drain, day)) == 60  # a dropped request sends no ready message
 
 
 def _worker_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -376,7 +378,7 @@ def test_crash_after_exits_hard_without_staging_or_acking(stack, bq, drain) -> N
     assert "crash_after=5 reached" in done.stderr
     # Mid-pull: nothing of that pull was staged or announced, and nothing was acked (it is redelivered).
     assert _staged(bq, batch) == []
-    assert _ready(drain) == []
+    assert _ready(drain, day) == []
 
 
 @pytest.mark.integration
