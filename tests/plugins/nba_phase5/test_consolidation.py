@@ -52,7 +52,7 @@ def _predictions(bq: Any, day: date) -> list[dict[str, Any]]:
 
 
 def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> None:  # type: ignore[no-untyped-def]
-    day, batch = date(2025, 3, 3), "batch_2025-03-03_1741000000"
+    day, batch = date(2024, 2, 3), "batch_2024-02-03_1741000000"
     stage_rows(bq, batch, "rev-1_aaaa0001", [_row(day, "p1", 25.5, points="20.0", age_s=5), _row(day, "p2", None)])
     # A redelivered request staged again by another worker: the newer row wins (BSW 558-566).
     stage_rows(bq, batch, "rev-1_aaaa0002", [_row(day, "p1", 25.5, points="22.0")])
@@ -71,7 +71,7 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
 
 
 def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:  # type: ignore[no-untyped-def]
-    day, batch = date(2025, 3, 4), "batch_2025-03-04_1741100000"
+    day, batch = date(2024, 2, 4), "batch_2024-02-04_1741100000"
     staged = [_row(day, f"p{i}", 20.5 + i) for i in range(3)]
     stage_rows(bq, batch, "w_1", staged)
     consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
@@ -89,8 +89,8 @@ def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> Non
 
 
 def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ignore[no-untyped-def]
-    day = date(2025, 3, 5)
-    old_batch, new_batch = "batch_2025-03-05_1741200000", "batch_2025-03-05_1741203600"
+    day = date(2024, 2, 5)
+    old_batch, new_batch = "batch_2024-02-05_1741200000", "batch_2024-02-05_1741203600"
     stage_rows(bq, old_batch, "w_1", [_row(day, "p1", 25.5, age_s=60), _row(day, "p2", 18.5, age_s=60)])
     consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=old_batch)
     [old_p1, old_p2] = _predictions(bq, day)
@@ -117,8 +117,8 @@ def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ig
 def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None:  # type: ignore[no-untyped-def]
     """The line moved 24.5 → 26.5 (24.5 superseded), then a forced batch predicts at 24.5 again: the MERGE
     updates the old inactive 24.5 row in place (same key), and that row, just written, must win."""
-    day = date(2025, 3, 10)
-    first, moved, forced = (f"batch_2025-03-10_17416{n}0000" for n in (0, 1, 2))
+    day = date(2024, 2, 10)
+    first, moved, forced = (f"batch_2024-02-10_17416{n}0000" for n in (0, 1, 2))
     stage_rows(bq, first, "w_1", [_row(day, "p1", 24.5, age_s=120)])
     consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=first)
     stage_rows(bq, moved, "w_1", [_row(day, "p1", 26.5, age_s=60)])
@@ -132,9 +132,9 @@ def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None
 
 
 def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  # type: ignore[no-untyped-def]
-    day, batch = date(2025, 3, 6), "batch_2025-03-06_1741300000"
+    day, batch = date(2024, 2, 6), "batch_2024-02-06_1741300000"
     # Rows of another date in the batch's table: the MERGE, pruned to the batch's date, takes none.
-    stage_rows(bq, batch, "w_1", [_row(date(2025, 3, 7), "p1", 25.5)])
+    stage_rows(bq, batch, "w_1", [_row(date(2024, 2, 7), "p1", 25.5)])
     with pytest.raises(consolidation.ConsolidationError, match="changed no prediction"):
         consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
     assert len(consolidation.batch_tables(bq, [batch])) == 1  # kept for a person (BSW 1059-1071)
@@ -143,7 +143,7 @@ def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  #
 def test_active_duplicates_left_by_a_concurrent_writer_fail_and_keep_the_tables(  # type: ignore[no-untyped-def]
     bq, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    day, batch = date(2025, 3, 8), "batch_2025-03-08_1741400000"
+    day, batch = date(2024, 2, 8), "batch_2024-02-08_1741400000"
     stage_rows(bq, batch, "w_1", [_row(day, "p1", 25.5)])
     real_dml = consolidation._dml
 
@@ -167,13 +167,13 @@ def test_a_dead_runs_staged_rows_are_adopted_and_nothing_else_is_touched(bq) -> 
     it (batch_lease.adoptable_batches), counts its players as predicted and merges them (the coordinator
     left them to a 24-hour clean-up). A batch it was not told to adopt — the coordinator's, of the same
     form, or another date's — is never read, merged or deleted."""
-    day = date(2025, 3, 9)
-    dead, mine = "batch_2025-03-09_1741500000", "batch_2025-03-09_1741503600"
-    coordinators, other_date = "batch_2025-03-09_1741507200", "batch_2025-03-10_1741500000"
+    day = date(2024, 2, 9)
+    dead, mine = "batch_2024-02-09_1741500000", "batch_2024-02-09_1741503600"
+    coordinators, other_date = "batch_2024-02-09_1741507200", "batch_2024-02-10_1741500000"
     stage_rows(bq, dead, "w_1", [_row(day, "p1", 25.5)])
     stage_rows(bq, mine, "w_1", [_row(day, "p2", 25.5)])
     stage_rows(bq, coordinators, "w_1", [_row(day, "p4", 25.5)])
-    stage_rows(bq, other_date, "w_1", [_row(date(2025, 3, 10), "p3", 25.5)])
+    stage_rows(bq, other_date, "w_1", [_row(date(2024, 2, 10), "p3", 25.5)])
     assert consolidation.staged_players(bq, day.isoformat(), [mine, dead]) == ["p1", "p2"]
     # A forced batch is a new generation: only its own staged rows count as predicted ...
     assert consolidation.staged_players(bq, day.isoformat(), [mine, dead], own_batch_only=True) == ["p2"]
