@@ -52,8 +52,8 @@ PHASE5_TRIGGER_SUBSCRIPTION = "nba-phase5-trigger-sub"
 PREDICTION_REQUESTS_TOPIC = "prediction-request-prod"
 # Local only: the stand-in worker pulls from this subscription (production pushes to the workers).
 PREDICTION_REQUESTS_SUBSCRIPTION = "prediction-request-prod-local-worker"
-# The requests' dead-letter topic (docs/platform.md §7.1: after 5 delivery attempts). Locally the stand-in
-# worker also publishes every request it cannot use there itself, with a ``dlq_reason`` attribute.
+# The requests' dead-letter topic (docs/platform.md §7.1): the workers' subscription moves a request there
+# after 5 delivery attempts answered 500, locally as in production (the stand-in worker only nacks).
 PREDICTION_REQUESTS_DLQ_TOPIC = "prediction-request-dlq"
 # Phase 5's completion topic (nba-phase{N}-{content}-complete), read by the platform's Phase 5→6
 # orchestrator; the message is the platform's completion envelope (docs/platform.md §9.1).
@@ -113,11 +113,12 @@ SCHEDULE_TABLE = TABLES.schedule
 # class name: docs/platform.md §1, §3); the gate reads its row by this name.
 PHASE4_PROCESSOR = "MLFeatureStoreProcessor"
 #: Its output table, which its completion message names as ``output_table`` (the other way to recognise it).
-PHASE4_OUTPUT_TABLE = "ml_feature_store_v2"
+PHASE4_OUTPUT_TABLE = TABLES.feature_store.split(".")[1]
 #: ``phase`` of every Phase 4 processor's completion message and run-history row.
 PHASE4_PHASE = "phase_4_precompute"
-#: The plan's (and the infrastructure script's) name for the feature-store processor (``processor``).
-PHASE4_PLAN_PROCESSOR = "ml_feature_store_v2"
+#: The plan's (and the infrastructure script's) name for the feature-store processor (``processor``):
+#: the plan named it after its table.
+PHASE4_PLAN_PROCESSOR = PHASE4_OUTPUT_TABLE
 #: A completion message with one of these statuses means the features are ready (the platform's own
 #: Phase 4→5 consumer counts only these); any other status is recorded and ignored.
 PHASE4_READY_MESSAGE_STATUSES = ("success", "partial")

@@ -53,3 +53,8 @@ def readiness(day: Any) -> dict[str, dict[str, Any]]:
         "min_ready_pct": {"type": "FLOAT64", "value": "{{ params.min_ready_pct }}"},
         "degraded_min_players": {"type": "INT64", "value": "{{ params.degraded_min_players }}"},
     }
+
+
+def rendered_bool(value: Any) -> bool:
+    """A boolean param as a templated operator field holds it: a bool, or the string Jinja rendered."""
+    return str(value).lower() in ("true", "1")

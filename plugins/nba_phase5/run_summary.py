@@ -121,9 +121,8 @@ def summary(context: Any, status: str, skip_reason: str | None, message: str) ->
 
 
 def correlation_id(context: Any) -> str | None:
-    """Phase 4's correlation id (from its event), else the batch id, as the coordinator fell back."""
-    event = (pull(context, batch.EVENT) or {}).get("event") or {}
-    found = event.get("correlation_id") or event.get("run_id") or pull(context, batch.GAME_DAY, "batch_id")
+    """Phase 4's correlation id (the event wait's result says it), else the batch id, as the coordinator fell back."""
+    found = (pull(context, batch.EVENT) or {}).get("correlation_id") or pull(context, batch.GAME_DAY, "batch_id")
     return str(found) if found else None
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeGuard
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
+from nba_phase5.query_params import rendered_bool
 
 DEADLINE_KEY = "poll_deadline"
 # Polls at least this far apart defer (no worker slot held); shorter ones sleep in the task.
@@ -111,7 +112,7 @@ class BigQueryWaitOperator(BaseOperator):
         if not self.staged_batches:
             return self.query_params
         params = dict(self.query_params or {})
-        force = str((params.get("force") or {}).get("value")).lower() in ("true", "1")
+        force = rendered_bool((params.get("force") or {}).get("value"))
         players = self.hook.staged_players(str(params["game_date"]["value"]), list(self.staged_batches), force=force)
         params["staged_players"] = {"type": "ARRAY<STRING>", "value": players}
         return params

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from nba_phase5 import config
 from nba_phase5.ledger import UNCONFIRMED, LedgerEntry
 from nba_phase5.prediction_requests import PredictionRequest
+from nba_phase5.query_params import rendered_bool
 
 
 class PredictionFanOutOperator(BaseOperator):
@@ -135,7 +136,7 @@ class PredictionFanOutOperator(BaseOperator):
 
     @property
     def forced(self) -> bool:
-        return str(self.force).lower() in ("true", "1")
+        return rendered_bool(self.force)
 
     @property
     def started_at(self) -> str:
@@ -159,9 +160,9 @@ class PredictionFanOutOperator(BaseOperator):
 
     @property
     def correlation_id(self) -> str:
-        """Phase 4's correlation id (its event), else the batch id, as the coordinator falls back."""
-        event = (self.phase4_event or {}).get("event") if isinstance(self.phase4_event, dict) else None
-        correlation = (event or {}).get("correlation_id") or (event or {}).get("run_id")
+        """Phase 4's correlation id (the event wait's result says it), else the batch id, as the coordinator
+        falls back."""
+        correlation = self.phase4_event.get("correlation_id") if isinstance(self.phase4_event, dict) else None
         return str(correlation or self.batch_id)
 
     def wanted_requests(self, context: Any) -> list[PredictionRequest]:

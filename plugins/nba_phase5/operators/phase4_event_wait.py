@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator
 from nba_phase5 import config
 from nba_phase5.game_day import event_deadline
 from nba_phase5.job_labels import labels_for
+from nba_phase5.query_params import rendered_bool
 
 PUBSUB = "pubsub"
 SCHEDULER_BACKUP = "scheduler_backup"
@@ -89,7 +90,7 @@ class Phase4EventWaitOperator(BaseOperator):
         if context["dag_run"].run_type == "backfill":
             self.log.info("Backfill run: not waiting for a Phase 4 event")
             return {"triggered_by": BACKFILL}
-        if str(self.skip_wait).lower() in ("true", "1"):
+        if rendered_bool(self.skip_wait):
             self.log.info("skip_event_wait is set: going straight to the readiness gates")
             return {"triggered_by": MANUAL}
         max_wait = None if self.wait_seconds in (None, "", "None") else float(self.wait_seconds)  # type: ignore[arg-type]

@@ -87,7 +87,8 @@ def _finished_run_context(phase5_dag, day: date) -> dict[str, object]:  # type: 
     xcoms[("resolve_game_day", "batch_id")] = batch
     xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
     event = {"game_date": day.isoformat(), "processor_name": "MLFeatureStoreProcessor", "correlation_id": "4f2a9c1e"}
-    xcoms[("wait_for_phase4_event", "return_value")] = {"triggered_by": "pubsub", "event": event, "message_id": "9"}
+    waited = {"triggered_by": "pubsub", "event": event, "message_id": "9", "correlation_id": "4f2a9c1e"}
+    xcoms[("wait_for_phase4_event", "return_value")] = waited
     readiness = {"players_ready": 120, "players_total": 130}
     xcoms[("phase4_readiness.proceed_with_ready_players", "return_value")] = readiness
     xcoms[("fan_out_requests", "return_value")] = {"published": 120, "batch_id": batch}

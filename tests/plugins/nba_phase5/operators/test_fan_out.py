@@ -81,7 +81,11 @@ def test_a_publish_unanswered_at_the_timeout_is_recorded_as_in_flight(monkeypatc
 def test_the_correlation_id_is_phase4s_else_the_batch_id() -> None:
     """Phase 4's correlation id travels in every request (coordinator.py 959, 3586); without an event
     (the backup path), the batch id stands in, as the coordinator's fallback."""
-    event = {"triggered_by": "pubsub", "event": {"correlation_id": "4f2a9c1e", "game_date": "2025-11-28"}}
+    event = {
+        "triggered_by": "pubsub",
+        "event": {"correlation_id": "4f2a9c1e", "game_date": "2025-11-28"},
+        "correlation_id": "4f2a9c1e",  # as Phase4EventWaitOperator returns it
+    }
     with_event = PredictionFanOutOperator(task_id="t", game_date="2025-11-28", batch_id=BATCH, phase4_event=event)
     assert with_event.correlation_id == "4f2a9c1e"
     backup = {"triggered_by": "scheduler_backup"}

@@ -50,7 +50,11 @@ def test_requests_carry_the_coordinators_body_with_each_players_line(stack, bq, 
     seed_day(bq, day, players=20, ready_pct=100)
     first, second, third = ready_players(bq, day)[:3]
     _lines(bq, day, {first: 24.46, second: 20.0})
-    event = {"triggered_by": "pubsub", "event": {"correlation_id": "4f2a9c1e", "game_date": day.isoformat()}}
+    event = {
+        "triggered_by": "pubsub",
+        "event": {"correlation_id": "4f2a9c1e", "game_date": day.isoformat()},
+        "correlation_id": "4f2a9c1e",  # as Phase4EventWaitOperator returns it
+    }
     operator = _fan_out(day, batch, line_table=LINE_TABLE, phase4_event=event)
     assert operator.execute({"run_id": "manual__lines", "ti": None})["published"] == 20
     bodies = {
