@@ -69,12 +69,22 @@ class FakeWriter:
         return f"p.nba_predictions._staging_{batch}_{worker_id}"
 
 
+#: When the test's pulls are answered.
+PULLED_AT = datetime(2025, 9, 1, 6, 0, tzinfo=UTC)
+
+
 def _answered(players: list[str], batch: str | None = "b1") -> list[tuple[Any, Any]]:
+    """A pull's answers, all at one instant as the worker's loop answers a pull (a request without a batch
+    id is staged under ``fallback_{epoch_ms}`` of that instant)."""
     features = {(DAY.isoformat(), p): FEATURE_ROW for p in players}
     return [
-        (SimpleNamespace(name=p), answer(json.dumps(_body(DAY, p, "g", batch)).encode(), today=DAY, features=features))
+        (SimpleNamespace(name=p), answer(_request(p, batch), today=DAY, features=features, now=PULLED_AT))
         for p in players
     ]
+
+
+def _request(player: str, batch: str | None) -> bytes:
+    return json.dumps(_body(DAY, player, "g", batch)).encode()
 
 
 def test_a_failing_load_is_split_until_the_poison_requests_stand_alone() -> None:
