@@ -272,6 +272,18 @@ class MonthOneGoals:
 GOALS = MonthOneGoals()
 
 
+#: The platform's BigQuery location (docs/platform.md §0): its datasets are in this single region, where
+#: every query job has to be created and looked up (a lookup without it answers 404).
+DEFAULT_BIGQUERY_LOCATION = "us-west2"
+#: Per environment: this variable, when set, overrides the location (read when a client is built).
+BIGQUERY_LOCATION_ENV = "NBA_PHASE5_BIGQUERY_LOCATION"
+
+
+def bigquery_location() -> str:
+    """Where this package's BigQuery jobs run and are looked up: ``$NBA_PHASE5_BIGQUERY_LOCATION`` or us-west2."""
+    return os.environ.get(BIGQUERY_LOCATION_ENV, "").strip() or DEFAULT_BIGQUERY_LOCATION
+
+
 def project_id(explicit: str | None = None) -> str:
     """The GCP project: an explicit value, else ``GCP_PROJECT``, else a clear error."""
     project = explicit or os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
