@@ -34,7 +34,6 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
 
 from nba_phase5 import batch, config, dag_params, handoff, query_params, run_history, sla, sql
-from nba_phase5.bq import api_query_parameters
 from nba_phase5.config import ALERTS, TASKS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
@@ -136,8 +135,7 @@ def phase4_readiness(game_date: Any) -> None:
     check_phase4_ready = Phase4GateOperator(
         task_id=TASKS.readiness_gate,
         sql="phase4_gate.sql",
-        query_params=api_query_parameters(readiness),
-        use_legacy_sql=False,
+        query_params=readiness,
         deferrable=True,
         # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
         # 80-160 s and 160-180 s (exponential, jittered per try, capped): at most ~8 min in all.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
@@ -26,6 +27,16 @@ INSERT_CHUNK_ROWS = 1000
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 # No BigQuery call waits forever: a job not done in this time fails the task (and its retries decide).
 QUERY_TIMEOUT_S = 300.0
+# BigQuery fails one of two DML statements that change the same table at once ("Could not serialize
+# access to table … due to concurrent update") and leaves the table as it was, so any statement, an
+# INSERT too, can be run again: up to this many times, after a full-jitter wait under 0.5, 1, 2, 4, 8,
+# 16 s (jittered, so the two writers do not collide again), then the error goes up as usual.
+CONFLICT_RETRIES = 6
+CONFLICT_BASE_DELAY_S = 0.5
+CONFLICT_MARK = "due to concurrent update"
+# A job lookup retries 5xx answers and dropped connections (google-cloud-bigquery's own retry) for this
+# long, not its default 10 minutes: a BigQuery that stays down ends the poll in time for the task's retries.
+LOOKUP_RETRY_DEADLINE_S = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -42,19 +53,33 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient)
 
 
-def with_transient_retry(call: Callable[[], Any], what: str) -> Any:
-    """``call()``, retried on transient BigQuery errors after 1, 2, 4, 8 and 16 s, then re-raised."""
-    for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
+def is_concurrent_update(exc: BaseException) -> bool:
+    """Whether ``exc`` is BigQuery's DML conflict: the job failed and changed nothing."""
+    from google.api_core import exceptions
+
+    return isinstance(exc, exceptions.GoogleAPICallError) and CONFLICT_MARK in str(exc)
+
+
+def with_transient_retry(call: Callable[[], Any], what: str, *, idempotent: bool = True) -> Any:
+    """``call()``, retried: after a DML conflict (see ``CONFLICT_RETRIES``) always; after a transient
+    error (5xx, rate limit) only when ``idempotent``, after 1, 2, 4, 8 and 16 s; else re-raised."""
+    conflicts, transients = 0, 0
+    while True:
         try:
             return call()
         except Exception as exc:
-            if delay is None or not is_transient(exc):
+            if is_concurrent_update(exc) and conflicts < CONFLICT_RETRIES:
+                delay = random.uniform(0, CONFLICT_BASE_DELAY_S * 2**conflicts)
+                conflicts += 1
+            elif idempotent and is_transient(exc) and transients < len(RETRY_DELAYS_S):
+                delay = RETRY_DELAYS_S[transients]
+                transients += 1
+            else:
                 raise
             log.warning(
-                "Transient BigQuery error on %s (attempt %d): %s; retrying in %.0f s", what, attempt, exc, delay
+                "BigQuery error on %s (retry %d): %s; retrying in %.1f s", what, conflicts + transients, exc, delay
             )
             time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _scalar_type(value: object) -> str:
@@ -94,28 +119,6 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
     return bigquery.ScalarQueryParameter(name, type_ or _scalar_type(value), value)  # type: ignore[arg-type]
 
 
-def api_query_parameters(params: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``{name: {"type": T, "value": v}}`` in the REST API's form, for the provider's BigQuery operators.
-
-    ``ARRAY<T>`` values are lists (or a comma-separated string, as Jinja renders them).
-    """
-    rendered = []
-    for name, spec in params.items():
-        type_, value = str(spec["type"]), spec["value"]
-        if type_.startswith("ARRAY<"):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            rendered.append(
-                {
-                    "name": name,
-                    "parameterType": {"type": "ARRAY", "arrayType": {"type": type_[6:-1]}},
-                    "parameterValue": {"arrayValues": [{"value": item} for item in items]},
-                }
-            )
-        else:
-            rendered.append({"name": name, "parameterType": {"type": type_}, "parameterValue": {"value": value}})
-    return rendered
-
-
 def run_query(
     client: bigquery.Client,
     sql: str,
@@ -137,6 +140,50 @@ def run_query(
 
     rows = with_transient_retry(query, first_line)
     return [dict(row.items()) for row in rows]
+
+
+def start_query(
+    client: bigquery.Client,
+    sql: str,
+    params: Mapping[str, object] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> bigquery.QueryJob:
+    """Insert a query job (parameters typed, labelled) in the client's location, without waiting for it."""
+    from google.cloud import bigquery
+
+    job_config = bigquery.QueryJobConfig(
+        query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
+        use_legacy_sql=False,
+        labels=dict(labels or {}),
+    )
+    job: bigquery.QueryJob = with_transient_retry(
+        lambda: client.query(sql, job_config=job_config, timeout=60), "insert"
+    )
+    return job
+
+
+def _plain(value: object) -> object:
+    """A result value as JSON and the triggerer's frames carry it (dates and decimals as text)."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def lookup_retry() -> Any:
+    """The retry of a job lookup: the client's own, cut to ``LOOKUP_RETRY_DEADLINE_S``."""
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_deadline(LOOKUP_RETRY_DEADLINE_S)
+
+
+def job_outcome(job: Any) -> dict[str, Any] | None:
+    """``None`` while ``job`` runs; else ``{"status": "error", "message"}`` or ``{"status": "success",
+    "row": first row as a dict or None}``: JSON-plain, so a trigger can yield it as its event."""
+    if job.state != "DONE":
+        return None
+    if job.error_result:
+        return {"status": "error", "message": f"BigQuery job {job.job_id} failed: {job.error_result}"}
+    rows = list(job.result(max_results=1, timeout=QUERY_TIMEOUT_S, retry=lookup_retry()))
+    row = {key: _plain(value) for key, value in rows[0].items()} if rows else None
+    return {"status": "success", "message": f"BigQuery job {job.job_id} done", "row": row}
 
 
 def table_schema(table_name: str) -> list[dict[str, Any]]:
@@ -203,17 +250,25 @@ def insert_rows(
             )
             for row in chunk
         ]
-        job = client.query(
-            sql,
-            job_config=bigquery.QueryJobConfig(
-                query_parameters=[bigquery.ArrayQueryParameter("rows", "STRUCT", structs)],
-                use_legacy_sql=False,
-                labels=dict(labels or {}),
-            ),
+        job_config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("rows", "STRUCT", structs)],
+            use_legacy_sql=False,
+            labels=dict(labels or {}),
         )
-        job.result(timeout=QUERY_TIMEOUT_S)
-        inserted += job.num_dml_affected_rows or 0
+        inserted += _run_dml(client, sql, job_config, f"insert into {table_name}")
     return inserted
+
+
+def _run_dml(client: bigquery.Client, sql: str, job_config: bigquery.QueryJobConfig, what: str) -> int:
+    """One DML job: run again after a conflict only (a lost reply to an INSERT could duplicate rows)."""
+
+    def run() -> int:
+        job = client.query(sql, job_config=job_config)
+        job.result(timeout=QUERY_TIMEOUT_S)
+        return int(job.num_dml_affected_rows or 0)
+
+    affected: int = with_transient_retry(run, what, idempotent=False)
+    return affected
 
 
 def delete_date(client: bigquery.Client, table_name: str, column: str, day: date, **equals: str) -> int:
@@ -223,6 +278,4 @@ def delete_date(client: bigquery.Client, table_name: str, column: str, day: date
     where = [f"{column} = @day"] + [f"{k} = @{k}" for k in equals]
     sql = f"DELETE FROM `{client.project}.{table_name}` WHERE " + " AND ".join(where)  # noqa: S608
     params = [query_parameter("day", day)] + [query_parameter(k, v) for k, v in equals.items()]
-    job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-    job.result(timeout=QUERY_TIMEOUT_S)
-    return job.num_dml_affected_rows or 0
+    return _run_dml(client, sql, bigquery.QueryJobConfig(query_parameters=params), f"{table_name}: delete a date")

@@ -20,7 +20,10 @@ def using_emulators() -> bool:
 
 
 def bigquery_client(project: str) -> bigquery.Client:
+    """A client whose jobs run and are looked up in the package's location (docs/platform.md §0)."""
     from google.cloud import bigquery
+
+    from nba_phase5.config import bigquery_location
 
     host = os.environ.get("BIGQUERY_EMULATOR_HOST")
     if host:
@@ -36,8 +39,9 @@ def bigquery_client(project: str) -> bigquery.Client:
             project=project,
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=host),
+            location=bigquery_location(),
         )
-    return bigquery.Client(project=project)
+    return bigquery.Client(project=project, location=bigquery_location())
 
 
 def publisher_client(**kwargs: object) -> PublisherClient:

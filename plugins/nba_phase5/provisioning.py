@@ -121,14 +121,17 @@ def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp
     return table
 
 
-def provision_bigquery(project: str, report: ProvisionReport, *, location: str = "US") -> None:
+def provision_bigquery(project: str, report: ProvisionReport, *, location: str | None = None) -> None:
+    """Datasets (in ``location``, by default the package's: docs/platform.md §0) and tables, as specified."""
     from google.cloud import bigquery
+
+    from nba_phase5.config import bigquery_location
 
     client = bigquery_client(project)
     specs = table_specs()
     for dataset_id in sorted({name.split(".")[0] for name in specs}):
         dataset = bigquery.Dataset(f"{project}.{dataset_id}")
-        dataset.location = location
+        dataset.location = location or bigquery_location()
         report.ensure(
             f"dataset {dataset_id}",
             partial(client.get_dataset, dataset.reference),

@@ -1,17 +1,17 @@
 """The readiness gate under BigQuery faults, injected where they happen: while the triggerer polls the job.
 
 A small HTTP proxy stands between every BigQuery client of the run and bqemulator's REST port
-(``BIGQUERY_EMULATOR_HOST`` points at it). bqemulator finishes a query inside ``jobs.insert``, so the
-provider's operator would never defer; the proxy reports the gate's job as ``RUNNING`` on insert and on
-the operator's first status read, as real BigQuery does for a job that takes a moment, so the gate defers
-and ``BigQueryCheckTrigger`` polls it. Those polls are where faults go in:
+(``BIGQUERY_EMULATOR_HOST`` points at it). bqemulator finishes a query inside ``jobs.insert``, so the gate
+would never defer; the proxy reports the gate's job as ``RUNNING`` on insert, as real BigQuery does for a
+job that takes a moment, so the gate defers and ``BigQueryJobTrigger`` looks it up. Those lookups are
+where faults go in:
 
-* ``status``: ``GET …/jobs/<id>``, the trigger's status poll (``BigQueryAsyncHook.get_job_status``, the
-  synchronous google-cloud-bigquery client run in a thread);
-* ``results``: ``GET …/queries/<id>``, the trigger's result fetch (``get_job_output``, gcloud-aio-bigquery).
+* ``status``: ``GET …/jobs/<id>``, the trigger's status lookup (google-cloud-bigquery, in a thread);
+* ``results``: ``GET …/queries/<id>``, the trigger's read of the first row, once the job is done.
 
 A spy on the trigger records its events and marks when it runs, so each faulted request is shown to have
-come from the triggerer. The DAG, operator, hooks and trigger run unchanged.
+come from the triggerer, and every lookup is shown to name the job's location (in a single-region
+location, production answers 404 to one without it). The DAG, operator, hook and trigger run unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -62,13 +61,13 @@ class Seen:
     job_id: str
     target: str  # insert, status, results
     trigger_running: bool
-    user_agent: str
+    location: str | None  # the request's ``location`` query parameter
     fault: Fault | None = None
 
 
 @dataclass
 class FaultProxy:
-    """Forwards to ``upstream``; makes gate jobs look running once, then faults the triggerer's polls."""
+    """Forwards to ``upstream``; makes gate jobs look running at insert, then faults the triggerer's polls."""
 
     upstream: tuple[str, int]
     faults: list[Fault] = field(default_factory=list)
@@ -77,7 +76,7 @@ class FaultProxy:
     seen: list[Seen] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # what the trigger yielded, in order
     forwarded: int = 0
-    status_reads: dict[str, int] = field(default_factory=dict)
+    gate_jobs: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -109,7 +108,7 @@ class FaultProxy:
         path, method = handler.path, handler.command
         match = JOB_PATH.match(urlsplit(path).path)
         job_id = match.group(2) if match else None
-        if method == "GET" and job_id in self.status_reads:
+        if method == "GET" and job_id in self.gate_jobs:
             target = "status" if match and match.group(1) == "jobs" else "results"
             self.gate_poll(handler, job_id, target, headers)
             return
@@ -120,21 +119,15 @@ class FaultProxy:
 
     def gate_inserted(self, handler: BaseHTTPRequestHandler, payload: bytes) -> bytes:
         """The gate's job was inserted: remember it, and report it running as real BigQuery would."""
-        job = json.loads(payload)
+        job = in_our_location(json.loads(payload))
         job_id = job["jobReference"]["jobId"]
         with self.lock:
-            self.status_reads[job_id] = 0
+            self.gate_jobs.add(job_id)
         self.record(handler, job_id, "insert")
         return running(job)
 
     def gate_poll(self, handler: BaseHTTPRequestHandler, job_id: str, target: str, headers: dict[str, str]) -> None:
-        with self.lock:
-            if target == "status":
-                self.status_reads[job_id] += 1
-            first_status_read = target == "status" and self.status_reads[job_id] == 1
-        # The first status read is the operator's own `job.running()` right after the insert: still running,
-        # so it defers. Every later request for the job comes from the trigger.
-        fault = None if first_status_read else self.next_fault(target)
+        fault = self.next_fault(target)
         self.record(handler, job_id, target, fault)
         if fault is not None and fault.kind == "drop":
             handler.close_connection = True
@@ -145,18 +138,23 @@ class FaultProxy:
             respond(handler, 503, "Service Unavailable", json.dumps({"error": error}).encode())
             return
         status, reason, payload = self.forward("GET", handler.path, headers, b"")
-        if first_status_read:
-            payload = running(json.loads(payload))
-        elif fault is not None and fault.kind == "job_error":
-            job = json.loads(payload)
+        job = in_our_location(json.loads(payload))
+        if fault is not None and fault.kind == "job_error":
             job["status"] = {"state": "DONE", "errorResult": BACKEND_ERROR, "errors": [BACKEND_ERROR]}
-            payload = json.dumps(job).encode()
-        respond(handler, status, reason, payload)
+        respond(handler, status, reason, json.dumps(job).encode())
 
     def record(self, handler: BaseHTTPRequestHandler, job_id: str, target: str, fault: Fault | None = None) -> None:
-        seen = Seen(job_id, target, self.trigger_running.is_set(), handler.headers.get("User-Agent", ""), fault)
+        location = parse_qs(urlsplit(handler.path).query).get("location", [None])[0]
+        seen = Seen(job_id, target, self.trigger_running.is_set(), location, fault)
         with self.lock:
             self.seen.append(seen)
+
+
+def in_our_location(job: dict[str, Any]) -> dict[str, Any]:
+    """The job as production reports it: in the location it was created in (bqemulator always says US)."""
+    if "jobReference" in job:
+        job["jobReference"]["location"] = config.bigquery_location()
+    return job
 
 
 def running(job: dict[str, Any]) -> bytes:
@@ -205,7 +203,7 @@ def fault_proxy(upstream_url: str, **options: Any) -> Iterator[tuple[FaultProxy,
 def gate_proxy(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``start(**options) -> FaultProxy``: a proxy in front of bqemulator, every BigQuery client pointed at it.
 
-    ``start`` also spies on ``BigQueryCheckTrigger.run``: its events go to ``proxy.events``, and
+    ``start`` also spies on ``BigQueryJobTrigger.run``: its events go to ``proxy.events``, and
     ``proxy.trigger_running`` is set while it runs.
     """
     with contextlib.ExitStack() as cleanup:
@@ -213,34 +211,17 @@ def gate_proxy(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         def start(**options: Any) -> FaultProxy:
             proxy, url = cleanup.enter_context(fault_proxy(f"http://127.0.0.1:{stack.bigquery.port}", **options))
             monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", url)
-            aio_takes_the_url(monkeypatch)
             spy_on_trigger(monkeypatch, proxy)
             return proxy
 
         yield start
 
 
-def aio_takes_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    """gcloud-aio (the trigger's result fetch) reads BIGQUERY_EMULATOR_HOST as ``host:port`` and prefixes
-    ``http://``; google-cloud-bigquery and this package read it as a URL (``http://host:port``), so unpatched
-    the trigger asks a host named ``http``. Let gcloud-aio take the URL too."""
-    import gcloud.aio.bigquery.bigquery as aio_bigquery
-
-    real_root = aio_bigquery.init_api_root
-
-    def init_api_root(api_root: str | None = None, api_is_dev: bool | None = None) -> tuple[bool, str]:
-        if api_root:
-            return real_root(api_root, api_is_dev)  # type: ignore[no-any-return]
-        return True, f"{os.environ['BIGQUERY_EMULATOR_HOST']}/bigquery/v2"
-
-    monkeypatch.setattr(aio_bigquery, "init_api_root", init_api_root)
-
-
 def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
     """Record the trigger's events and flag, for the proxy, when a trigger is running; it runs unchanged."""
-    from airflow.providers.google.cloud.triggers.bigquery import BigQueryCheckTrigger
+    from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
 
-    real_run = BigQueryCheckTrigger.run
+    real_run = BigQueryJobTrigger.run
 
     async def run(self):  # type: ignore[no-untyped-def]
         proxy.trigger_running.set()
@@ -251,7 +232,7 @@ def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
         finally:
             proxy.trigger_running.clear()
 
-    monkeypatch.setattr(BigQueryCheckTrigger, "run", run)
+    monkeypatch.setattr(BigQueryJobTrigger, "run", run)
 
 
 def short_gate_retries(monkeypatch: pytest.MonkeyPatch, dag: Any) -> Any:
@@ -296,11 +277,10 @@ def test_faults_in_the_triggers_polls_are_retried_and_alert_nobody(
     day = date(2025, 7, 28)
     _fresh_day(bq, drain, day, players=80, ready_pct=90)
     planned = [
-        Fault("status", 503),  # absorbed by google-cloud-bigquery's own retry, inside one poll
-        Fault("results", 503),  # gcloud-aio does not retry: the trigger's error event ends try 1
-        Fault("results", "drop"),  # aiohttp retries a dropped idempotent request once by itself...
-        Fault("results", "drop"),  # ...so a second drop ends try 2
-        Fault("status", "job_error"),  # the job ended in backendError: try 3
+        Fault("status", 503),  # absorbed by google-cloud-bigquery's own retry, inside one lookup
+        Fault("status", "drop"),  # a dropped connection: retried the same way
+        Fault("status", "job_error"),  # the job ended in backendError: the trigger's error event ends try 1
+        Fault("results", 503),  # try 2's read of the row: retried inside the lookup
     ]
     proxy = gate_proxy(faults=list(planned))
     short_gate_retries(monkeypatch, phase5_dag)
@@ -311,19 +291,15 @@ def test_faults_in_the_triggers_polls_are_retried_and_alert_nobody(
     # Every planned fault went in, each on a request for the gate's job made while the trigger ran.
     assert [s.fault for s in proxy.injected] == planned, proxy.seen
     assert all(s.trigger_running for s in proxy.injected)
-    # Result fetches came from the trigger's BigQueryAsyncHook (gcloud-aio on aiohttp), never the operator.
-    assert {"aiohttp" in s.user_agent for s in proxy.seen if s.target == "results"} == {True}
-    # The operator's own read after each insert (outside the trigger) said "running": it deferred each try.
+    # Every lookup named the job's location (production answers 404 to one without it).
+    lookups = [s for s in proxy.seen if s.target != "insert"]
+    assert lookups
+    assert {s.location for s in lookups} == {config.bigquery_location()}, lookups
     inserts = [s.job_id for s in proxy.seen if s.target == "insert"]
-    first_reads = [s for s in proxy.seen if s.target == "status" and s.fault is None and not s.trigger_running]
-    assert [s.job_id for s in first_reads] == inserts
-    assert len(inserts) == gate_tries(phase5_dag, day) == 4
-    # Three tries ended in the trigger's error event; the task's retries asked again each time.
-    assert [e["status"] for e in proxy.events] == ["error", "error", "error", "success"], proxy.events
-    assert "503" in proxy.events[0]["message"]
-    assert "disconnected" in proxy.events[1]["message"].lower()
-    assert "injected backendError" in proxy.events[2]["message"]
-    assert proxy.events[3]["records"] == [True, True]
+    assert len(inserts) == gate_tries(phase5_dag, day) == 2
+    assert [e["status"] for e in proxy.events] == ["error", "success"], proxy.events
+    assert "injected backendError" in proxy.events[0]["message"]
+    assert proxy.events[1]["row"] == {"phase4_ran": True, "can_proceed": True}
 
     assert alerts(bq, day) == []  # no false "not ready", and nothing to report at all
     [row] = run_history(bq, day)
@@ -336,19 +312,21 @@ def test_bigquery_unreachable_on_every_try_raises_one_error_alert_never_the_crit
 ) -> None:
     day = date(2025, 7, 29)
     _fresh_day(bq, drain, day, players=80, ready_pct=90)
-    proxy = gate_proxy(always=Fault("results", 503))
+    proxy = gate_proxy(always=Fault("status", 503))
+    monkeypatch.setattr("nba_phase5.bq.LOOKUP_RETRY_DEADLINE_S", 1.0)  # each lookup gives up after ~1 s
     gate = short_gate_retries(monkeypatch, phase5_dag)
     state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, phase4_wait_minutes=0)
     assert (state, tasks[GATE], tasks["fan_out_requests"]) == ("failed", "failed", "upstream_failed"), tasks
 
     assert gate_tries(phase5_dag, day) == gate.retries + 1 == 5
-    assert len(proxy.injected) == 5
-    assert all(s.trigger_running and s.target == "results" for s in proxy.injected)
+    assert len(proxy.injected) >= 5  # at least one refused lookup per try
+    assert all(s.trigger_running and s.target == "status" for s in proxy.injected)
     assert [e["status"] for e in proxy.events] == ["error"] * 5
     [alert] = alerts(bq, day)
     assert alert["severity"] == "error"
     assert alert["task_id"] == GATE
-    assert alert["message"].startswith(f"{UNAVAILABLE_MESSAGE}: 503")
+    assert alert["message"].startswith(f"{UNAVAILABLE_MESSAGE}: ")
+    assert "503" in alert["message"]
     assert "not ready" not in alert["message"]
     [row] = run_history(bq, day)
     assert (row["status"], row["records_processed"], row["alert_type"]) == ("failed", 0, "error")
@@ -367,7 +345,8 @@ def test_a_real_not_ready_day_fails_at_once_with_one_critical_alert_in_words(
 
     assert gate_tries(phase5_dag, day) == 1  # AirflowFailException: none of the 4 retries used
     assert proxy.injected == []
-    assert proxy.events == [{"status": "success", "message": "Job completed", "records": [True, False]}]
+    [event] = proxy.events
+    assert (event["status"], event["row"]) == ("success", {"phase4_ran": True, "can_proceed": False})
     [alert] = alerts(bq, day)
     assert alert["severity"] == "critical"
     assert "40/100 players ready (40.0 %)" in alert["message"]

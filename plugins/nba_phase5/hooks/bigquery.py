@@ -9,7 +9,8 @@ from typing import Any
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 from airflow.providers.google.common.hooks.base_google import PROVIDE_PROJECT_ID
 
-from nba_phase5.bq import insert_rows, run_query
+from nba_phase5 import config
+from nba_phase5.bq import insert_rows, job_outcome, lookup_retry, run_query, start_query
 from nba_phase5.clients import check_emulators
 from nba_phase5.job_labels import current_labels
 
@@ -31,15 +32,21 @@ class Phase5BigQueryHook(BigQueryHook):
 
     Connection, credentials and project come from the Airflow connection like any provider hook; the
     client honours ``BIGQUERY_EMULATOR_HOST``, so the same code runs on the local emulator. Every job
-    carries the labels of ``nba_phase5.job_labels`` (DAG, task, game date).
+    carries the labels of ``nba_phase5.job_labels`` (DAG, task, game date), and every job is created and
+    looked up in one location (docs/platform.md §0: in a single-region location a lookup without it is
+    a 404).
 
     :param job_labels: the jobs' labels; ``None`` (the default) takes the running task's, from its
         context (the triggerer, which has no task context, passes them).
+    :param location: where jobs run and are looked up; ``None`` (the default) is
+        :func:`nba_phase5.config.bigquery_location`.
     """
 
-    def __init__(self, *, job_labels: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, job_labels: Mapping[str, str] | None = None, location: str | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("use_legacy_sql", False)
-        super().__init__(**kwargs)
+        super().__init__(location=location or config.bigquery_location(), **kwargs)
         self.job_labels = job_labels
 
     def _labels(self) -> Mapping[str, str]:
@@ -47,10 +54,23 @@ class Phase5BigQueryHook(BigQueryHook):
 
     def get_client(self, project_id: str = PROVIDE_PROJECT_ID, location: str | None = None) -> Any:
         check_emulators()  # a stopped local stack fails the task now, not after minutes of retries
-        return super().get_client(project_id=project_id, location=location)
+        # The client's location is the default of every job it creates and looks up (jobs.get,
+        # getQueryResults), so no call of this package's can leave it out.
+        return super().get_client(project_id=project_id, location=location or self.location)
 
     def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
         return run_query(self.get_client(project_id=self.project_id), sql, params, self._labels())
+
+    def start_query(self, sql: str, params: Mapping[str, object] | None = None) -> Any:
+        """Insert a query job and return it without waiting (:func:`nba_phase5.bq.start_query`)."""
+        return start_query(self.get_client(project_id=self.project_id), sql, params, self._labels())
+
+    def job_outcome(self, job_id: str, *, project_id: str | None = None) -> dict[str, Any] | None:
+        """A query job's outcome, looked up in the hook's location: ``None`` while it runs, else
+        :func:`nba_phase5.bq.job_outcome`'s event (``status`` success with its first ``row``, or error)."""
+        project = project_id or self.project_id
+        client = self.get_client(project_id=project)
+        return job_outcome(client.get_job(job_id, project=project, location=self.location, retry=lookup_retry()))
 
     def insert(self, table_name: str, rows: list[dict[str, Any]]) -> int:
         return insert_rows(self.get_client(project_id=self.project_id), table_name, rows, self._labels())

@@ -1,26 +1,31 @@
 """The Phase 4 readiness gate: a definite "not ready" fails at once; "could not ask BigQuery" is retried.
 
-The provider's ``BigQueryCheckOperator`` fails the same way whether the gate query said no or BigQuery
-could not answer (a 5xx or a dropped connection while the triggerer polls the job, an error at insert,
-a job that ends in ``backendError``). Here the two are told apart by exception type:
+The gate runs one query (``phase4_gate.sql``: one row whose every column must be true) and tells two
+failures apart by exception type:
 
-* the check's row is missing or has a falsy value → :class:`Phase4NotReady`, an ``AirflowFailException``:
-  no retries, and the failure callback raises the critical not-ready alert;
-* anything else is an ordinary failure, retried with the task's (exponential, jittered) retries; if the
-  last try still fails, the callback raises an ``error`` alert, never the critical one.
+* the row is missing or has a falsy value → :class:`Phase4NotReady`, an ``AirflowFailException``: no
+  retries, and the failure callback raises the critical not-ready alert;
+* anything else (an error at insert, while the triggerer looks the job up, or a job that ends in
+  ``backendError``) is an ordinary failure, retried with the task's (exponential, jittered) retries; if
+  the last try still fails, the callback raises an ``error`` alert, never the critical one.
+
+It is this package's own operator rather than the provider's ``BigQueryCheckOperator``: that one's
+trigger looks the job up without its location, which in a single-region location (docs/platform.md §0)
+is a 404 on every poll, and telling the two failures apart meant overriding its private methods.
 
 :class:`Phase4GateNotifier` is the one place that picks the alert from the exception.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, ClassVar
 
-from airflow.providers.google.cloud.operators.bigquery import BigQueryCheckOperator
-from airflow.sdk import BaseNotifier
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseNotifier, BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from nba_phase5.job_labels import labels_for
+from nba_phase5 import config
 
 #: The ``error`` alert when BigQuery could not be asked; the notifier appends the last exception.
 UNAVAILABLE_MESSAGE = "could not ask BigQuery whether Phase 4 is ready"
@@ -35,45 +40,93 @@ def is_not_ready(exception: object) -> bool:
     return isinstance(exception, Phase4NotReady)
 
 
-class Phase4GateOperator(BigQueryCheckOperator):
-    """``BigQueryCheckOperator`` whose failed check is final and whose BigQuery errors are retryable.
+def verdict(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The gate's answer from a job's outcome (:func:`nba_phase5.bq.job_outcome`): the row when every
+    column is true; :class:`Phase4NotReady` when the row is missing or a column is falsy; a retryable
+    ``AirflowException`` when the job failed."""
+    if outcome.get("status") != "success":
+        raise AirflowException(str(outcome.get("message") or outcome))
+    row = outcome.get("row")
+    if not row:
+        raise Phase4NotReady("The readiness gate returned no row")
+    if not all(row.values()):
+        raise Phase4NotReady(f"The readiness gate said no: {row}")
+    return dict(row)
 
-    It takes the provider operator's arguments unchanged (``sql``, ``query_params``, ``use_legacy_sql``,
-    ``deferrable``, ``poll_interval``, ``gcp_conn_id``, ``location``, …) and keeps its
-    ``template_fields``. Only the verdict differs: when the query's single row is missing or has a falsy
-    value, the task raises :class:`Phase4NotReady` (an ``AirflowFailException``, so no retries). Errors
-    from BigQuery, at insert, while the triggerer polls the job or in the job itself, stay ordinary
-    exceptions: give the task ``retries`` and ``retry_exponential_backoff`` and they are retried.
-    Pair it with :class:`Phase4GateNotifier` as ``on_failure_callback``.
+
+class Phase4GateOperator(BaseOperator):
+    """Runs the readiness gate's query; its one row must be all true (see the module docstring).
+
+    Deferrable: the job is inserted in the task, then the triggerer waits for it
+    (:class:`~nba_phase5.triggers.bigquery_job.BigQueryJobTrigger`, which looks it up in its location),
+    so no worker slot is held while it runs; a job already done at insert is judged at once. Give the task
+    ``retries`` and ``retry_exponential_backoff``: BigQuery errors are retried, a "no" never is. Pair it
+    with :class:`Phase4GateNotifier` as ``on_failure_callback``.
+
+    :param sql: standard SQL or a ``.sql`` template returning one row of booleans (templated).
+    :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).
+    :param location: where the job runs and is looked up; ``None`` is the package's setting
+        (:func:`nba_phase5.config.bigquery_location`) (templated).
+    :param poll_interval: seconds between the trigger's looks at a running job.
+    :param deferrable: wait in the triggerer (the default) or in the task.
+    :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    def execute(self, context: Any) -> Any:
-        # The provider's own ``labels`` (its DB hook uses them when not deferrable); the deferrable
-        # path's job gets them in _submit_job.
-        self.labels = labels_for(context)
-        return super().execute(context)
+    template_fields: Sequence[str] = ("sql", "query_params", "location")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
+    ui_color = "#f0eee4"
 
-    def _submit_job(self, hook: Any, job_id: str) -> Any:
-        """The provider's job (query, parameters, encryption), labelled: it builds its configuration inline."""
-        configuration: dict[str, Any] = {"query": {"query": self.sql, "useLegacySql": self.use_legacy_sql}}
-        if self.query_params:
-            configuration["query"]["queryParameters"] = self.query_params
-        self.include_encryption_configuration(configuration, "query")
-        configuration["labels"] = self.labels
-        return hook.insert_job(
-            configuration=configuration, project_id=self.project_id, location=self.location, job_id=job_id, nowait=True
-        )
+    def __init__(
+        self,
+        *,
+        sql: str,
+        query_params: dict[str, Any] | None = None,
+        location: str | None = None,
+        poll_interval: float = 4.0,
+        deferrable: bool = True,
+        gcp_conn_id: str = config.GCP_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql = sql
+        self.query_params = query_params
+        self.location = location
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.gcp_conn_id = gcp_conn_id
 
-    def _raise_exception(self, exception_string: str) -> NoReturn:
-        # The provider's (and common.sql's) single exit for "the check ran and failed".
-        raise Phase4NotReady(exception_string)
+    @cached_property
+    def hook(self) -> Any:
+        from nba_phase5.hooks.bigquery import Phase5BigQueryHook
 
-    def _validate_records(self, records: Any) -> None:
-        # The provider raises a plain (retryable) AirflowException for zero rows; the gate query always
-        # returns one row, so none is as much a "no" as a false column.
-        if not records:
-            self._raise_exception(f"The readiness gate returned no row:\n{self.sql}")
-        super()._validate_records(records)
+        return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location or None)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from nba_phase5.bq import QUERY_TIMEOUT_S, job_outcome
+        from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
+
+        job = self.hook.start_query(self.sql, self.query_params)
+        # Created in the hook's location (its client's default), so looked up there too.
+        self.log.info("Readiness gate: job %s in %s", job.job_id, self.hook.location)
+        if self.deferrable and job.state != "DONE":
+            self.defer(
+                trigger=BigQueryJobTrigger(
+                    job_id=job.job_id,
+                    project_id=job.project,
+                    location=self.hook.location,
+                    poll_interval=self.poll_interval,
+                    gcp_conn_id=self.gcp_conn_id,
+                ),
+                method_name="execute_complete",
+            )
+        # Done at insert, or not deferrable: wait here (result() raises a failed job's error, retryable).
+        job.result(timeout=QUERY_TIMEOUT_S)
+        return verdict(job_outcome(job) or {})
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resumed after the trigger: judge the job's outcome."""
+        return verdict(event)
 
 
 class Phase4GateNotifier(BaseNotifier):

@@ -1,7 +1,8 @@
 """The readiness gate tells "Phase 4 is not ready" from "BigQuery could not be asked".
 
-Fast and offline: the operator's verdicts on records and trigger events, its synchronous path with a
-stand-in hook, the notifier's choice of alert, and how the DAG wires them (retries, backoff, callback).
+Fast and offline: the operator's verdicts on rows and trigger events, its synchronous and deferring paths
+with a stand-in hook, the notifier's choice of alert, and how the DAG wires them (retries, backoff,
+callback).
 The same behaviour through whole DAG runs, with faults in the triggerer's polling, is in
 ``tests/reliability/test_gate_faults.py``.
 """
@@ -22,6 +23,7 @@ from nba_phase5.operators.phase4_gate import (
     Phase4GateOperator,
     Phase4NotReady,
     is_not_ready,
+    verdict,
 )
 
 DAGS = Path(__file__).resolve().parents[4] / "dags"
@@ -29,92 +31,108 @@ GATE_TASK = "phase4_readiness.check_phase4_ready"
 
 
 def _gate(**kwargs: Any) -> Phase4GateOperator:
-    return Phase4GateOperator(
-        task_id="check_phase4_ready", sql="SELECT TRUE, TRUE", use_legacy_sql=False, deferrable=True, **kwargs
-    )
+    return Phase4GateOperator(task_id="check_phase4_ready", sql="SELECT TRUE AS a, TRUE AS b", **kwargs)
 
 
-@pytest.mark.parametrize("records", [[True, False], [False, False], [True, 0], [], None], ids=repr)
-def test_a_falsy_or_missing_row_is_a_final_not_ready(records: Any) -> None:
+def _done(row: dict[str, Any] | None) -> dict[str, Any]:
+    return {"status": "success", "message": "BigQuery job j done", "row": row}
+
+
+@pytest.mark.parametrize(
+    "row", [{"ran": True, "ok": False}, {"ran": False, "ok": False}, {"ran": True, "ok": 0}, {}, None], ids=repr
+)
+def test_a_falsy_or_missing_row_is_a_final_not_ready(row: Any) -> None:
     with pytest.raises(Phase4NotReady) as raised:
-        _gate()._validate_records(records)
+        verdict(_done(row))
     assert isinstance(raised.value, AirflowFailException)  # Airflow never retries it
 
 
-def test_a_true_row_passes() -> None:
-    _gate()._validate_records([True, True])
+def test_a_true_row_passes_and_is_returned() -> None:
+    assert verdict(_done({"ran": True, "ok": True})) == {"ran": True, "ok": True}
 
 
 def test_trigger_events_split_into_not_ready_and_retryable_errors() -> None:
     gate = _gate()
     with pytest.raises(Phase4NotReady):
-        gate.execute_complete({}, {"status": "success", "message": "Job completed", "records": [True, False]})
+        gate.execute_complete({}, _done({"phase4_ran": True, "can_proceed": False}))
     with pytest.raises(Phase4NotReady):
-        gate.execute_complete({}, {"status": "success", "message": "Job completed", "records": None})
-    # What the trigger yields for a failed status poll, a failed result fetch or a job that ended in error.
-    with pytest.raises(AirflowException, match="503") as raised:
-        gate.execute_complete({}, {"status": "error", "message": "503, message='Service Unavailable'"})
-    assert not isinstance(raised.value, AirflowFailException)
-    gate.execute_complete({}, {"status": "success", "message": "Job completed", "records": [True, True]})
+        gate.execute_complete({}, _done(None))
+    # What the trigger yields for a failed lookup or a job that ended in error.
+    for message in ("ServiceUnavailable: 503 backend unavailable", "NotFound: 404 Not found: Job p:j"):
+        with pytest.raises(AirflowException, match=message.split(":")[0]) as raised:
+            gate.execute_complete({}, {"status": "error", "message": message})
+        assert not isinstance(raised.value, AirflowFailException)
+    gate.execute_complete({}, _done({"phase4_ran": True, "can_proceed": True}))
 
 
 class _Job:
-    def __init__(self, rows: list[list[Any]], error: dict[str, str] | None = None) -> None:
-        self.job_id = "job_1"
-        self.state = "DONE"
-        self.error_result = error
-        self.rows = rows
+    """A query job as google-cloud-bigquery returns it from ``client.query``."""
 
-    def running(self) -> bool:
-        return False
+    def __init__(self, rows: list[dict[str, Any]], *, state: str = "DONE", error: Exception | None = None) -> None:
+        self.job_id, self.project, self.location = "job_1", "p", "us-west2"
+        self.state, self.error_result, self.rows, self.error = state, None, rows, error
 
-    def result(self) -> Any:
+    def result(self, **kwargs: Any) -> Any:
+        if self.error is not None:
+            raise self.error
         return iter(self.rows)
 
 
-class _TI:
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
+class _Hook:
+    """The package's hook as the gate uses it: ``start_query`` answers with ``job`` (or raises it)."""
+
+    location = "us-west2"
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+
+    def start_query(self, sql: str, params: Any) -> Any:
+        if isinstance(self.job, Exception):
+            raise self.job
+        return self.job
 
 
-def _hook_inserting(monkeypatch: pytest.MonkeyPatch, insert: Any) -> None:
-    """The provider's BigQueryHook, as the operator builds it, replaced by one whose insert is ``insert``."""
-
-    class Hook:
-        project_id = "p"
-        location = "US"
-
-        def __init__(self, **kwargs: Any) -> None:
-            pass
-
-        def insert_job(self, **kwargs: Any) -> Any:
-            return insert()
-
-    monkeypatch.setattr("airflow.providers.google.cloud.operators.bigquery.BigQueryHook", Hook)
+def _gate_with(monkeypatch: pytest.MonkeyPatch, job: Any, **kwargs: Any) -> Phase4GateOperator:
+    gate = _gate(**kwargs)
+    gate.__dict__["hook"] = _Hook(job)  # the cached hook, without building the real one
+    return gate
 
 
-def test_synchronous_path_when_the_job_is_done_at_insert(monkeypatch: pytest.MonkeyPatch) -> None:
-    from google.api_core.exceptions import ServiceUnavailable
+def test_a_job_done_at_insert_is_judged_in_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.api_core.exceptions import BadRequest, ServiceUnavailable
 
-    context: Any = {"ti": _TI()}
-    _hook_inserting(monkeypatch, lambda: _Job([[True, False]]))
     with pytest.raises(Phase4NotReady):
-        _gate().execute(context)
-    _hook_inserting(monkeypatch, lambda: _Job([[True, True]]))
-    _gate().execute(context)
-
-    _hook_inserting(monkeypatch, lambda: _Job([], error={"reason": "backendError", "message": "try again"}))
-    with pytest.raises(AirflowException, match="backendError") as job_error:
-        _gate().execute(context)
-
-    def unavailable() -> Any:
-        raise ServiceUnavailable("insert: 503 backend unavailable")
-
-    _hook_inserting(monkeypatch, unavailable)
+        _gate_with(monkeypatch, _Job([{"ran": True, "ok": False}])).execute({})
+    assert _gate_with(monkeypatch, _Job([{"ran": True, "ok": True}])).execute({}) == {"ran": True, "ok": True}
+    with pytest.raises(BadRequest) as job_error:
+        _gate_with(monkeypatch, _Job([], error=BadRequest("backendError: try again"))).execute({})
     with pytest.raises(ServiceUnavailable) as insert_error:
-        _gate().execute(context)
+        _gate_with(monkeypatch, ServiceUnavailable("insert: 503 backend unavailable")).execute({})
     assert not is_not_ready(job_error.value)
     assert not is_not_ready(insert_error.value)
+
+
+def test_a_running_job_defers_on_the_packages_trigger_with_the_jobs_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
+
+    gate = _gate_with(monkeypatch, _Job([], state="RUNNING"), poll_interval=7.0)
+    with pytest.raises(TaskDeferred) as deferred:
+        gate.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BigQueryJobTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    assert trigger.serialize() == (
+        "nba_phase5.triggers.bigquery_job.BigQueryJobTrigger",
+        {
+            "job_id": "job_1",
+            "project_id": "p",
+            "location": "us-west2",
+            "poll_interval": 7.0,
+            "gcp_conn_id": "google_cloud_default",
+        },
+    )
 
 
 @pytest.fixture
@@ -185,11 +203,10 @@ def gate_task() -> Any:
 
 
 def test_the_dag_gate_retries_bigquery_errors_within_the_sla(gate_task: Any) -> None:
-    from airflow.providers.google.cloud.operators.bigquery import BigQueryCheckOperator
-
     assert isinstance(gate_task, Phase4GateOperator)
-    assert (gate_task.deferrable, gate_task.use_legacy_sql) == (True, False)
-    assert gate_task.template_fields == BigQueryCheckOperator.template_fields  # kept: sql, query_params, …
+    assert gate_task.deferrable is True
+    assert gate_task.location is None  # the package's setting, read when the task runs
+    assert "game_date" in gate_task.query_params  # typed parameters, never formatted into the SQL
     retries = gate_task.retries
     assert retries is not None
     assert retries >= 3
