@@ -120,7 +120,7 @@ def test_branch_join_and_recorder_trigger_rules(dagbag) -> None:  # type: ignore
     assert dag.get_task("retry_stragglers.consolidate_predictions").trigger_rule == "none_skipped"
     # Phase 6 runs on the asset only when the batch was announced (the task skips otherwise)
     [asset] = dag.get_task("hand_off_to_phase6").outlets
-    assert (asset.name, asset.uri) == ("nba_phase5_predictions", "nba-props://phase5/player_prop_predictions")
+    assert (asset.name, asset.uri) == ("nba_phase5_predictions", "x-nba-props://phase5/player_prop_predictions")
     assert dag.get_task("fan_out_requests").pool == "prediction_fanout"
     gate = dag.get_task("phase4_readiness.check_phase4_ready")
     assert gate.deferrable is True
