@@ -285,12 +285,18 @@ def coverage_params(day: date, *, force: bool = False, in_flight_minutes: float 
     )
 
 
-def run_dag(dag: Any, day: date, **conf: Any) -> tuple[str, dict[str, str]]:
-    """One `dag.test()` run for ``day``; returns the run state and each task's state."""
+def run_dag(dag: Any, day: date, *, beside: bool = False, **conf: Any) -> tuple[str, dict[str, str]]:
+    """One `dag.test()` run for ``day``; returns the run state and each task's state.
+
+    ``dag.test()`` replaces an earlier run of the same logical date; ``beside`` keeps it (this run gets
+    the date's noon as its logical date and the game date as a param, as a manual trigger would).
+    """
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
-    logical = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    logical = datetime(day.year, day.month, day.day, 12 if beside else 0, tzinfo=UTC)
+    if beside:
+        conf = {"game_date": day.isoformat(), **conf}
     dag_run = dag.test(logical_date=logical, run_conf={**FAST, **conf})
     with create_session() as session:
         run = session.get(DagRun, dag_run.id)

@@ -131,10 +131,10 @@ def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
     A first try has made no earlier claim, so its batch begins now, without a query. A retry or a
     clear (try 2 and later) reads the date's claims: a cleared run keeps its forced generation.
     """
-    from nba_phase5.batch_lease import adoptable_batches, claim, claims, first_claim
+    from nba_phase5.batch_lease import adoptable_batches, claim_for_run, claims, first_claim
     from nba_phase5.staging import mint_batch_id
 
-    claim(hook.get_client(project_id=hook.project_id), day, context["run_id"], started)
+    claim_for_run(context, hook.get_client(project_id=hook.project_id), day, started)
     first = started if context["ti"].try_number == 1 else first_claim(claims(day), context["run_id"]) or started
     context["ti"].xcom_push(key="batch_started_at", value=first)
     # The coordinator's batch id, from the first claim: a cleared run keeps its batch and staging tables.

@@ -6,8 +6,15 @@ appends a claim ``(game_date, run_id, claimed_at)`` to this package's own table
 ``nba_reference.phase5_batch_claims`` before anything is asked; then the candidates are the runs that
 claimed the date, and Airflow says which of them are still live (queued or running). The live run
 whose latest claim is the earliest (ties: run id) holds the batch; the others record themselves
-``skipped`` and publish nothing. A cleared run claims again, so it queues behind a run already
-holding the date instead of overtaking it.
+``skipped``, say to whom they yielded (an XCom, and ``held_by`` in their run-history row) and publish
+nothing. Three rules keep that from skipping a day in silence:
+
+* a run that has yielded holds nothing: a holder whose ``resolve_game_day`` is retried or cleared
+  claims again, and the runs that yielded to it meanwhile are passed over, so it keeps its place;
+* a run that was cleared (Airflow's ``clear_number`` grew) claims again before it asks, even when only
+  its fan-out was cleared: an old finished run queues behind the live holder instead of overtaking it;
+* a run that yielded to a run which, in the end, neither finished nor holds (it yielded too, or it
+  died) says so with an alert: nobody is left running the date's batch.
 
 Liveness comes from Airflow, not from a heartbeat: a run that died (failed, timed out, deleted) no
 longer blocks the date. Claims whose run id is not a run of this DAG in this Airflow (another
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from nba_phase5 import config, sql
@@ -33,6 +40,11 @@ log = logging.getLogger(__name__)
 LIVE_STATES = ["queued", "running"]
 #: The XCom key under which a run that yielded says to whom.
 HELD_BY_KEY = "batch_held_by"
+#: The XCom key of a run's latest claim: ``{"claimed_at", "clear_number"}`` (the run's clears at the time).
+CLAIM_KEY = "batch_claim"
+#: The tasks that may yield the batch (and push ``HELD_BY_KEY``), and those that may claim it.
+YIELDING_TASKS = (config.TASKS.batch_status, config.TASKS.fan_out)
+CLAIMING_TASKS = (config.TASKS.game_day, *YIELDING_TASKS)
 
 
 @dataclass(frozen=True)
@@ -68,19 +80,54 @@ def is_live(ti: Any, dag_id: str, run_id: str) -> bool:
     return bool(ti.get_dr_count(dag_id=dag_id, run_ids=[run_id], states=LIVE_STATES))
 
 
-def holder(rows: list[dict[str, Any]], run_id: str, live: Any) -> Holder | None:
+def holder(rows: list[dict[str, Any]], run_id: str, live: Any, yielded: Any = lambda run: None) -> Holder | None:
     """The live run ordered before ``run_id`` among ``rows``, or None when this run holds the batch.
 
     ``rows`` are the date's claims, one per run (``run_id``, ``started_at`` = its latest claim);
-    ``live(run_id)`` tells whether a run is live. A run with no claim of its own yields to any live one.
+    ``live(run_id)`` tells whether a run is live, ``yielded(run_id)`` to whom it yielded (None: it has
+    not), and a run that yielded is passed over. A run with no claim of its own yields to any live one.
     """
     for row in sorted(rows, key=_key):
-        if row["run_id"] == run_id:
-            return None  # every run ordered before this one is dead
-        if live(str(row["run_id"])):
-            started, other = _key(row)
-            return Holder(run_id=other, started_at=started)
+        other = str(row["run_id"])
+        if other == run_id:
+            return None  # every run ordered before this one is dead or has yielded
+        if live(other) and not yielded(other):
+            return Holder(run_id=other, started_at=_key(row)[0])
     return None
+
+
+def yielded_to(ti: Any, dag_id: str, run_id: str) -> str | None:
+    """The run to which ``run_id`` yielded its date's batch (its ``HELD_BY_KEY`` XCom), or None."""
+    for task_id in YIELDING_TASKS:
+        held = ti.xcom_pull(task_ids=task_id, dag_id=dag_id, run_id=run_id, key=HELD_BY_KEY)
+        if held:
+            return str(held["run_id"])
+    return None
+
+
+def clear_number(context: Any) -> int:
+    """How many times this run has been cleared (Airflow counts it on the run)."""
+    return int(getattr(context["dag_run"], "clear_number", 0) or 0)
+
+
+def claim_for_run(context: Any, client: Any, day: str, claimed_at: str) -> None:
+    """Append this run's claim on ``day`` and remember it with the run's clear count (``CLAIM_KEY``)."""
+    claim(client, day, context["run_id"], claimed_at)
+    context["ti"].xcom_push(key=CLAIM_KEY, value={"claimed_at": claimed_at, "clear_number": clear_number(context)})
+
+
+def claim_again_if_cleared(context: Any, day: str) -> None:
+    """Claim again when the run was cleared after its latest claim (say only its fan-out was cleared):
+    its place was earned in an earlier life, and a live holder may have taken the date since."""
+    from nba_phase5.batch import bq_hook
+
+    pulled = context["ti"].xcom_pull(task_ids=list(CLAIMING_TASKS), key=CLAIM_KEY) or []
+    claimed = max((int(c.get("clear_number", 0)) for c in pulled if c), default=-1)
+    if claimed >= clear_number(context):
+        return
+    hook = bq_hook()
+    log.info("Run %s was cleared since its latest claim on %s: claiming again", context["run_id"], day)
+    claim_for_run(context, hook.get_client(project_id=hook.project_id), day, datetime.now(UTC).isoformat())
 
 
 def claim(client: Any, day: str, run_id: str, claimed_at: str) -> None:
@@ -103,13 +150,44 @@ def claims(day: str) -> list[dict[str, Any]]:
 
 def find_holder(context: Any, day: str) -> Holder | None:
     """The other live run holding ``day``'s batch, if any, judged by the date's claims as they are now."""
+    claim_again_if_cleared(context, day)
     ti = context["ti"]
     dag_id = context["dag"].dag_id
-    found = holder(claims(day), context["run_id"], lambda other: is_live(ti, dag_id, other))
+    found = holder(
+        claims(day),
+        context["run_id"],
+        live=lambda other: is_live(ti, dag_id, other),
+        yielded=lambda other: yielded_to(ti, dag_id, other),
+    )
     if found:
         log.warning("%s", found.words(day))
         ti.xcom_push(key=HELD_BY_KEY, value={"run_id": found.run_id, "started_at": found.started_at})
     return found
+
+
+def orphaned_by(context: Any, held_by: str, *, max_hops: int = 5) -> str | None:
+    """Why nobody is left running the date's batch that this run yielded to ``held_by``, or None.
+
+    The chain of yields is followed from ``held_by``: it ends well at a run that is live or succeeded,
+    and badly at a run that ended otherwise (failed, or skipped by yielding in turn) or in a cycle.
+    """
+    ti, dag_id = context["ti"], context["dag"].dag_id
+    chain = [context["run_id"], held_by]
+    for _ in range(max_hops):
+        current = chain[-1]
+        if is_live(ti, dag_id, current) and not yielded_to(ti, dag_id, current):
+            return None
+        if ti.get_dr_count(dag_id=dag_id, run_ids=[current], states=["success"]) and not yielded_to(
+            ti, dag_id, current
+        ):
+            return None
+        nxt = yielded_to(ti, dag_id, current)
+        if nxt is None:
+            return f"run {current}, to which this run yielded, ended without finishing the batch"
+        if nxt in chain:
+            return "the runs yielded to each other: " + " → ".join([*chain[1:], nxt])
+        chain.append(nxt)
+    return None
 
 
 def adoptable(rows: list[dict[str, Any]], *, day: str, own_run: str, cutoff: datetime, live: Any) -> list[str]:

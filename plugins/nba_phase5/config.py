@@ -252,6 +252,8 @@ class AlertPolicy:
     run_died: str = "critical"
     #: A run not finished by the SLA deadline.
     deadline_missed: str = "critical"
+    #: A run yielded the date's batch to a run that, in the end, neither finished it nor holds it.
+    batch_orphaned: str = "critical"
     #: Degraded readiness, stragglers above the limit, a schedule that may be missing: the run goes on.
     warning: str = "warning"
 

@@ -167,7 +167,23 @@ def record_batch_run(context: Any) -> dict[str, Any] | None:
     if pull(context, batch.GAME_DAY, "game_date") is None:
         log.error("No game date resolved: nothing to record")
         return None
-    return record(context)
+    recorded = record(context)
+    alert_if_orphaned(context)
+    return recorded
+
+
+def alert_if_orphaned(context: Any) -> None:
+    """A run that yielded the date's batch to one that neither finished nor holds it raises a critical
+    alert: otherwise both end ``skipped`` (state success) and the date has no batch, in silence."""
+    from nba_phase5.batch_lease import orphaned_by
+    from nba_phase5.notifications import raise_alert
+    from nba_phase5.run_summary import held_by
+
+    holder = held_by(context)
+    why = orphaned_by(context, holder) if holder else None
+    if why:
+        day = pull(context, batch.GAME_DAY, "game_date")
+        raise_alert(context, config.ALERTS.batch_orphaned, f"Nobody is running the batch for {day}: {why}")
 
 
 def on_run_failure(context: Any) -> None:

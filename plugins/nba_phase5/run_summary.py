@@ -30,10 +30,10 @@ def outcome(context: Any) -> tuple[str, str | None, str]:
     status_row = pull(context, batch.BATCH_STATUS, "batch_status") or {}
     if status_row.get("state") == "fully_complete" and not status_row.get("force"):
         return "skipped", "already_processed", "every ready player already had an active prediction"
-    held_by = _held_by(context)
-    if held_by:
+    holder = held_by(context)
+    if holder:
         # The platform's skip reasons have no word for it: early_exit, and the summary says why.
-        return "skipped", "early_exit", f"run {held_by} was already running this date's batch: nothing published"
+        return "skipped", "early_exit", f"run {holder} was already running this date's batch: nothing published"
     verify = pull(context, batch.VERIFY) or {}
     if verify.get("incomplete"):
         return "failed", None, f"only {verify.get('completion_pct')}% of ready players predicted"
@@ -43,7 +43,7 @@ def outcome(context: Any) -> tuple[str, str | None, str]:
     return "failed", None, "the batch did not reach verification (see failed tasks)"
 
 
-def _held_by(context: Any) -> str | None:
+def held_by(context: Any) -> str | None:
     """The run this one yielded the date's batch to (at the branch or at the fan-out), if it did."""
     from nba_phase5.batch_lease import HELD_BY_KEY
 
@@ -96,7 +96,7 @@ def summary(context: Any, status: str, skip_reason: str | None, message: str) ->
         "players_ready": readiness.get("players_ready", payload.get("players_ready")),
         "phase4_status": readiness.get("phase4_status"),
         "degraded": bool(readiness.get("degraded")),
-        "held_by": _held_by(context),
+        "held_by": held_by(context),
         "requests_fan_out": int(fan_out.get("published") or 0),
         "requests_published": int(fan_out.get("published") or 0) + sum(straggler_requests),
         "straggler_requests": straggler_requests,

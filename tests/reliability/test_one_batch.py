@@ -91,6 +91,34 @@ def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, b
     assert prediction_count(bq, day) == len(ready)
 
 
+def test_a_run_that_yielded_holds_nothing_so_a_later_claim_is_not_made_to_yield_to_it(
+    stack, bq, phase5_dag, drain
+) -> None:  # type: ignore[no-untyped-def]
+    # Run B yields to a live holder H for real (its own check_batch_status). B is still live (recording
+    # itself) when the holder's place passes to a later claim: H died, and this run claims now. Before,
+    # this run yielded to B, which had itself yielded: both ended skipped (state success), nothing was
+    # published and nobody was told. The same ordering arises when a holder's resolve_game_day is retried
+    # or cleared after B yielded to it (its latest claim is then the later one).
+    day = date(2025, 8, 15)
+    ready = _fresh_day(bq, drain, day, players=30)
+    holder = f"manual__holder_{datetime.now(UTC):%H%M%S%f}"
+    _airflow_run(phase5_dag, holder, day, "running")
+    _claim(bq, day, holder, datetime.now(UTC) - timedelta(minutes=5))
+    state, tasks = run_dag(phase5_dag, day, skip_event_wait=True)
+    assert (state, tasks["skip_concurrent_run"]) == ("success", "success"), tasks
+    [yielded] = [row["run_id"] for row in run_history(bq, day) if row["run_id"] != holder]
+    _set_state(yielded, "running")
+    _set_state(holder, "failed")
+    with running_worker(stack.project):
+        state, tasks = run_dag(phase5_dag, day, beside=True, skip_event_wait=True)
+    _set_state(yielded, "success")
+    assert (state, tasks["skip_concurrent_run"], tasks["fan_out_requests"]) == ("success", "skipped", "success"), tasks
+    rows = {row["run_id"]: row for row in run_history(bq, day)}
+    [mine] = [row for run, row in rows.items() if run not in (holder, yielded)]
+    assert (mine["status"], mine["summary"]["held_by"]) == ("success", None)
+    assert prediction_count(bq, day) == len(ready)
+
+
 def _published(bq: Any, day: date) -> Callable[[], bool]:
     """Whether the fan-out has recorded a request for ``day`` in the ledger."""
 

@@ -77,3 +77,88 @@ def test_a_dead_runs_published_batch_is_adopted_once_its_requests_are_no_longer_
         rows, day="2025-11-28", own_run="mine", cutoff=T0 + timedelta(minutes=20), live={"live", "mine"}.__contains__
     )
     assert adopted == [f"batch_2025-11-28_{int(claim_dead.timestamp())}"]
+
+
+def test_a_holder_that_claims_again_keeps_its_place_over_runs_that_yielded_to_it() -> None:
+    # "holder" took the date (claim at 0) and "second" yielded to it (claim at 60); then the holder's
+    # resolve_game_day was retried (its latest claim: 600). "second" is still live (recording itself).
+    day = rows(("second", 60, "running"), ("holder", 600, "running"))
+    live = {"holder", "second"}.__contains__
+    yielded = {"second": "holder"}.get
+    assert holder(day, "holder", live, yielded) is None  # the holder goes on
+    assert holder(day, "holder", live) == Holder("second", (T0 + timedelta(seconds=60)).isoformat())  # the old rule
+
+
+class FakeTI:
+    """What batch_lease asks of Airflow: XComs (this run's and other runs') and run counts by state."""
+
+    def __init__(self, *, states: dict[str, str], yields: dict[str, str], claims: list[dict[str, int]]) -> None:
+        self.states, self.yields, self.claims = states, yields, claims
+        self.pushed: dict[str, object] = {}
+
+    def xcom_pull(self, task_ids: object = None, dag_id: str | None = None, key: str = "", run_id: str | None = None):  # type: ignore[no-untyped-def]
+        from nba_phase5.batch_lease import CLAIM_KEY, HELD_BY_KEY
+
+        if key == CLAIM_KEY:
+            return self.claims
+        if key == HELD_BY_KEY and task_ids == "check_batch_status" and run_id in self.yields:
+            return {"run_id": self.yields[run_id], "started_at": "t"}
+        return None
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+    def get_dr_count(self, dag_id: str, run_ids: list[str], states: list[str]) -> int:
+        return sum(1 for run in run_ids if self.states.get(run) in states)
+
+
+def _context(ti: FakeTI, run_id: str = "mine", clears: int = 0) -> dict[str, object]:
+    from types import SimpleNamespace
+
+    return {
+        "ti": ti,
+        "run_id": run_id,
+        "dag": SimpleNamespace(dag_id="d"),
+        "dag_run": SimpleNamespace(clear_number=clears),
+    }
+
+
+def test_a_run_cleared_after_its_latest_claim_claims_again_before_it_asks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nba_phase5 import batch_lease
+
+    appended: list[tuple[str, str]] = []
+    monkeypatch.setattr(batch_lease, "claim", lambda client, day, run_id, at: appended.append((day, run_id)))
+    monkeypatch.setattr(
+        "nba_phase5.batch.bq_hook", lambda: type("H", (), {"project_id": "p", "get_client": lambda self, **k: None})()
+    )
+    # Claimed in its first life (clear 0) and cleared once since (only the fan-out, say): claims again.
+    ti = FakeTI(states={}, yields={}, claims=[{"claimed_at": "t0", "clear_number": 0}])
+    batch_lease.claim_again_if_cleared(_context(ti, clears=1), "2025-03-04")
+    assert appended == [("2025-03-04", "mine")]
+    assert ti.pushed[batch_lease.CLAIM_KEY]["clear_number"] == 1  # type: ignore[index]
+    # Claimed in this life already (resolve_game_day ran again after the clear): nothing more.
+    appended.clear()
+    ti = FakeTI(
+        states={}, yields={}, claims=[{"claimed_at": "t0", "clear_number": 0}, {"claimed_at": "t1", "clear_number": 1}]
+    )
+    batch_lease.claim_again_if_cleared(_context(ti, clears=1), "2025-03-04")
+    assert appended == []
+
+
+def test_a_run_that_yielded_to_a_run_that_did_not_finish_the_batch_is_told_why() -> None:
+    from nba_phase5.batch_lease import orphaned_by
+
+    # The holder is live and has not yielded: fine. It finished: fine.
+    assert orphaned_by(_context(FakeTI(states={"a": "running"}, yields={}, claims=[])), "a") is None
+    assert orphaned_by(_context(FakeTI(states={"a": "success"}, yields={}, claims=[])), "a") is None
+    # It failed; or it yielded back to this run (both end skipped, state success): nobody runs the batch.
+    failed = orphaned_by(_context(FakeTI(states={"a": "failed"}, yields={}, claims=[])), "a")
+    assert failed is not None
+    assert "ended without finishing" in failed
+    cycle = orphaned_by(_context(FakeTI(states={"a": "success"}, yields={"a": "mine"}, claims=[])), "a")
+    assert cycle == "the runs yielded to each other: a → mine"
+    # It yielded to a third run that holds the date: fine.
+    assert (
+        orphaned_by(_context(FakeTI(states={"a": "success", "c": "running"}, yields={"a": "c"}, claims=[])), "a")
+        is None
+    )
