@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from nba_phase5 import config
+from nba_phase5 import config, project_guard
 from nba_phase5.contract import InvalidEventError, parse_game_date
 
 
@@ -227,6 +227,7 @@ def _add_publish_phase4(sub: Any) -> None:
         default="success",
         help="the envelope's status (default success; failed and no_data are not ready)",
     )
+    project_guard.add_flag(p)
     p.set_defaults(func=cmd_publish_phase4)
 
 
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-games", action="store_true", help="seed an off day: no games, no players")
     p.add_argument("--no-phase4-run", action="store_true", help="leave out Phase 4's run-history row")
     p.add_argument("--phase4-status", choices=("success", "partial"), default="success", help="Phase 4's run status")
+    project_guard.add_flag(p)
     p.set_defaults(func=cmd_seed)
 
     _add_publish_phase4(sub)
@@ -263,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-after", type=_count, help="exit hard after this many requests, mid-batch")
     p.add_argument("--max-messages", type=_positive, help="stop after this many requests")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without a request")
+    project_guard.add_flag(p)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("status", help="per-date run report and the go/no-go checklist")
@@ -281,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("google", "urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Before any client, and before probing the emulators: a refused command touches nothing (exit 2).
+    project_guard.enforce(args, parser.prog)
     from nba_phase5.clients import EmulatorUnreachableError, check_emulators
 
     try:
