@@ -130,6 +130,7 @@ class Phase4EventWaitOperator(BaseOperator):
             # Normal traffic on the topic (docs/platform.md §1.3): worth a line in the log, not a warning.
             self.log.info("Acked Phase 4 messages that are not the feature store's ready event: %s", others)
         result: dict[str, Any] = {"rejected": event.get("rejected") or [], "others": others}
+        result["late_phase4_events"] = self._report_late(context, event.get("late") or [])
         if event.get("status") == "event":
             payload = event["event"]
             self.log.info(
@@ -188,6 +189,19 @@ class Phase4EventWaitOperator(BaseOperator):
             ),
             method_name="execute_complete",
         )
+
+    def _report_late(self, context: Any, late: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A warning for each pulled event of a date whose batch had already finished (:mod:`late_events`)."""
+        if not late:
+            return []
+        from nba_phase5.batch import bq_hook
+        from nba_phase5.late_events import came_late, finished_at, words
+        from nba_phase5.notifications import warn
+
+        found = came_late(late, finished_at(bq_hook(), [event["game_date"] for event in late]))
+        for event in found:
+            warn(context, words(event))
+        return found
 
     def _report_rejected(self, context: Any, rejected: list[dict[str, str]]) -> None:
         """One warning per run for every unusable event it saw, so a broken publisher is noticed at once."""

@@ -161,9 +161,10 @@ class Phase4EventTrigger(BaseTrigger):
         target: date,
         rejected: list[dict[str, str]],
         others: dict[str, int] | None = None,
+        late: list[dict[str, Any]] | None = None,
     ) -> Sorted:
         """Decide each pulled message's fate (:func:`~nba_phase5.triggers.phase4_messages.sort_messages`)."""
-        return sort_messages(self.log, messages, target, rejected, others)
+        return sort_messages(self.log, messages, target, rejected, others, late)
 
     async def _find(self, target: date) -> InboxEntry | None:
         from nba_phase5 import inbox
@@ -171,13 +172,18 @@ class Phase4EventTrigger(BaseTrigger):
         return await asyncio.to_thread(inbox.find, self.bigquery_hook, target)
 
     async def _pull_and_record(
-        self, target: date, remaining: float, rejected: list[dict[str, str]], others: dict[str, int] | None = None
+        self,
+        target: date,
+        remaining: float,
+        rejected: list[dict[str, str]],
+        others: dict[str, int] | None = None,
+        late: list[dict[str, Any]] | None = None,
     ) -> Sorted:
         """One pull: record ready feature-store events in the inbox, then ack them; ack the rest at once."""
         from nba_phase5 import inbox
 
         messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
-        sorted_ = self.sort_messages(messages, target, rejected, others)
+        sorted_ = self.sort_messages(messages, target, rejected, others, late)
         where = {"project_id": self.project_id, "subscription": self.subscription}
         if sorted_.ack_now:
             await self.hook.acknowledge(**where, ack_ids=sorted_.ack_now)
@@ -187,9 +193,7 @@ class Phase4EventTrigger(BaseTrigger):
             await self.hook.acknowledge(**where, ack_ids=sorted_.ack_after_record)
         return sorted_
 
-    def _event(
-        self, entry: InboxEntry, pulls: int, rejected: list[dict[str, str]], others: dict[str, int]
-    ) -> TriggerEvent:
+    def _event(self, entry: InboxEntry, pulls: int, seen: dict[str, Any]) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": "event",
@@ -197,8 +201,7 @@ class Phase4EventTrigger(BaseTrigger):
                 "message_id": entry.message_id,
                 "received_at": entry.received_at.isoformat(),
                 "pulls": pulls,
-                "rejected": rejected,
-                "others": others,
+                **seen,
             }
         )
 
@@ -223,6 +226,9 @@ class Phase4EventTrigger(BaseTrigger):
         pulls, errors, last_check, look = 0, 0, 0.0, True
         rejected: list[dict[str, str]] = []
         others: dict[str, int] = {}
+        late: list[dict[str, Any]] = []
+        # What every final event reports besides its outcome (the lists fill as messages are pulled).
+        seen: dict[str, Any] = {"rejected": rejected, "others": others, "late": late}
         while True:
             loop = asyncio.get_running_loop()
             pulled = Sorted()
@@ -232,7 +238,7 @@ class Phase4EventTrigger(BaseTrigger):
                     entry, last_check, look = await self._find(target), loop.time(), False
                 if entry is None:
                     remaining = (deadline - datetime.now(UTC)).total_seconds()
-                    pulled = await self._pull_and_record(target, remaining, rejected, others)
+                    pulled = await self._pull_and_record(target, remaining, rejected, others, late)
                     pulls += 1
                     # This run's event was just recorded (here or by a retry after an error): look at once.
                     look = any(e.event.game_date == target for e in pulled.entries)
@@ -244,16 +250,16 @@ class Phase4EventTrigger(BaseTrigger):
                 reason = await self._after_error(exc, errors, deadline)
                 if reason is not None:
                     ended: dict[str, Any] = {"status": "unavailable", "reason": reason, "deadline": self.deadline}
-                    yield TriggerEvent({**ended, "pulls": pulls, "rejected": rejected, "others": others})
+                    yield TriggerEvent({**ended, "pulls": pulls, **seen})
                     return
                 if datetime.now(UTC) < deadline:
                     continue
             if entry is not None:
-                yield self._event(entry, pulls, rejected, others)
+                yield self._event(entry, pulls, seen)
                 return
             if datetime.now(UTC) >= deadline and (pulls or self.tolerate_errors):
                 ended = {"status": "deadline", "deadline": self.deadline, "pulls": pulls}
-                yield TriggerEvent({**ended, "rejected": rejected, "others": others})
+                yield TriggerEvent({**ended, **seen})
                 return
             if not (pulled.ack_now or pulled.ack_after_record):
                 await asyncio.sleep(max(0.0, min(self.poke_interval, (deadline - datetime.now(UTC)).total_seconds())))

@@ -13,6 +13,9 @@ from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
 from nba_phase5.inbox import InboxEntry
 
 MAX_REPORTED = 10
+# A ready event published at most this long after its game date is a re-run of that day's Phase 4 (say,
+# with more players ready), not a backfill of an old date (backfills publish too: docs/platform.md §1.1).
+RERUN_WINDOW_DAYS = 1
 # Other processors' messages are counted per sender in the final event; at most this many keys, the
 # last being OTHERS_OVERFLOW for any further senders (a bound on what the trigger event carries).
 MAX_OTHER_KEYS = 10
@@ -68,12 +71,35 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
     return ("match" if event.game_date == game_date else "other"), event
 
 
+def rerun_of_its_day(event: Phase4CompletionEvent) -> bool:
+    """Whether a ready event was published within ``RERUN_WINDOW_DAYS`` of its game date (Eastern)."""
+    from zoneinfo import ZoneInfo
+
+    from nba_phase5.config import DAG_TIMEZONE
+
+    if event.timestamp is None:
+        return False
+    published = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    return 0 <= (published.astimezone(ZoneInfo(DAG_TIMEZONE)).date() - event.game_date).days <= RERUN_WINDOW_DAYS
+
+
+def note_late(late: list[dict[str, Any]], message_id: str, event: Phase4CompletionEvent) -> None:
+    """Keep a ready event of another date that may have come after that date's batch (bounded)."""
+    if len(late) < MAX_REPORTED and rerun_of_its_day(event):
+        players = event.record_count if event.record_count is not None else event.players_ready
+        stamp = event.timestamp.isoformat() if event.timestamp else None
+        late.append(
+            {"message_id": message_id, "game_date": event.game_date.isoformat(), "players": players, "at": stamp}
+        )
+
+
 def sort_messages(
     log: Any,
     messages: list[Any],
     target: date,
     rejected: list[dict[str, str]],
     others: dict[str, int] | None = None,
+    late: list[dict[str, Any]] | None = None,
 ) -> Sorted:
     """Decide each pulled message's fate.
 
@@ -82,6 +108,8 @@ def sort_messages(
     :param target: the awaited game date.
     :param rejected: unusable messages are added here (bounded); each raises the run's warning.
     :param others: valid messages that are not ours are counted here per sender (bounded).
+    :param late: ready events of other dates, published soon after their date, are noted here (bounded):
+        the task checks whether they came after that date's batch.
     """
     result = Sorted()
     now = datetime.now(UTC)
@@ -103,6 +131,7 @@ def sort_messages(
             result.entries.append(InboxEntry(message_id, detail, now))
             result.ack_after_record.append(received.ack_id)
             if kind != "match":
+                note_late(late if late is not None else [], message_id, detail)
                 log.info(
                     "Event %s for %s recorded for its own run%s",
                     message_id,

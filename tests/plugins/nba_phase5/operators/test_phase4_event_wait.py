@@ -84,6 +84,7 @@ def test_the_envelope_carries_its_ids_and_the_others_counts_through() -> None:
     assert result == {
         "rejected": [],
         "others": others,
+        "late_phase4_events": [],
         "triggered_by": "pubsub",
         "event": envelope.to_dict(),
         "message_id": "8",
@@ -104,4 +105,28 @@ def test_the_plans_run_id_is_the_correlation_id_and_the_deadline_path_keeps_othe
         "triggered_by": "scheduler_backup",
         "rejected": [],
         "others": others,
+        "late_phase4_events": [],
     }
+
+
+def test_late_events_of_a_finished_date_are_warned_about_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    warned: list[str] = []
+    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, message: warned.append(message))
+    finished = {"2025-11-27": datetime(2025, 11, 27, 15, 0, tzinfo=UTC)}
+    monkeypatch.setattr("nba_phase5.late_events.finished_at", lambda hook, dates: finished)
+    monkeypatch.setattr("nba_phase5.batch.bq_hook", lambda: None)
+    late = [
+        {"message_id": "1", "game_date": "2025-11-27", "players": 460, "at": "2025-11-27T19:00:00+00:00"},
+        {"message_id": "2", "game_date": "2025-11-27", "players": 450, "at": "2025-11-27T10:00:00+00:00"},
+        {"message_id": "3", "game_date": "2025-11-26", "players": 440, "at": "2025-11-26T20:00:00+00:00"},
+    ]
+    deadline = {"status": "deadline", "deadline": "2025-11-28T06:00:00-08:00", "pulls": 3, "late": late}
+    result = sensor().execute_complete({}, deadline)
+    # Only the event published after its date's batch finished; one with no finished batch has a run to act on it.
+    assert [e["message_id"] for e in result["late_phase4_events"]] == ["1"]
+    [message] = warned
+    assert message.startswith("Phase 4 published the feature store again for 2025-11-27 at 2025-11-27T19:00:00")
+    assert "(460 players)" in message
+    assert "Trigger a run for 2025-11-27" in message

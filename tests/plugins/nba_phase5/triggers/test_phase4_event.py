@@ -178,3 +178,24 @@ def test_the_inbox_returns_the_first_feature_store_ready_event_of_the_date() -> 
     assert "WHERE game_date = @game_date" in sql  # the partition filter; the date travels as a parameter
     assert params == {"game_date": {"type": "DATE", "value": DAY}}
     assert inbox.find(FakeBigQuery(rows[:3]), DAY) is None
+
+
+def test_a_ready_event_of_another_date_published_soon_after_it_is_noted_as_possibly_late() -> None:
+    from datetime import time
+
+    from nba_phase5.triggers.phase4_messages import MAX_REPORTED, note_late, rerun_of_its_day
+
+    def envelope(day: date, published: datetime) -> Phase4CompletionEvent:
+        return Phase4CompletionEvent.from_json(build_envelope(day, record_count=460, timestamp=published).to_json())
+
+    day = date(2025, 11, 27)
+    evening = datetime.combine(day, time(23, 30), tzinfo=UTC)  # 18:30 ET on the day: a re-run of it
+    assert rerun_of_its_day(envelope(day, evening))
+    assert rerun_of_its_day(envelope(day, evening + timedelta(days=1)))
+    assert not rerun_of_its_day(envelope(day, evening + timedelta(days=30)))  # a backfill of an old date
+    late: list[dict[str, Any]] = []
+    for n in range(MAX_REPORTED + 3):
+        note_late(late, str(n), envelope(day, evening))
+    note_late([], "x", envelope(day, evening + timedelta(days=30)))
+    assert len(late) == MAX_REPORTED  # bounded: it travels in the trigger's event
+    assert late[0] == {"message_id": "0", "game_date": "2025-11-27", "players": 460, "at": evening.isoformat()}
