@@ -15,9 +15,12 @@ players_failed, timestamp, run_id}`` and the scripts' ``{event_type, game_date, 
 
 Only :attr:`~Phase4CompletionEvent.is_feature_store` and :attr:`~Phase4CompletionEvent.is_ready` events
 start predictions (§1.3). Known fields are strictly typed and bounded; unknown fields are kept, bounded, in
-:attr:`~Phase4CompletionEvent.extras` and never used for a decision. :meth:`~Phase4CompletionEvent.to_dict`
-gives back the shape that was parsed (the inbox stores it and parses it again). Anything unusable raises
-:class:`InvalidEventError`, whose ``reason`` says why.
+:attr:`~Phase4CompletionEvent.extras` and never used for a decision. What the contract accepts, every hop
+can encode: a known field holding what no encoder writes is refused; unknown fields and the
+metadata are made safe by :mod:`~nba_phase5.json_safe` (a huge integer kept as its digits, NaN as a string,
+a lone surrogate as U+FFFD), since refusing them would drop the real event over a field nobody reads.
+:meth:`~Phase4CompletionEvent.to_dict` gives back the shape that was parsed (the inbox stores it and parses it
+again). Anything unusable raises :class:`InvalidEventError`, whose ``reason`` says why.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from nba_phase5 import config
+from nba_phase5 import config, json_safe
 from nba_phase5.contract_fields import (
     MAX_DURATION_S,
     MAX_ERROR_TEXT,
@@ -111,6 +114,12 @@ class Phase4CompletionEvent:
             self._check_envelope()
         else:
             self._check_plan()
+        # Also for an event built in code: what was accepted must encode everywhere (bounded() is idempotent).
+        if not isinstance(self.extras, dict):
+            raise InvalidEventError("extras must be a JSON object")
+        object.__setattr__(self, "extras", bounded(self.extras))
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", bounded(self.metadata))
 
     def _check_plan(self) -> None:
         for key in (*_ENVELOPE_ONLY, "error_message", "error_type", "metadata"):
@@ -144,6 +153,9 @@ class Phase4CompletionEvent:
         for key in (*_ENVELOPE_IDS, *_TRACING, "error_type"):
             check_text(key, getattr(self, key))
         check_text("error_message", self.error_message, limit=MAX_ERROR_TEXT, identifier=False)
+        if self.error_message is not None:
+            # NUL is Unicode, but PostgreSQL's JSONB (XCom, next_kwargs) refuses it: free text, so replaced.
+            object.__setattr__(self, "error_message", json_safe.text(self.error_message))
         if self.status not in ENVELOPE_STATUSES:
             raise InvalidEventError(
                 f"status must be one of {', '.join(ENVELOPE_STATUSES)}, got {str(self.status)[:40]!r}"
@@ -226,7 +238,8 @@ class Phase4CompletionEvent:
         return body
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+        # Strict JSON: the contract never holds NaN or a surrogate, and this would say so loudly.
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes | str, *, today: date | None = None) -> Phase4CompletionEvent:

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from nba_phase5 import json_safe
+
 # A real event is ~500 bytes; anything far larger is garbage or abuse and is not parsed at all.
 MAX_EVENT_BYTES = 16 * 1024
 MAX_PLAYERS = 5_000
@@ -68,6 +70,9 @@ def check_text(key: str, value: object, *, limit: int = MAX_TEXT, identifier: bo
     # Free text (a failed run's error) may be empty; a name or id may not.
     if not isinstance(value, str) or (identifier and not value) or len(value) > limit:
         raise InvalidEventError(f"{key} must be a non-empty string of at most {limit} characters")
+    # A known field is refused rather than repaired: no UTF-8 encoder (msgpack, BigQuery) can write it.
+    if json_safe.has_surrogate(value):
+        raise InvalidEventError(f"{key} holds a lone surrogate (an escape like \\ud800): not Unicode text")
     if identifier and not _IDENTIFIER_RE.fullmatch(value):
         raise InvalidEventError(f"{key} must be an identifier (letters, digits and _ . : / + -)")
 
@@ -90,23 +95,22 @@ def parse_timestamp(value: object, key: str = "timestamp") -> datetime | None:
 
 
 def bounded(values: dict[str, Any], known: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-    """``values`` minus ``known``, at most :data:`MAX_EXTRAS` keys, long values cut to text.
+    """``values`` minus ``known``, at most :data:`MAX_EXTRAS` keys, made JSON-safe, long values cut to text.
 
+    :mod:`~nba_phase5.json_safe` first, so that every hop of the event can encode what is kept.
     Cutting is idempotent (a cut value is a short string, kept as is), so a stored event parses back equal.
     """
     kept: dict[str, Any] = {}
-    for key in sorted(str(k) for k in values.keys() - known)[:MAX_EXTRAS]:
-        value = values[key]
+    for raw in sorted(values.keys() - known, key=str)[:MAX_EXTRAS]:
+        value = json_safe.value(values[raw])
         if isinstance(value, str):
             value = value[:MAX_TEXT]
         else:
-            try:
-                text = json.dumps(value, allow_nan=False)
-            except (ValueError, TypeError, RecursionError):  # NaN/Infinity: not JSON, kept as its text
-                text = None
-            if text is None or len(text) > MAX_TEXT:
-                value = (text or repr(value))[:MAX_TEXT]
-        kept[key[:64]] = value
+            # Safe values always dump: no NaN, no surrogate, no deep nesting.
+            text = json.dumps(value, allow_nan=False)
+            if len(text) > MAX_TEXT:
+                value = text[:MAX_TEXT]
+        kept[json_safe.key(raw)[:64]] = value
     return kept
 
 

@@ -68,6 +68,14 @@ def test_unknown_fields_are_ignored_but_kept() -> None:
     assert json.loads(event.to_json())["feature_version"] == "v2_enhanced_47"
 
 
+def test_unknown_fields_are_kept_in_a_form_every_hop_encodes() -> None:
+    # Issue 23 (test_contract_encodable.py): past 64 bits, NaN and lone surrogates are repaired, not refused.
+    event = parse({**PLAN, "big": 2**64, "ratio": float("nan"), "note": "a\ud800", "__type": [float("-inf")]})
+    assert event == parse(PLAN)
+    assert event.extras == {"big": "18446744073709551616", "ratio": "NaN", "note": "a\ufffd", "___type": ["-Infinity"]}
+    assert parse(event.to_json()).extras == event.extras
+
+
 def test_older_field_names_still_read() -> None:
     event = parse({**VALID, "completed_at": "2025-11-28T07:12:00Z", "correlation_id": "abc-123"})
     assert event.timestamp == datetime(2025, 11, 28, 7, 12, tzinfo=UTC)
@@ -120,6 +128,8 @@ def test_unreadable_bodies_are_refused(body: bytes, reason: str) -> None:
         ({"run_id": "x" * 500}, "at most"),
         ({"processor": "x'; DROP TABLE t; --"}, "identifier"),
         ({"run_id": "a b"}, "identifier"),
+        ({"run_id": "r\ud800"}, "lone surrogate"),  # test_contract_encodable.py: no UTF-8 encoder writes it
+        ({"players_ready": 2**70}, "between 0"),
         ({"timestamp": "yesterday"}, "ISO 8601"),
         ({"timestamp": "2025-11-28T07:12:00"}, "UTC offset"),
         ({"timestamp": "9999-12-31T23:59:59-23:59"}, "out of range"),
