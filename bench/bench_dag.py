@@ -108,10 +108,14 @@ TRIVIAL_DAG = textwrap.dedent("""
     trivial()
 """)
 
+COLD_PARSE_GOAL_MS = 300
 PARSE_PROBE = textwrap.dedent("""
     import sys, time, json
     from airflow.dag_processing.dagbag import DagBag
     DagBag(dag_folder=sys.argv[3])  # warm Airflow's own imports on a file that is not measured
+    # As the DAG processor does before it forks its parsers (airflow/dag_processing/manager.py, before_run):
+    # Airflow's own objects are frozen, so a parse's garbage collections walk only what the parse made.
+    import gc; gc.freeze()
     start = time.perf_counter(); bag = DagBag(dag_folder=sys.argv[1]); cold = time.perf_counter() - start
     assert not bag.import_errors, bag.import_errors
     start = time.perf_counter(); DagBag(dag_folder=sys.argv[1]); warm = time.perf_counter() - start
@@ -149,6 +153,8 @@ def bench_parse(env: dict[str, str], reps: int) -> dict[str, Any]:
     summary["warm_ratio"] = summary["ours_warm_ms"] / summary["trivial_warm_ms"]
     summary["reps"] = reps
     summary["meets_goal"] = summary["ours_warm_ms"] <= 50 and summary["warm_ratio"] <= 2
+    # A cold parse (a fresh parser process, as the DAG processor forks for each file) imports no cloud client.
+    summary["meets_cold_goal"] = summary["ours_cold_ms"] <= COLD_PARSE_GOAL_MS
     log(
         f"parse: ours cold {summary['ours_cold_ms']:.0f} ms / warm {summary['ours_warm_ms']:.0f} ms; "
         f"trivial cold {summary['trivial_cold_ms']:.0f} ms / warm {summary['trivial_warm_ms']:.0f} ms"

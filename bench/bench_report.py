@@ -69,7 +69,8 @@ def table(results: dict[str, Any]) -> str:
         f"| DAG parse (warm / cold) | {parse['ours_warm_ms']:.0f} ms / {parse['ours_cold_ms']:.0f} ms "
         f"(n={parse['reps']}) | trivial 3-task DAG {parse['trivial_warm_ms']:.0f} / "
         f"{parse['trivial_cold_ms']:.0f} ms: {parse['warm_ratio']:.1f}× / {parse['cold_ratio']:.1f}×; "
-        f"goal ≤ 50 ms and ≤ 2× | {'met' if parse['meets_goal'] else '**missed**'} |"
+        f"goals: cold ≤ 300 ms; warm ≤ 50 ms and ≤ 2× | cold {'met' if parse.get('meets_cold_goal') else '**missed**'}, "
+        f"warm {'met' if parse['meets_goal'] else '**missed**'} |"
     )
     jobs = results["bigquery"]
     rows.append(
