@@ -69,8 +69,8 @@ def table(results: dict[str, Any]) -> str:
         f"| DAG parse (warm / cold) | {parse['ours_warm_ms']:.0f} ms / {parse['ours_cold_ms']:.0f} ms "
         f"(n={parse['reps']}) | trivial 3-task DAG {parse['trivial_warm_ms']:.0f} / "
         f"{parse['trivial_cold_ms']:.0f} ms: {parse['warm_ratio']:.1f}× / {parse['cold_ratio']:.1f}×; "
-        f"goals: cold ≤ 300 ms; warm ≤ 50 ms and ≤ 2× | cold {'met' if parse.get('meets_cold_goal') else '**missed**'}, "
-        f"warm {'met' if parse['meets_goal'] else '**missed**'} |"
+        f"goals: cold ≤ 300 ms; warm ≤ 50 ms and ≤ 2× | cold {_verdict(parse.get('meets_cold_goal'))}, "
+        f"warm {_verdict(parse['meets_goal'])} |"
     )
     jobs = results["bigquery"]
     rows.append(
@@ -89,3 +89,7 @@ def table(results: dict[str, Any]) -> str:
         f"{scale['completion_pct']:.1f} % | one DAG run with the local worker | — |"
     )
     return "\n".join(rows)
+
+
+def _verdict(met: object) -> str:
+    return "met" if met else "**missed**"
