@@ -41,7 +41,8 @@ class WaitLimits:
 WAIT_LIMITS = WaitLimits()
 RUN_TIMEOUT = WAIT_LIMITS.run_timeout
 # The plan's SLA: predictions for D by 10:00 Eastern on D (the platform's 07:00 PT status check). The
-# run for D ticks at 00:00 Eastern on D, so the deadline is its logical date plus this (sla.py).
+# run for D ticks at 00:00 Eastern on D, so the deadline is 10 h of Eastern wall clock after its logical
+# date: 10:00 ET on D every night, DST included (sla.py).
 SLA_AFTER_RUN_START = timedelta(hours=10)
 #: "off" leaves the deadline alert out of the DAG: only for runs through `airflow dags test` (sla.py).
 DEADLINE_ALERTS_ENV = "NBA_PHASE5_DEADLINE_ALERTS"
