@@ -11,11 +11,12 @@ LOCAL_DIR ?= $(CURDIR)/.local
 export NBA_PHASE5_LOCAL_DIR := $(LOCAL_DIR)
 STACK_ENV := source $(LOCAL_DIR)/stack.env
 
-.PHONY: help report venv system-deps-run system-deps-up system-deps-test up down stack-up stack-down stack-status provision seed publish run test test-unit bench lint format constraints clean deploy bundle
+.PHONY: help report venv system-deps-run system-deps-up system-deps-test up down stack-up stack-down stack-status provision seed publish run test test-unit system-test bench lint format constraints clean deploy bundle
 
 help:
 	@echo "make run        a whole game day on the local stack (DATE=YYYY-MM-DD PLAYERS=N)"
 	@echo "make test       unit + integration tests (starts its own emulators on free ports)"
+	@echo "make system-test   opt-in, real GCP: NBA_PHASE5_SYSTEM_TEST_PROJECT=<project> + Application Default Credentials"
 	@echo "make lint       ruff + mypy"
 	@echo "make bundle     build/composer/: exactly what goes into a Composer 3 bucket"
 	@echo "make deploy ENV=<composer env> LOCATION=<region> PROJECT=<id> [DRY_RUN=1]   Composer deployment"
@@ -84,6 +85,11 @@ report: stack-up
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"
+
+# Opt-in, against real Google Cloud (tools/system_test.py): without NBA_PHASE5_SYSTEM_TEST_PROJECT and
+# Application Default Credentials it prints what it needs and exits 0. `make test` runs the same DAG on the emulators.
+system-test: venv
+	@$(PY) tools/system_test.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

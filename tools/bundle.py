@@ -7,12 +7,13 @@ scheduler or the triggerer, and its docs say that folder is not for common Pytho
 
     build/composer/
       dags/nba_phase5_predictions.py         the DAG file
+      dags/nba_phase5_self_check.py          the post-deploy self-check DAG (docs/deploy.md)
       dags/nba_phase5/                       the package the DAG and its trigger import (runtime modules only)
       dags/nba_phase5/include/{sql,schemas}/ SQL templates and table schemas (config.include_dir finds them)
       dags/nba_phase5/.airflowignore         nothing in the package is parsed as a DAG file
       plugins/                               empty: the package has no Airflow plugin
 
-Everything but the DAG file lives under ``dags/nba_phase5/``, a name this package owns: a bucket shared
+Everything but the DAG files lives under ``dags/nba_phase5/``, a name this package owns: a bucket shared
 with other teams' DAGs keeps its own ``dags/.airflowignore`` and ``dags/include/`` untouched, and
 ``make deploy`` can delete stale files there without touching anyone else's.
 
@@ -35,7 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "composer"
 PACKAGE = "nba_phase5"
-DAG_FILES = ("nba_phase5_predictions.py",)
+#: The DAG files, in upload order: the self-check after the daily DAG, so it checks the code just deployed.
+DAG_FILES = ("nba_phase5_predictions.py", "nba_phase5_self_check.py")
 #: Modules of the package that never run in Composer: they run on a developer's machine or locally.
 LOCAL_ONLY = frozenset(
     {
@@ -59,7 +61,7 @@ LOCAL_ONLY = frozenset(
 )
 #: Composer parses every .py under dags/ unless told otherwise. This file sits in the package's own
 #: folder (an .airflowignore applies to its folder and below, gitignore-style): nothing there is a DAG file.
-AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package is a DAG file (the DAG file is one up).
+AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package is a DAG file (the DAG files are one up).
 *
 """
 

@@ -11,9 +11,9 @@ there yet:
    environment update takes many minutes, and Composer refuses an update that changes nothing);
 4. create the ``prediction_fanout`` pool;
 5. upload the bundle (``make bundle``, tools/bundle.py): the package's ``.airflowignore`` first, then
-   the package ``dags/nba_phase5/`` (with its ``include/``), then the DAG file last;
+   the package ``dags/nba_phase5/`` (with its ``include/``), then the DAG files last;
 6. delete what the previous deployment had under this package's own paths (``dags/nba_phase5/``, the
-   DAG file, ``plugins/nba_phase5/`` where versions before the bundle put the package) and the bundle
+   DAG files, ``plugins/nba_phase5/`` where versions before the bundle put the package) and the bundle
    no longer has, read from the backup of step 1. Nothing else in the bucket is ever deleted; files of
    older versions under shared names (``dags/include/``, ``plugins/.airflowignore``) are listed for a
    person to remove.
@@ -164,7 +164,13 @@ def _deploy(
                 print(f"error: {step.on_failure}", file=sys.stderr)
             return 1
     if last:
-        print("Dry run: nothing was changed." if dry_run else "Deployed. Check the DAG in the environment's UI.")
+        print(
+            "Dry run: nothing was changed."
+            if dry_run
+            else "Deployed. Now run the self-check and see it succeed (docs/deploy.md, After a deploy):\n"
+            f"  gcloud composer environments run {env} --location {location} --project {project} "
+            "dags trigger -- nba_phase5_self_check"
+        )
     return 0
 
 

@@ -1,7 +1,7 @@
 """What `make deploy` does, as a list of steps (commands) it prints in a dry run and runs otherwise.
 
 Read-only checks and the backup first, then what the environment needs (topics and tables, PyPI
-packages, the pool), then the bundle (the DAG file last), then the deletions of what a previous
+packages, the pool), then the bundle (the DAG files last), then the deletions of what a previous
 deployment had under this package's own paths and the bundle no longer has. Standard library only.
 """
 
@@ -110,7 +110,7 @@ def preflight(env: str, location: str, project: str, backup: Path | None) -> lis
 
 
 def upload(env: str, location: str, project: str, staged: Path, previous: Path | None) -> list[Step]:
-    """Provision, requirements, pool; the bundle's files (the DAG file last); then the deletions."""
+    """Provision, requirements, pool; the bundle's files (the DAG files last); then the deletions."""
     where = _where(env, location, project)
     steps = environment_steps(env, project, where, staged)
     steps += bundle_steps(where, staged / "composer")
@@ -138,7 +138,7 @@ def environment_steps(env: str, project: str, where: tuple[str, ...], staged: Pa
 
 
 def bundle_steps(where: tuple[str, ...], composer: Path) -> list[Step]:
-    """The package's .airflowignore first, then the package, the plugins, and the DAG file last."""
+    """The package's .airflowignore first, then the package, the plugins, and the DAG files last."""
     package = composer / "dags" / bundle.PACKAGE
     ignore = ("--source", str(package / ".airflowignore"), "--destination", bundle.PACKAGE)
     steps = [

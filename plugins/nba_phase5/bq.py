@@ -187,7 +187,8 @@ def job_outcome(job: Any) -> dict[str, Any] | None:
 
 
 def table_schema(table_name: str) -> list[dict[str, Any]]:
-    spec = json.loads((config.include_dir() / "schemas" / f"{table_name}.json").read_text())
+    # A sandbox's table (config.DATASET_SUFFIX) has the schema of the platform's table it stands for.
+    spec = json.loads((config.include_dir() / "schemas" / f"{config.unsandboxed(table_name)}.json").read_text())
     fields: list[dict[str, Any]] = spec["schema"]
     return fields
 

@@ -7,7 +7,8 @@ together with those.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,7 +102,28 @@ class Tables:
     handoffs: str = "nba_reference.phase5_handoffs"
 
 
-TABLES = Tables()
+#: Sandboxes only (the system test, tests/system/): appended to every dataset name, so ``_st_1a2b`` reads and
+#: writes ``nba_reference_st_1a2b.processor_run_history``. Read once, at import; unset (every deployment) it
+#: leaves each name the platform's.
+DATASET_SUFFIX_ENV = "NBA_PHASE5_DATASET_SUFFIX"
+DATASET_SUFFIX = os.environ.get(DATASET_SUFFIX_ENV, "").strip()
+if not re.fullmatch(r"\w{0,64}", DATASET_SUFFIX, re.ASCII):  # it is rendered into SQL as part of a name
+    raise ValueError(f"{DATASET_SUFFIX_ENV} must be at most 64 letters, digits or _, got {DATASET_SUFFIX[:80]!r}")
+
+
+def sandboxed(name: str) -> str:
+    """``dataset`` or ``dataset.table`` with :data:`DATASET_SUFFIX` on the dataset."""
+    dataset, dot, table = name.partition(".")
+    return f"{dataset}{DATASET_SUFFIX}{dot}{table}"
+
+
+def unsandboxed(name: str) -> str:
+    """The platform's name of a ``dataset.table`` of :data:`TABLES`: its schema file's (include/schemas)."""
+    dataset, dot, table = name.partition(".")
+    return f"{dataset.removesuffix(DATASET_SUFFIX)}{dot}{table}"
+
+
+TABLES = Tables(**{name: sandboxed(value) for name, value in asdict(Tables()).items()})
 RUN_HISTORY_TABLE = TABLES.run_history
 ALERTS_TABLE = TABLES.alerts
 EVENT_INBOX_TABLE = TABLES.event_inbox

@@ -91,9 +91,10 @@ class ProvisionReport:
 
 
 def table_specs() -> dict[str, dict[str, Any]]:
-    """``dataset.table`` → spec, read from ``include/schemas/*.json``."""
+    """``dataset.table`` → spec, read from ``include/schemas/*.json`` (names as :data:`config.TABLES` spells
+    them: in a sandbox, with its dataset suffix)."""
     schema_dir = config.include_dir() / "schemas"
-    return {path.stem: json.loads(path.read_text()) for path in sorted(schema_dir.glob("*.json"))}
+    return {config.sandboxed(path.stem): json.loads(path.read_text()) for path in sorted(schema_dir.glob("*.json"))}
 
 
 def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp: bool) -> bigquery.Table:

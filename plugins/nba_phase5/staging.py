@@ -17,8 +17,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-#: Where the workers stage (the predictions table's dataset).
-STAGING_DATASET = "nba_predictions"
+from nba_phase5 import config
+
+#: Where the workers stage: the predictions table's dataset (``nba_predictions``; a sandbox's in the system test).
+STAGING_DATASET = config.TABLES.predictions.split(".")[0]
 STAGING_TABLE_PREFIX = "_staging_"
 #: A batch id this package mints or accepts: after ``-`` → ``_`` only letters, digits and underscores
 #: are valid in a table name, and with ``_staging_``, ``_`` and a worker id (about 40 characters) the

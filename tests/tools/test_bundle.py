@@ -27,7 +27,11 @@ PARSE_FROM_BUNDLE = textwrap.dedent(
     dag = bag.dags["nba_phase5_predictions"]
     import nba_phase5
     from nba_phase5 import config
-    trigger = importlib.import_module("nba_phase5.triggers.phase4_event").Phase4EventTrigger
+    # What the triggerer imports, by the path each deferring task serialized (the self-check defers on both).
+    triggers = [
+        importlib.import_module("nba_phase5.triggers.phase4_event").Phase4EventTrigger,
+        importlib.import_module("nba_phase5.triggers.bigquery_job").BigQueryJobTrigger,
+    ]
     print(json.dumps({
         "errors": {k: str(v)[:300] for k, v in bag.import_errors.items()},
         "dags": sorted(bag.dags),
@@ -35,7 +39,8 @@ PARSE_FROM_BUNDLE = textwrap.dedent(
         "package": nba_phase5.__file__,
         "include": str(config.include_dir()),
         "tasks": len(dag.tasks),
-        "trigger": trigger.__module__,
+        "triggers": [trigger.__module__ for trigger in triggers],
+        "self_check_tasks": sorted(bag.dags["nba_phase5_self_check"].task_ids),
     }))
     """
 )
@@ -48,12 +53,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_bundle_holds_the_dag_the_runtime_package_and_include_under_dags(built: Path) -> None:
     files = {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()}
-    assert "dags/nba_phase5_predictions.py" in files
+    assert {"dags/nba_phase5_predictions.py", "dags/nba_phase5_self_check.py"} <= files
     assert "dags/nba_phase5/.airflowignore" in files
     # nothing under a name another team's DAGs may share in the bucket: only the DAG file and the package
-    assert {Path(f).parts[1] for f in files if f.startswith("dags/")} == {"nba_phase5_predictions.py", "nba_phase5"}
+    owned = {"nba_phase5_predictions.py", "nba_phase5_self_check.py", "nba_phase5"}
+    assert {Path(f).parts[1] for f in files if f.startswith("dags/")} == owned
     assert {"dags/nba_phase5/operators/fan_out.py", "dags/nba_phase5/triggers/phase4_event.py"} <= files
     assert "dags/nba_phase5/include/sql/missing_requests.sql" in files
+    assert {"dags/nba_phase5/include/sql/self_check.sql", "dags/nba_phase5/operators/self_check.py"} <= files
     assert "dags/nba_phase5/include/schemas/nba_reference.phase5_request_ledger.json" in files
     assert list((built / "plugins").iterdir()) == []  # nothing for the folder Composer 3 does not sync
     local_only = {f"dags/nba_phase5/{m}.py" for m in bundle.LOCAL_ONLY}
@@ -96,8 +103,10 @@ def test_the_dag_and_its_trigger_import_from_the_bundle_alone(built: Path, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed["errors"] == {}
-    assert parsed["dags"] == ["nba_phase5_predictions"]
-    assert parsed["files"] == ["nba_phase5_predictions.py"]  # the package and include/ are not parsed
+    assert parsed["dags"] == ["nba_phase5_predictions", "nba_phase5_self_check"]
+    # the package and include/ are not parsed
+    assert parsed["files"] == ["nba_phase5_predictions.py", "nba_phase5_self_check.py"]
     assert Path(parsed["package"]).is_relative_to(dags)  # not the repo's plugins/
     assert Path(parsed["include"]) == dags / "nba_phase5" / "include"
-    assert parsed["trigger"] == "nba_phase5.triggers.phase4_event"
+    assert parsed["triggers"] == ["nba_phase5.triggers.phase4_event", "nba_phase5.triggers.bigquery_job"]
+    assert parsed["self_check_tasks"] == ["bigquery_job_in_location", "phase4_event_trigger"]

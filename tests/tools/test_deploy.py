@@ -68,11 +68,12 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none(tmp_path: Pa
     kinds = [c.split(" import ")[0].rsplit(" ", 1)[1] for c in uploads]
     source_paths = [Path(c.split(" --source ")[1].split(" --destination ")[0]) for c in uploads]
     sources = [path.relative_to(path.parents[1]) for path in source_paths]
-    # The bundle: the package's ignore file first, then the package, the DAG file last; nothing in plugins/.
+    # The bundle: the package's ignore file first, then the package, the DAG files last; nothing in plugins/.
     assert list(zip(kinds, map(str, sources), strict=True)) == [
         ("dags", "nba_phase5/.airflowignore"),
         ("dags", "dags/nba_phase5"),
         ("dags", "dags/nba_phase5_predictions.py"),
+        ("dags", "dags/nba_phase5_self_check.py"),
     ]
     assert uploads[0].endswith("--destination nba_phase5")
     assert all(where in c for c in uploads)
@@ -156,12 +157,17 @@ def test_a_passing_check_lets_the_other_steps_run_in_order(tmp_path: Path, monke
     assert calls[2][4:6] == ["plugins", "export"]
     [backup] = tmp_path.iterdir()  # made when the backup ran, after the check passed
     assert sorted(p.name for p in backup.iterdir()) == ["dags", "plugins"]
-    assert calls[-1][-1].endswith("nba_phase5_predictions.py")  # an empty environment: nothing to delete
+    # An empty environment: nothing to delete; the daily DAG, then the self-check that checks it, last.
+    assert [call[-1].rsplit("/", 1)[-1] for call in calls[-2:]] == [
+        "nba_phase5_predictions.py",
+        "nba_phase5_self_check.py",
+    ]
 
 
 def test_what_is_staged_is_the_bundle_and_requirements(tmp_path: Path) -> None:
     staged = deploy.stage(tmp_path)
     assert (staged / "composer" / "dags" / "nba_phase5_predictions.py").exists()
+    assert (staged / "composer" / "dags" / "nba_phase5_self_check.py").exists()
     assert (staged / "composer" / "dags" / "nba_phase5" / "operators" / "fan_out.py").exists()
     assert (staged / "composer" / "dags" / "nba_phase5" / "include" / "sql" / "phase4_gate.sql").exists()
     assert list((staged / "composer" / "plugins").iterdir()) == []

@@ -69,6 +69,8 @@ class Phase4GateOperator(BaseOperator):
         (:func:`nba_phase5.config.bigquery_location`) (templated).
     :param poll_interval: seconds between the trigger's looks at a running job.
     :param deferrable: wait in the triggerer (the default) or in the task.
+    :param always_defer: defer even on a job done at insert, so the run proves that the triggerer imports
+        and runs the trigger (the self-check and the system test; bqemulator finishes every job at insert).
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
@@ -85,6 +87,7 @@ class Phase4GateOperator(BaseOperator):
         location: str | None = None,
         poll_interval: float = 4.0,
         deferrable: bool = True,
+        always_defer: bool = False,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -94,6 +97,7 @@ class Phase4GateOperator(BaseOperator):
         self.location = location
         self.poll_interval = poll_interval
         self.deferrable = deferrable
+        self.always_defer = always_defer
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -109,7 +113,7 @@ class Phase4GateOperator(BaseOperator):
         job = self.hook.start_query(self.sql, self.query_params)
         # Created in the hook's location (its client's default), so looked up there too.
         self.log.info("Readiness gate: job %s in %s", job.job_id, self.hook.location)
-        if self.deferrable and job.state != "DONE":
+        if self.deferrable and (self.always_defer or job.state != "DONE"):
             self.defer(
                 trigger=BigQueryJobTrigger(
                     job_id=job.job_id,

@@ -135,6 +135,23 @@ def test_a_running_job_defers_on_the_packages_trigger_with_the_jobs_location(mon
     )
 
 
+def test_always_defer_defers_a_job_done_at_insert_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the self-check and the system test rely on to prove the triggerer runs the trigger."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
+
+    gate = _gate_with(monkeypatch, _Job([{"ran": True, "ok": True}]), always_defer=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        gate.execute({})
+    assert isinstance(deferred.value.trigger, BigQueryJobTrigger)
+    assert deferred.value.trigger.location == "us-west2"
+    assert gate.execute_complete({}, _done({"ran": True, "ok": True})) == {"ran": True, "ok": True}
+    # Not deferrable at all: always_defer changes nothing, the task judges the job itself.
+    in_task = _gate_with(monkeypatch, _Job([{"ok": True}]), always_defer=True, deferrable=False)
+    assert in_task.execute({}) == {"ok": True}
+
+
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every alert raised, as (severity, message), instead of writing it to BigQuery."""
