@@ -27,7 +27,9 @@ class XComTI:
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[(self.task_id, key)] = value
 
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+    def xcom_pull(self, task_ids: str | list[str], key: str = "return_value") -> Any:
+        if isinstance(task_ids, list):  # as Airflow: one value per task that pushed one
+            return [self.xcoms[(t, key)] for t in task_ids if (t, key) in self.xcoms]
         return self.xcoms.get((task_ids, key))
 
 

@@ -107,7 +107,7 @@ def yielded_to(ti: Any, dag_id: str, run_id: str) -> str | None:
 
 def clear_number(context: Any) -> int:
     """How many times this run has been cleared (Airflow counts it on the run)."""
-    return int(getattr(context["dag_run"], "clear_number", 0) or 0)
+    return int(getattr(context.get("dag_run"), "clear_number", 0) or 0)
 
 
 def claim_for_run(context: Any, client: Any, day: str, claimed_at: str) -> None:

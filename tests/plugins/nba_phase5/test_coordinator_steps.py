@@ -311,7 +311,12 @@ def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore
     assert payload["status"] == "deadline"
     assert payload["pulls"] == 1
     sensor = Phase4EventWaitOperator(task_id="wait_for_phase4_event", game_date=day.isoformat())
-    assert sensor.execute_complete({}, payload) == {"triggered_by": "scheduler_backup", "rejected": [], "others": {}}
+    assert sensor.execute_complete({}, payload) == {
+        "triggered_by": "scheduler_backup",
+        "rejected": [],
+        "others": {},
+        "late_phase4_events": [],
+    }
     # A deadline in the past still takes an event that is waiting.
     publish_completion_event(publisher_client(), stack.project, Phase4CompletionEvent(day, 420, 450))
     assert asyncio.run(_first_event(_trigger(day, -60)))["status"] == "event"
