@@ -6,6 +6,7 @@ here is mocked. The stack is started lazily, so a unit-only run (`-m "not integr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
@@ -26,13 +27,16 @@ for _var in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "AIRFLOW_CONN_GOO
     os.environ.pop(_var, None)
 
 import localstack  # noqa: E402  (tools/, on pythonpath)
+from strict_bigquery import StrictBigQuery, strict_enabled  # noqa: E402
 
 TEST_PROJECT = "test-nba-props"
+_STRICT: list[StrictBigQuery] = []  # the session's proxy, while the stack is up
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack]:
-    """Both emulators on free ports, provisioned, with the process env pointing at them."""
+    """Both emulators on free ports, provisioned, with the process env pointing at them; BigQuery behind
+    the strict proxy (tests/strict_bigquery.py) unless NBA_PHASE5_STRICT_BIGQUERY=0."""
     running = localstack.start_stack(
         TEST_PROJECT,
         pubsub_port=localstack.free_port(),
@@ -40,8 +44,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack
         bq_grpc_port=localstack.free_port(),
         log_dir=tmp_path_factory.mktemp("stack-logs"),
     )
-    saved = {k: os.environ.get(k) for k in running.env()}
-    env = running.env()
+    strict = StrictBigQuery(f"127.0.0.1:{running.bigquery.port}").start() if strict_enabled() else None
+    _STRICT[:] = [strict] if strict else []
+    # Every client of the session (stack.env() too) reaches BigQuery at the proxy's port.
+    shown = (
+        dataclasses.replace(running, bigquery=dataclasses.replace(running.bigquery, port=strict.port))
+        if strict
+        else running
+    )
+    saved = {k: os.environ.get(k) for k in shown.env()}
+    env = shown.env()
     env.pop("AIRFLOW_HOME")  # keep the session's throwaway Airflow home
     env.pop("AIRFLOW__CORE__DAGS_FOLDER")
     os.environ.update(env)
@@ -49,14 +61,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack
         from nba_phase5.provisioning import provision
 
         provision(TEST_PROJECT)
-        yield running
+        yield shown
     finally:
+        if strict:
+            strict.close()
         localstack.stop_stack(running)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def stack_strict(stack: localstack.Stack) -> Iterator[StrictBigQuery]:
+    """The session's strict BigQuery proxy, to arm DML conflicts; disarmed after the test."""
+    if not _STRICT:
+        pytest.skip("NBA_PHASE5_STRICT_BIGQUERY=0: no strict proxy")
+    yield _STRICT[0]
+    _STRICT[0].arm_conflicts(0)
 
 
 @pytest.fixture
