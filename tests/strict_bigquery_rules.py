@@ -95,11 +95,13 @@ def job_metadata(upload: bool, content_type: str, body: bytes) -> dict[str, Any]
 
 
 def required_partition_filters(schema_dir: Path = SCHEMAS) -> dict[tuple[str, str], str]:
-    """Every table whose schema file sets ``require_partition_filter``, with its partition column."""
+    """Every table that requires a partition filter in production, with its partition column: as
+    ``provision`` creates them on real GCP, every partitioned table unless its schema file says
+    ``"require_partition_filter": false`` (nba_phase5.provisioning.build_table)."""
     required = {}
     for path in sorted(schema_dir.glob("*.json")):
         spec = json.loads(path.read_text())
-        if spec.get("require_partition_filter"):
+        if spec.get("time_partitioning") and spec.get("require_partition_filter", True):
             dataset, table = path.stem.lower().split(".")
             required[(dataset, table)] = spec["time_partitioning"]["field"].lower()
     return required

@@ -227,3 +227,13 @@ def test_armed_conflicts_fail_mutating_dml_as_production_does(stack_strict: Any,
         bq.query_and_wait(merge)
     assert values() == [2]
     assert http("GET", f"{stack_strict.url}/_strict/state")[1]["conflicts_left"] == 0
+
+
+def test_every_partitioned_table_requires_its_filter_unless_its_schema_says_not() -> None:
+    # As provision creates them on real GCP (nba_phase5.provisioning.build_table): the flag defaults to true.
+    from strict_bigquery_rules import required_partition_filters
+
+    required = {f"{dataset}.{table}" for dataset, table in required_partition_filters()}
+    assert "nba_reference.phase5_event_inbox" in required  # no flag in its schema file: required
+    assert "nba_reference.pipeline_alerts" in required
+    assert "nba_reference.processor_run_history" not in required  # "require_partition_filter": false
