@@ -175,13 +175,10 @@ def orphaned_by(context: Any, held_by: str, *, max_hops: int = 5) -> str | None:
     chain = [context["run_id"], held_by]
     for _ in range(max_hops):
         current = chain[-1]
-        if is_live(ti, dag_id, current) and not yielded_to(ti, dag_id, current):
-            return None
-        if ti.get_dr_count(dag_id=dag_id, run_ids=[current], states=["success"]) and not yielded_to(
-            ti, dag_id, current
-        ):
-            return None
         nxt = yielded_to(ti, dag_id, current)
+        # A run that did not yield holds the date while live, and finished the batch if it succeeded.
+        if nxt is None and ti.get_dr_count(dag_id=dag_id, run_ids=[current], states=[*LIVE_STATES, "success"]):
+            return None
         if nxt is None:
             return f"run {current}, to which this run yielded, ended without finishing the batch"
         if nxt in chain:

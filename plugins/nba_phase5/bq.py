@@ -119,6 +119,17 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
     return bigquery.ScalarQueryParameter(name, type_ or _scalar_type(value), value)  # type: ignore[arg-type]
 
 
+def query_config(params: Mapping[str, object] | None, labels: Mapping[str, str] | None) -> bigquery.QueryJobConfig:
+    """A standard-SQL job's configuration: every value a typed parameter, the job labelled."""
+    from google.cloud import bigquery
+
+    return bigquery.QueryJobConfig(
+        query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
+        use_legacy_sql=False,
+        labels=dict(labels or {}),
+    )
+
+
 def run_query(
     client: bigquery.Client,
     sql: str,
@@ -126,13 +137,7 @@ def run_query(
     labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``sql`` with named parameters (the job labelled with ``labels``) and return the rows as dicts."""
-    from google.cloud import bigquery
-
-    job_config = bigquery.QueryJobConfig(
-        query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
-        use_legacy_sql=False,
-        labels=dict(labels or {}),
-    )
+    job_config = query_config(params, labels)
     first_line = sql.strip().splitlines()[0][:80] if sql.strip() else "query"
 
     def query() -> list[Any]:
@@ -149,13 +154,7 @@ def start_query(
     labels: Mapping[str, str] | None = None,
 ) -> bigquery.QueryJob:
     """Insert a query job (parameters typed, labelled) in the client's location, without waiting for it."""
-    from google.cloud import bigquery
-
-    job_config = bigquery.QueryJobConfig(
-        query_parameters=[query_parameter(k, v) for k, v in (params or {}).items()],
-        use_legacy_sql=False,
-        labels=dict(labels or {}),
-    )
+    job_config = query_config(params, labels)
     job: bigquery.QueryJob = with_transient_retry(
         lambda: client.query(sql, job_config=job_config, timeout=60), "insert"
     )
