@@ -76,8 +76,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack
 @pytest.fixture
 def stack_strict(stack: localstack.Stack) -> Iterator[StrictBigQuery]:
     """The session's strict BigQuery proxy, to arm DML conflicts; disarmed after the test."""
-    if not _STRICT:
-        pytest.skip("NBA_PHASE5_STRICT_BIGQUERY=0: no strict proxy")
+    if not _STRICT:  # a test of production's rules cannot pass without them: say so, do not skip
+        pytest.fail("this test needs the strict BigQuery proxy: unset NBA_PHASE5_STRICT_BIGQUERY=0")
     yield _STRICT[0]
     _STRICT[0].arm_conflicts(0)
 
