@@ -1,4 +1,4 @@
-"""The results as the README's table and as a chart of the ratios."""
+"""The results as the table docs/benchmarks.md shows and as a chart of the ratios."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Absolute times on shared machines are noisy: every figure is a median over repetitions, and every
 goal is a ratio against a peer measured in the same run. Results go to bench/results.json,
-bench/results.md (the table the README shows) and bench/ratios.png. The cases live in
+bench/results.md (the table docs/benchmarks.md shows) and bench/ratios.png. The cases live in
 bench_fanout.py and bench_dag.py, the table and chart in bench_report.py.
 """
 

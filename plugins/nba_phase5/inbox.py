@@ -7,7 +7,8 @@ whichever run pulled it. That makes a triggerer crash between ack and the trigge
 for another date, and a clear-and-rerun of the sensor all find the event again instead of losing or
 stealing it. The other Phase 4 processors' messages are never written here (the trigger counts them).
 
-Only this package writes the table; it is not part of the platform (README, *The platform's contracts*).
+Only this package writes the table; it is not part of the platform (docs/architecture.md, *What the DAG
+reads and writes on the platform*).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Phase 4 can run again for a date whose predictions are done (more players ready 
 fix). The trigger records every ready feature-store event in the inbox for its own date's run, but a
 finished date has no run waiting, so the event would be stored and never heard of. The run whose trigger
 pulled it says so instead, with a warning that names the date: a run triggered for that date requests
-only the players still missing, so it tops the batch up (docs: README, "Late Phase 4 messages").
+only the players still missing, so it tops the batch up (docs/architecture.md, "Late Phase 4 messages").
 """
 
 from __future__ import annotations
