@@ -61,7 +61,10 @@ def decode_summary(summary: object) -> dict[str, Any]:
 @dataclass
 class DayStatus:
     game_date: str
+    #: the latest run's outcome word for people (success, partial, failed, already_complete, no_games, ...)
     status: str | None = None
+    #: the latest run's ``status`` column (running, success, failed, partial, skipped): what the charts colour by
+    run_status: str | None = None
     triggered_by: str | None = None
     #: the outcome of the date's latest scheduled ("overnight") run: what the consecutive-successes check counts
     scheduled_status: str | None = None
@@ -146,6 +149,7 @@ def collect(client: bigquery.Client, first: date, last: date) -> list[DayStatus]
             status.runs = len(day_runs)
             status.batches = sum(1 for r in day_runs if r.get("requests_fan_out"))
             status.status = latest.get("outcome") or latest["status"]
+            status.run_status = latest["status"]
             status.triggered_by = latest["triggered_by"]
             scheduled = [r for r in day_runs if str(r["run_id"]).startswith("scheduled__")]
             status.scheduled_status = (scheduled[-1].get("outcome") or scheduled[-1]["status"]) if scheduled else None

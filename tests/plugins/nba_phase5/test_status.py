@@ -182,6 +182,12 @@ def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None
     assert [d["game_date"] for d in report["days"]] == ["2025-08-01", "2025-08-02", "2025-08-03"]
     assert report["go"] is False
     assert report["days"][0]["event_to_first_request_s"] == 1.0
+    # The charts colour by the row's status column; the outcome word says which kind of skip it was.
+    assert [(d["status"], d["run_status"]) for d in report["days"]] == [
+        ("success", "success"),
+        ("already_complete", "skipped"),
+        ("partial", "partial"),
+    ]
 
 
 def test_status_cli_refuses_a_bad_range() -> None:
