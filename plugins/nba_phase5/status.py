@@ -273,7 +273,7 @@ def render(status: StatusReport) -> str:
     if silent:
         lines.append(
             f"Alerts reached only BigQuery on {', '.join(silent)}: no Slack connection and no e-mail "
-            "recipients were configured (see README, Alerts)."
+            "recipients were configured (see docs/operations.md, Alerts and the deadline)."
         )
     lines += ["", f"Go/no-go {status.first} → {status.last}: {'GO' if status.go else 'NO-GO'}"]
     lines += [f"  [{'x' if c.passed else ' '}] {c.name}: {c.detail}" for c in status.checklist]
