@@ -33,7 +33,7 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
 
-from nba_phase5 import batch, config, dag_params, handoff, query_params, run_history, sla, sql
+from nba_phase5 import alert_kinds, batch, config, dag_params, handoff, query_params, run_history, sla, sql
 from nba_phase5.config import ALERTS, TASKS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
@@ -145,9 +145,9 @@ def phase4_readiness(game_date: Any) -> None:
         max_retry_delay=timedelta(minutes=3),
         on_failure_callback=Phase4GateNotifier(
             not_ready=PipelineAlertNotifier(
-                severity=ALERTS.phase4_not_ready, message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+                kind=ALERTS.phase4_not_ready, message="{{ phase4_not_ready(ti, params) }}", include_exception=False
             ),
-            unavailable=PipelineAlertNotifier(severity=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
+            unavailable=PipelineAlertNotifier(kind=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
         ),
         doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
         "A BigQuery error is retried, and only an error alert if it persists.",
@@ -207,12 +207,12 @@ def retry_stragglers(day: dict[str, Any], phase4_event: Any) -> None:
     template_searchpath=[str(config.include_dir() / "sql")],
     user_defined_macros={**sql.macros(), "phase4_not_ready": batch.phase4_not_ready_message},
     tags=["nba", "phase5", "predictions"],
-    doc_md=__doc__,
+    doc_md=alert_kinds.with_runbook_link(__doc__),
     default_args={
         "owner": "nba-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": PipelineAlertNotifier(severity=ALERTS.task_failed),
+        "on_failure_callback": PipelineAlertNotifier(kind=ALERTS.task_failed),
     },
     params=dag_params.trigger_form(),
 )

@@ -3,7 +3,8 @@
 Slack goes through the Slack provider's webhook notifier (connection ``config.ALERT_SLACK_CONN_ID``),
 e-mail through the SMTP provider's notifier (connection ``config.ALERT_SMTP_CONN_ID``, recipients in
 the Variable ``config.ALERT_EMAILS_VARIABLE``). A missing connection or recipient list skips a channel;
-a channel that fails is logged, never raised.
+a channel that fails is logged, never raised. Both carry the same text: the message, the alert kind's
+runbook section, the run's grid and the raising task's log (:mod:`nba_phase5.alert_links`), then the facts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nba_phase5 import config
+from nba_phase5.alert_links import Link
 
 log = logging.getLogger(__name__)
 #: How much of the message the title (Slack's first line, the e-mail subject) carries.
@@ -74,19 +76,21 @@ def configured_channels(
     return channels
 
 
-def alert_text(row: dict[str, Any]) -> tuple[str, list[str]]:
+def alert_text(row: dict[str, Any], *, links: Sequence[Link] = ()) -> tuple[str, list[str | Link]]:
     """The title and the body lines of an alert row, shared by every channel.
 
     :param row: the ``pipeline_alerts`` row (severity, message, game_date, run_id, task_id, alert_id).
+    :param links: where the alert sends people (:func:`nba_phase5.alert_links.alert_links`): after the message.
     :return: ``(title, lines)``; the title is ``[severity] <dag> <game date>: <message start>``.
     """
     game_date = row["game_date"].isoformat() if row["game_date"] else "no game date"
     # One line whatever the message holds: a newline in an e-mail subject is a header injection.
     summary = " ".join(row["message"].split())[:TITLE_MESSAGE_CHARS]
     title = f"[{row['severity']}] {row['dag_id'] or config.DAG_ID} {game_date}: {summary}"
-    lines = [
+    lines: list[str | Link] = [
         row["message"],
         "",
+        *links,
         f"Game date: {game_date}",
         f"Run: {row['run_id']}",
         f"Task: {row['task_id']}",
@@ -100,18 +104,30 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _send_slack(context: Any, title: str, lines: list[str], *, conn_id: str) -> None:
+def _slack_line(line: str | Link) -> str:
+    # A bare URL: Slack links it itself, and it stays readable in a notification's preview.
+    return _slack_escape(f"{line.label}: {line.url}" if isinstance(line, Link) else line)
+
+
+def _html_line(line: str | Link) -> str:
+    if isinstance(line, Link):
+        url = html.escape(line.url)
+        return f'{html.escape(line.label)}: <a href="{url}">{url}</a>'
+    return html.escape(line)
+
+
+def _send_slack(context: Any, title: str, lines: list[str | Link], *, conn_id: str) -> None:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    text = _slack_escape("\n".join([title, *lines]))
+    text = "\n".join([_slack_escape(title), *(_slack_line(line) for line in lines)])
     # notify(), not __call__: the message is final text, and Jinja would choke on braces in it.
     SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text).notify(context)
 
 
-def _send_email(context: Any, title: str, lines: list[str], *, conn_id: str, to: list[str]) -> None:
+def _send_email(context: Any, title: str, lines: list[str | Link], *, conn_id: str, to: list[str]) -> None:
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    body = "<br>\n".join(html.escape(line) for line in lines)
+    body = "<br>\n".join(_html_line(line) for line in lines)
     # The sender is the connection's ``from_email`` extra (from_email=None).
     SmtpNotifier(to=to, smtp_conn_id=conn_id, subject=title, html_content=f"<p>{body}</p>").notify(context)
 
@@ -127,10 +143,26 @@ def _attempt(channel: str, conn_id: str, send: Callable[[], None]) -> bool:
 
 
 def deliver(
-    context: Any, row: dict[str, Any], *, slack_conn_id: str, smtp_conn_id: str, email_to: str | Sequence[str] | None
+    context: Any,
+    row: dict[str, Any],
+    *,
+    links: Sequence[Link],
+    slack_conn_id: str,
+    smtp_conn_id: str,
+    email_to: str | Sequence[str] | None,
 ) -> list[str]:
-    """Send ``row`` to Slack and e-mail where configured; returns the channels that took it. Never raises."""
-    title, lines = alert_text(row)
+    """Send ``row`` and its ``links`` to Slack and e-mail where configured; returns the channels that took it.
+
+    Never raises.
+
+    :param context: the Airflow context the alert was raised in (the providers' notifiers take it).
+    :param row: the ``pipeline_alerts`` row.
+    :param links: the runbook section and the run's links (:func:`nba_phase5.alert_links.alert_links`).
+    :param slack_conn_id: the Slack incoming-webhook connection.
+    :param smtp_conn_id: the SMTP connection.
+    :param email_to: recipients; ``None`` reads the Variable ``config.ALERT_EMAILS_VARIABLE``.
+    """
+    title, lines = alert_text(row, links=links)
     delivered: list[str] = []
     if not _connection_exists(slack_conn_id):
         log.info("No Slack connection %r: alert not sent to Slack", slack_conn_id)

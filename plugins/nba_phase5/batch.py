@@ -113,6 +113,7 @@ def resolve_game_day(context: Any) -> bool:
 
         warn(
             context,
+            config.ALERTS.schedule_outage,
             f"{config.SCHEDULE_TABLE} has no games within 14 days of {day}: cannot tell an off day from a "
             "schedule outage, so the Phase 4 gates decide",
         )
@@ -211,6 +212,7 @@ def proceed_with_ready_players(readiness: dict[str, Any] | None, context: Any) -
         pct = 100.0 * ready / total if total else 0.0
         warn(
             context,
+            config.ALERTS.phase4_degraded,
             f"Phase 4 not fully ready for {game_date(context)} after {context['params']['phase4_wait_minutes']} "
             f"min: proceeding with {ready}/{total} ready ({pct:.1f} %)",
         )
@@ -234,7 +236,7 @@ def consolidate_predictions(context: Any) -> dict[str, Any]:
 class BatchIncompleteError(AirflowFailException):
     """The batch ended far from complete: the run fails at once (no retry) and the alert is critical."""
 
-    alert_severity = config.ALERTS.batch_incomplete
+    alert_kind = config.ALERTS.batch_incomplete
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -271,5 +273,5 @@ def verify_completion(context: Any, last_wait: dict[str, Any] | None) -> dict[st
         context["ti"].xcom_push(key="return_value", value={**result, "incomplete": True})
         raise BatchIncompleteError(f"Prediction batch for {game_date(context)} failed: {summary}")
     if missing > int(params["straggler_alert_count"]) or completion < float(params["completion_goal_pct"]):
-        warn(context, f"{missing} players still lack a prediction: {summary}")
+        warn(context, config.ALERTS.stragglers_remaining, f"{missing} players still lack a prediction: {summary}")
     return result

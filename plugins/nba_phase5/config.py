@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from nba_phase5.alert_kinds import AlertKind
+
 DAG_ID = "nba_phase5_predictions"
 # NBA game dates are Eastern: the run for game date D opens at 00:00 Eastern on D.
 DAG_TIMEZONE = "America/New_York"
@@ -259,29 +261,8 @@ class TaskIds:
 TASKS = TaskIds()
 
 
-@dataclass(frozen=True)
-class AlertPolicy:
-    """Which severity each kind of alert has (docs/platform.md §3.4: every alert is a row, Slack and e-mail)."""
-
-    #: A task failed for good (after its retries): the default for every task.
-    task_failed: str = "error"
-    #: The gate's definite no: Phase 4 has not run, or fewer than ``degraded_min_players`` are ready.
-    phase4_not_ready: str = "critical"
-    #: The gate could not ask BigQuery (after its retries).
-    gate_unavailable: str = "error"
-    #: After the straggler rounds, no prediction at all or completion below ``critical_completion_pct``.
-    batch_incomplete: str = "critical"
-    #: A run that died without recording itself (timed out, killed).
-    run_died: str = "critical"
-    #: A run not finished by the SLA deadline.
-    deadline_missed: str = "critical"
-    #: A run yielded the date's batch to a run that, in the end, neither finished it nor holds it.
-    batch_orphaned: str = "critical"
-    #: Degraded readiness, stragglers above the limit, a schedule that may be missing: the run goes on.
-    warning: str = "warning"
-
-
-ALERTS = AlertPolicy()
+#: The kinds of alert, each with its severity and its runbook section (``ALERTS.phase4_not_ready``).
+ALERTS = AlertKind
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
         from nba_phase5.notifications import warn
 
         words = f"Batch {message['execution_id']} for {message['game_date']} is not handed to Phase 6: {refusal}"
-        warn(context, f"{words}, so Phase 6 would not export it")
+        warn(context, config.ALERTS.handoff_refused, f"{words}, so Phase 6 would not export it")
         raise AirflowSkipException(words)
     earlier = already_announced(hook, message["game_date"], message["execution_id"])
     if earlier:

@@ -1,7 +1,8 @@
 """Alerts: one notifier for failure callbacks and for the steps that judge a batch.
 
 Every alert is logged and written to the alerts table (``config.ALERTS_TABLE``), then sent to the
-people channels the platform asks for (:mod:`nba_phase5.alert_channels`: Slack and e-mail). Each
+people channels the platform asks for (:mod:`nba_phase5.alert_channels`: Slack and e-mail), naming its
+kind's runbook section and linking the run (:mod:`nba_phase5.alert_kinds`, :mod:`nba_phase5.alert_links`). Each
 channel is optional, and a channel that fails is logged, never raised: an alert must not fail the task
 or the callback that raises it.
 """
@@ -19,9 +20,10 @@ from airflow.sdk import BaseNotifier
 
 from nba_phase5 import config
 from nba_phase5.alert_channels import deliver
+from nba_phase5.alert_kinds import AlertKind
+from nba_phase5.alert_links import alert_links
 
 log = logging.getLogger(__name__)
-SEVERITIES = ("info", "warning", "error", "critical")
 GAME_DAY_TASK = config.TASKS.game_day
 
 
@@ -37,7 +39,7 @@ def _game_date(context: Any) -> date | None:
 
 def raise_alert(
     context: Any,
-    severity: str,
+    kind: AlertKind,
     message: str,
     *,
     gcp_conn_id: str = config.GCP_CONN_ID,
@@ -51,7 +53,7 @@ def raise_alert(
     A BigQuery failure still raises, as before, but only after Slack and e-mail have been tried.
 
     :param context: the task's Airflow context (``ti``, ``dag_run``).
-    :param severity: one of ``SEVERITIES``.
+    :param kind: the kind of alert: its severity, and the runbook section the people channels name.
     :param message: what happened, in full.
     :param gcp_conn_id: connection used to write ``pipeline_alerts``.
     :param smtp_conn_id: SMTP connection for the e-mail.
@@ -62,8 +64,9 @@ def raise_alert(
     from nba_phase5.hooks.bigquery import Phase5BigQueryHook
     from nba_phase5.job_labels import job_labels
 
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+    if not isinstance(kind, AlertKind):
+        raise TypeError(f"kind must be an AlertKind (config.ALERTS), got {kind!r}")
+    severity = kind.severity
     ti = context.get("ti")
     dag_run = context.get("dag_run")
     row = {
@@ -77,8 +80,12 @@ def raise_alert(
         "message": message,
     }
     log_level = logging.CRITICAL if severity == "critical" else logging.WARNING
-    log.log(log_level, "[%s alert] %s (game date %s, run %s)", severity, message, row["game_date"], row["run_id"])
-    send = partial(deliver, context, row, slack_conn_id=slack_conn_id, smtp_conn_id=smtp_conn_id, email_to=email_to)
+    where = (row["game_date"], row["run_id"])
+    log.log(log_level, "[%s alert %s] %s (game date %s, run %s)", severity, kind.name, message, *where)
+    links = alert_links(context, row, kind)
+    send = partial(
+        deliver, context, row, links=links, slack_conn_id=slack_conn_id, smtp_conn_id=smtp_conn_id, email_to=email_to
+    )
     try:
         # Labelled from the callback's context: Airflow runs callbacks outside the task's current context.
         labels = job_labels(
@@ -96,18 +103,24 @@ def raise_alert(
     return {**row, "delivered": delivered}
 
 
-def warn(context: Any, message: str) -> None:
-    """A warning from a step that goes on regardless: failing to record it must not fail the step."""
+def warn(context: Any, kind: AlertKind, message: str) -> None:
+    """A warning from a step that goes on regardless: failing to record it must not fail the step.
+
+    :param context: the task's Airflow context.
+    :param kind: which warning (each has its own runbook section).
+    :param message: what happened, in full.
+    """
     try:
-        raise_alert(context, config.ALERTS.warning, message)
+        raise_alert(context, kind, message)
     except Exception:
-        log.exception("Could not record the warning alert: %s", message)
+        log.exception("Could not record the %s alert: %s", kind.name, message)
 
 
 class PipelineAlertNotifier(BaseNotifier):
     """Raise a pipeline alert when a task or run fails.
 
-    :param severity: ``info``, ``warning``, ``error`` or ``critical``.
+    :param kind: the kind of alert (its severity and runbook section); an exception with an ``alert_kind``
+        overrides it.
     :param message: what went wrong (templated); the exception, when there is one, is appended.
     :param include_exception: append the exception; off when ``message`` already says why in words
         (a failed check's exception is a list of booleans).
@@ -122,7 +135,7 @@ class PipelineAlertNotifier(BaseNotifier):
     def __init__(
         self,
         *,
-        severity: str = config.ALERTS.task_failed,
+        kind: AlertKind = config.ALERTS.task_failed,
         message: str = "{{ ti.task_id }} failed",
         gcp_conn_id: str = config.GCP_CONN_ID,
         smtp_conn_id: str = config.ALERT_SMTP_CONN_ID,
@@ -131,7 +144,7 @@ class PipelineAlertNotifier(BaseNotifier):
         include_exception: bool = True,
     ) -> None:
         super().__init__()
-        self.severity = severity
+        self.kind = kind
         self.message = message
         self.message_template = message
         self.include_exception = include_exception
@@ -151,14 +164,14 @@ class PipelineAlertNotifier(BaseNotifier):
         exception = context.get("exception")
         if exception is not None and self.include_exception:
             message = f"{message}: {exception}"
-        # A failure that already knows how bad it is (e.g. a batch far from complete) says so itself.
-        severity = getattr(exception, "alert_severity", None) or self.severity
+        # A failure that already knows what it is (e.g. a batch far from complete) says so itself.
+        kind = getattr(exception, "alert_kind", None) or self.kind
         if getattr(exception, "alert_message", None):
             message = str(exception.alert_message)  # type: ignore[union-attr]
         try:
             raise_alert(
                 context,
-                severity,
+                kind,
                 message,
                 gcp_conn_id=self.gcp_conn_id,
                 smtp_conn_id=self.smtp_conn_id,
@@ -167,4 +180,4 @@ class PipelineAlertNotifier(BaseNotifier):
             )
         except Exception:
             # A callback that raises hides the original failure; the alert is already in the log.
-            log.exception("Could not record the %s alert: %s", self.severity, message)
+            log.exception("Could not record the %s alert: %s", kind.name, message)

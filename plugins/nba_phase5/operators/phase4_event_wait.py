@@ -173,6 +173,7 @@ class Phase4EventWaitOperator(BaseOperator):
 
         warn(
             context,
+            config.ALERTS.phase4_events_unreadable,
             f"Phase 4's events cannot be read from {self.subscription} ({event['reason']}): the run takes the "
             f"backup path at {event['deadline']} unless the subscription comes back; `provision` restores it",
         )
@@ -200,7 +201,7 @@ class Phase4EventWaitOperator(BaseOperator):
 
         found = came_late(late, finished_at(bq_hook(), [event["game_date"] for event in late]))
         for event in found:
-            warn(context, words(event))
+            warn(context, config.ALERTS.phase4_event_late, words(event))
         return found
 
     def _report_rejected(self, context: Any, rejected: list[dict[str, str]]) -> None:
@@ -212,5 +213,6 @@ class Phase4EventWaitOperator(BaseOperator):
         reasons = "; ".join(f"{r['message_id']}: {r['reason']}" for r in rejected[:5])
         warn(
             context,
+            config.ALERTS.phase4_events_rejected,
             f"{len(rejected)} unusable Phase 4 event(s) on {self.subscription} were acked and ignored: {reasons}",
         )

@@ -64,3 +64,16 @@ def test_a_retry_whose_claim_never_landed_begins_now(claimed, monkeypatch) -> No
     ctx = context(try_number=2)
     batch.claim_batch(ctx, Hook(), "2026-12-01", T2)
     assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T2
+
+
+def test_a_degraded_verdict_warns_with_its_own_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[tuple[str, str]] = []
+    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg)))
+    ti = XComTI(batch.READINESS_VERDICT, {(batch.GAME_DAY, "game_date"): "2025-11-28"})
+    context = {"ti": ti, "params": {"phase4_wait_minutes": 30}}
+    readiness = {"done": False, "players_ready": 70, "players_total": 200}
+    assert batch.proceed_with_ready_players(readiness, context)["degraded"] is True
+    words = "Phase 4 not fully ready for 2025-11-28 after 30 min: proceeding with 70/200 ready (35.0 %)"
+    assert warned == [("phase4_degraded", words)]
+    assert batch.proceed_with_ready_players({**readiness, "done": True}, context)["degraded"] is False
+    assert len(warned) == 1

@@ -218,7 +218,7 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
     context["ti"].xcom_push("return_value", row)
     context["ti"].task_id = batch.READINESS_GATE
     message = batch.phase4_not_ready_message(context["ti"], context["params"])
-    notifier = PipelineAlertNotifier(severity="critical", message=message, include_exception=False)
+    notifier = PipelineAlertNotifier(kind=config.ALERTS.phase4_not_ready, message=message, include_exception=False)
     notifier.notify({**context, "exception": RuntimeError("Test failed: [True, False]")})
     [alert] = alerts(bq, day)
     assert alert["severity"] == "critical"

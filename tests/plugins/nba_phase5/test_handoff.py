@@ -93,7 +93,12 @@ def test_a_batch_phase6_would_drop_is_not_announced_and_a_warning_says_why(
     status: str, figures: dict[str, Any], why: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warnings: list[str] = []
-    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, message: warnings.append(message))
+
+    def warn(context: Any, kind: Any, message: str) -> None:
+        assert kind is config.ALERTS.handoff_refused
+        warnings.append(message)
+
+    monkeypatch.setattr("nba_phase5.notifications.warn", warn)
     monkeypatch.setattr("nba_phase5.batch.bq_hook", lambda: None)
     monkeypatch.setattr(handoff, "prediction_rows", lambda hook, day: 9)
     message = handoff.completion_message(_row(status, **figures), now=NOW)

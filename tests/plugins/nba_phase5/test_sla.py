@@ -48,9 +48,9 @@ def _dag_run(run_type: str, logical: str, queued: str, state: str = "running", *
 
 @pytest.fixture
 def raised(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, str, str]]:
-    calls: list[tuple[Any, str, str]] = []
+    calls: list[tuple[Any, Any, str]] = []
     monkeypatch.setattr(
-        notifications, "raise_alert", lambda context, severity, message: calls.append((context, severity, message))
+        notifications, "raise_alert", lambda context, kind, message: calls.append((context, kind, message))
     )
     return calls
 
@@ -84,8 +84,8 @@ def test_the_overnight_run_still_going_pages_once_at_10_am_eastern_wall_clock(ra
     logical, ten_am = NIGHTS[day]
     results = _miss_every_deadline(dag_alerts, _dag_run("scheduled", logical, logical))
     assert _paged_at(results) == [ten_am]  # the deadlines before 10:00 ET (and after) raise nothing
-    [(alert_context, severity, message)] = raised
-    assert severity == "critical"
+    [(alert_context, kind, message)] = raised
+    assert kind is config.ALERTS.deadline_missed
     assert alert_context["game_date"] == day
     assert f"scheduled__{logical} for {day} has not finished by its deadline {day} 10:00 E" in message
 
@@ -98,7 +98,7 @@ def test_a_scheduled_run_queued_after_10_am_eastern_still_pages(raised, dag_aler
     queued = (ten_am + timedelta(minutes=90)).isoformat()
     results = _miss_every_deadline(dag_alerts, _dag_run("scheduled", logical, queued))
     assert _paged_at(results) == [ten_am]
-    assert [severity for _, severity, _ in raised] == ["critical"]
+    assert [kind for _, kind, _ in raised] == [config.ALERTS.deadline_missed]
 
 
 @pytest.mark.parametrize("day", NIGHTS)
@@ -131,7 +131,7 @@ def test_a_manual_run_for_today_pages_10_hours_after_it_was_triggered(raised, da
     dag_run = _dag_run("manual", "2025-11-28T13:00:00Z", "2025-11-28T13:00:00Z", game_date="2025-11-28")
     results = _miss_every_deadline(dag_alerts, dag_run)
     assert _paged_at(results) == [datetime(2025, 11, 28, 23, tzinfo=UTC)]
-    assert [severity for _, severity, _ in raised] == ["critical"]
+    assert [kind for _, kind, _ in raised] == [config.ALERTS.deadline_missed]
 
 
 def test_the_deadline_is_10_hours_of_eastern_wall_clock_from_the_logical_date() -> None:

@@ -112,8 +112,8 @@ def test_the_plans_run_id_is_the_correlation_id_and_the_deadline_path_keeps_othe
 def test_late_events_of_a_finished_date_are_warned_about_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    warned: list[str] = []
-    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, message: warned.append(message))
+    warned: list[tuple[str, str]] = []
+    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg)))
     finished = {"2025-11-27": datetime(2025, 11, 27, 15, 0, tzinfo=UTC)}
     monkeypatch.setattr("nba_phase5.late_events.finished_at", lambda hook, dates: finished)
     monkeypatch.setattr("nba_phase5.batch.bq_hook", lambda: None)
@@ -126,7 +126,18 @@ def test_late_events_of_a_finished_date_are_warned_about_once_each(monkeypatch: 
     result = sensor().execute_complete({}, deadline)
     # Only the event published after its date's batch finished; one with no finished batch has a run to act on it.
     assert [e["message_id"] for e in result["late_phase4_events"]] == ["1"]
-    [message] = warned
+    [(kind, message)] = warned
+    assert kind == "phase4_event_late"
     assert message.startswith("Phase 4 published the feature store again for 2025-11-27 at 2025-11-27T19:00:00")
     assert "(460 players)" in message
     assert "Trigger a run for 2025-11-27" in message
+
+
+def test_unusable_events_are_one_warning_of_their_own_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[tuple[str, str]] = []
+    monkeypatch.setattr("nba_phase5.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg)))
+    rejected = [{"message_id": "7", "reason": "not JSON"}, {"message_id": "8", "reason": "no game_date"}]
+    sensor()._report_rejected({}, rejected)
+    [(kind, message)] = warned
+    assert kind == "phase4_events_rejected"
+    assert message.startswith("2 unusable Phase 4 event(s) on nba-phase5-trigger-sub were acked and ignored: 7: ")

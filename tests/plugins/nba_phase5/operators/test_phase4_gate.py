@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from nba_phase5.config import ALERTS
 from nba_phase5.notifications import PipelineAlertNotifier
 from nba_phase5.operators.phase4_gate import (
     UNAVAILABLE_MESSAGE,
@@ -154,11 +155,11 @@ def test_always_defer_defers_a_job_done_at_insert_too(monkeypatch: pytest.Monkey
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every alert raised, as (severity, message), instead of writing it to BigQuery."""
+    """Every alert raised, as (kind name, message), instead of writing it to BigQuery."""
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(
         "nba_phase5.notifications.raise_alert",
-        lambda context, severity, message, **kwargs: calls.append((severity, message)),
+        lambda context, kind, message, **kwargs: calls.append((kind.name, message)),
     )
     return calls
 
@@ -167,27 +168,33 @@ def _notifier() -> Phase4GateNotifier:
     # The DAG's pair, with a plain template in place of the DAG's `phase4_not_ready` macro.
     return Phase4GateNotifier(
         not_ready=PipelineAlertNotifier(
-            severity="critical", message="Phase 4 is not ready: {{ params.words }}", include_exception=False
+            kind=ALERTS.phase4_not_ready, message="Phase 4 is not ready: {{ params.words }}", include_exception=False
         ),
-        unavailable=PipelineAlertNotifier(severity="error", message=UNAVAILABLE_MESSAGE),
+        unavailable=PipelineAlertNotifier(kind=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
     )
 
 
 @pytest.mark.parametrize(
     ("exception", "expected"),
     [
-        (Phase4NotReady("Test failed. Results: [True, False]"), ("critical", "Phase 4 is not ready: 40/100 ready")),
+        (
+            Phase4NotReady("Test failed. Results: [True, False]"),
+            ("phase4_not_ready", "Phase 4 is not ready: 40/100 ready"),
+        ),
         (
             AirflowException("503, message='Service Unavailable', url='http://bq/queries/job_1'"),
-            ("error", f"{UNAVAILABLE_MESSAGE}: 503, message='Service Unavailable', url='http://bq/queries/job_1'"),
+            (
+                "gate_unavailable",
+                f"{UNAVAILABLE_MESSAGE}: 503, message='Service Unavailable', url='http://bq/queries/job_1'",
+            ),
         ),
         (
             AirflowException("BigQuery job job_1 failed: {'reason': 'backendError'}"),
-            ("error", f"{UNAVAILABLE_MESSAGE}: BigQuery job job_1 failed: {{'reason': 'backendError'}}"),
+            ("gate_unavailable", f"{UNAVAILABLE_MESSAGE}: BigQuery job job_1 failed: {{'reason': 'backendError'}}"),
         ),
         # Another "do not retry" failure is still not a verdict on Phase 4.
-        (AirflowFailException("something else"), ("error", f"{UNAVAILABLE_MESSAGE}: something else")),
-        (None, ("error", UNAVAILABLE_MESSAGE)),  # killed from outside: no exception at all
+        (AirflowFailException("something else"), ("gate_unavailable", f"{UNAVAILABLE_MESSAGE}: something else")),
+        (None, ("gate_unavailable", UNAVAILABLE_MESSAGE)),  # killed from outside: no exception at all
     ],
     ids=["not-ready", "poll-503", "job-error", "other-fail", "no-exception"],
 )
@@ -204,9 +211,9 @@ def test_the_notifier_renders_afresh_for_each_failure(recorded: list[tuple[str, 
     notifier({"params": {"words": "10/100 ready"}, "exception": Phase4NotReady("no")})
     notifier({"params": {"words": "10/100 ready"}, "exception": RuntimeError("reset")})
     assert recorded == [
-        ("critical", "Phase 4 is not ready: 40/100 ready"),
-        ("critical", "Phase 4 is not ready: 10/100 ready"),
-        ("error", f"{UNAVAILABLE_MESSAGE}: reset"),
+        ("phase4_not_ready", "Phase 4 is not ready: 40/100 ready"),
+        ("phase4_not_ready", "Phase 4 is not ready: 10/100 ready"),
+        ("gate_unavailable", f"{UNAVAILABLE_MESSAGE}: reset"),
     ]
 
 
@@ -242,6 +249,8 @@ def test_the_dag_gate_retries_bigquery_errors_within_the_sla(gate_task: Any) -> 
     assert isinstance(callback, Phase4GateNotifier)
     assert isinstance(callback.not_ready, PipelineAlertNotifier)
     assert isinstance(callback.unavailable, PipelineAlertNotifier)
-    assert (callback.not_ready.severity, callback.not_ready.include_exception) == ("critical", False)
+    assert (callback.not_ready.kind, callback.not_ready.include_exception) == (ALERTS.phase4_not_ready, False)
+    assert ALERTS.phase4_not_ready.severity == "critical"
     assert "phase4_not_ready(ti, params)" in callback.not_ready.message
-    assert (callback.unavailable.severity, callback.unavailable.message) == ("error", UNAVAILABLE_MESSAGE)
+    assert (callback.unavailable.kind, callback.unavailable.message) == (ALERTS.gate_unavailable, UNAVAILABLE_MESSAGE)
+    assert ALERTS.gate_unavailable.severity == "error"
