@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BQEMU_VENV := .local/bqemu-venv
 PY := $(VENV)/bin/python
+# The package's console script (pyproject.toml), installed editable by `make venv`: it runs the working tree.
+NBA := $(VENV)/bin/nba-phase5
 DATE ?= $(shell date -u +%F)
 PLAYERS ?= 450
 # Where the stack keeps its state, logs and BigQuery data (tests point it at a temp dir).
@@ -28,9 +30,11 @@ help:
 
 venv: $(VENV)/.installed $(BQEMU_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-composer-image.txt requirements-dev.txt constraints.txt
+# The package itself goes in editable (-e .): .venv/bin/nba-phase5 and `python -m nba_phase5` then work from
+# any shell and directory, without PYTHONPATH, and follow the working tree.
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-composer-image.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e . -c constraints.txt
 	touch $@
 
 $(BQEMU_VENV)/.installed: requirements-bqemulator.txt
@@ -43,7 +47,7 @@ system-deps-run system-deps-up system-deps-test:
 	tools/system_deps.sh $(@:system-deps-%=%)
 
 up: system-deps-up stack-up
-	$(STACK_ENV) && $(PY) -m nba_phase5 provision
+	$(STACK_ENV) && $(NBA) provision
 	$(PY) tools/local_airflow.py up $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT),)
 
 down:
@@ -60,13 +64,13 @@ stack-status:
 	$(PYTHON) tools/localstack.py status
 
 provision: venv
-	$(STACK_ENV) && $(PY) -m nba_phase5 provision
+	$(STACK_ENV) && $(NBA) provision
 
 seed: venv
-	$(STACK_ENV) && $(PY) -m nba_phase5 seed --date $(DATE) --players $(PLAYERS)
+	$(STACK_ENV) && $(NBA) seed --date $(DATE) --players $(PLAYERS)
 
 publish: venv
-	$(STACK_ENV) && $(PY) -m nba_phase5 publish-phase4 --date $(DATE)
+	$(STACK_ENV) && $(NBA) publish-phase4 --date $(DATE)
 
 run: venv system-deps-run
 	$(PY) tools/run_day.py --date $(DATE) --players $(PLAYERS) $(if $(KEEP_STACK),--keep-stack,)
@@ -81,7 +85,7 @@ bench: venv
 FROM ?= $(shell date -u -d '6 days ago' +%F)
 TO ?= $(DATE)
 report: stack-up
-	$(STACK_ENV) && $(PY) -m nba_phase5 status --from $(FROM) --to $(TO) --html $(LOCAL_DIR)/report.html
+	$(STACK_ENV) && $(NBA) status --from $(FROM) --to $(TO) --html $(LOCAL_DIR)/report.html
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

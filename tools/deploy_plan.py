@@ -74,7 +74,7 @@ def check_step(project: str) -> Step:
         (sys.executable, "-m", "nba_phase5", "provision", "--check", "--project", project),
         on_failure=(
             f"project {project} is not ready for the DAG (problems above); nothing was backed up or deployed. "
-            f"A new project lacking tables or topics: create them with `python -m nba_phase5 provision "
+            f"A new project lacking tables or topics: create them with `.venv/bin/nba-phase5 provision "
             f"--project {project}`, then deploy again. A wrong column: provisioning never alters an existing "
             "table; the table's owner must fix it (docs/deploy.md)."
         ),

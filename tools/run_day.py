@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         localstack.stop_server(localstack.Server.of_child("worker", worker))
         complete, text = summary(args.date, project, worker_log)
         print("\nSummary\n" + text + "\n")
-        print(f"See every recorded day with: .venv/bin/python -m nba_phase5 status --from {args.date} --to {args.date}")
+        print(f"See every recorded day with: .venv/bin/nba-phase5 status --from {args.date} --to {args.date}")
         return 0 if complete and returncode == 0 else 1
     finally:
         if worker is not None:

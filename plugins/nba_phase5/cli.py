@@ -1,4 +1,4 @@
-"""``python -m nba_phase5 <command>``: provisioning, seeding and Phase 4's event, from a shell."""
+"""``nba-phase5 <command>`` (or ``python -m nba_phase5``): provisioning, seeding and Phase 4's event, from a shell."""
 
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def _add_publish_phase4(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m nba_phase5",
+        prog="nba-phase5",  # the console script (pyproject.toml); `python -m nba_phase5` runs the same
         description="NBA Phase 4 → Phase 5 hand-off: provisioning, seeding and operations.",
     )
     parser.add_argument("--project", help="GCP project (default: $GCP_PROJECT)")

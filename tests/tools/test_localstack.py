@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -67,7 +68,55 @@ def test_env_file_exports_what_a_shell_needs(tmp_path: Path, monkeypatch: pytest
         "PYTHONPATH",
     ):
         assert f"export {var}=" in text
+    for var, value in localstack.dags_test_env().items():  # for `airflow dags test` by hand
+        assert f"export {var}={value}\n" in text
     assert localstack.read_state() is not None
+
+
+def test_the_scheduler_keeps_the_deadline_alert_a_sourced_stack_env_turns_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import local_airflow_config
+
+    switch = localstack.dags_test_env()
+    assert switch, "nothing to check: Airflow fixed apache/airflow#73428, delete this test"
+    for var, value in switch.items():  # `make up` from a shell that sourced .local/stack.env
+        monkeypatch.setenv(var, value)
+    stack_env = localstack.stack_env("p", "127.0.0.1:1", "http://127.0.0.1:2")
+    env = local_airflow_config.airflow_env(stack_env, tmp_path / "home", 8080, 5432, tmp_path / "composer")
+    assert env["GCP_PROJECT"] == "p"
+    assert not set(switch) & set(env)
+
+
+@pytest.mark.integration
+def test_dags_test_by_hand_from_a_plain_shell_that_sourced_stack_env(  # type: ignore[no-untyped-def]
+    stack, airflow_db: Path, bq, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's by-hand run: `source .local/stack.env && .venv/bin/airflow dags test DAG DATE` exits 0
+    from a shell with nothing else set (an off day: the run ends after resolving it)."""
+    from datetime import date
+
+    from nba_phase5.seeding import seed_day
+
+    monkeypatch.setattr(localstack, "LOCAL", tmp_path)
+    monkeypatch.setattr(localstack, "STATE_FILE", tmp_path / "stack.json")
+    monkeypatch.setattr(localstack, "ENV_FILE", tmp_path / "stack.env")
+    localstack.write_state(stack)
+    (tmp_path / "airflow").symlink_to(airflow_db)  # stack.env's AIRFLOW_HOME: the session's migrated DB
+    seed_day(bq, date(2024, 6, 10), players=5)  # games the day before: the 11th is an off day, not an outage
+    seed_day(bq, date(2024, 6, 11), games=False)
+    plain = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8"}
+    by_hand = "source {} && .venv/bin/airflow dags test nba_phase5_predictions 2024-06-11"
+    done = subprocess.run(
+        ["bash", "-c", by_hand.format(shlex.quote(str(tmp_path / "stack.env")))],
+        cwd=ROOT,
+        env=plain,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "state=success" in done.stdout + done.stderr
 
 
 @pytest.mark.integration

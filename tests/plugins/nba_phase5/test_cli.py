@@ -171,7 +171,7 @@ def test_guarded_commands_refuse_a_real_project_without_the_flag(
 ) -> None:
     line = _refused(GUARDED[command], capsys)
     assert built == []
-    assert line.startswith(f"python -m nba_phase5 {GUARDED[command][0]}: error: refusing to run")
+    assert line.startswith(f"nba-phase5 {GUARDED[command][0]}: error: refusing to run")
     assert f"'{REAL}'" in line
     assert f"--allow-real-project {REAL}" in line
 
