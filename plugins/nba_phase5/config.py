@@ -66,9 +66,6 @@ PHASE5_COMPLETE_TOPIC = "nba-phase5-predictions-complete"
 PREDICTIONS_ASSET_NAME = "nba_phase5_predictions"
 # Locally only (emulators): a pull subscription standing in for the platform's Phase 5→6 orchestrator.
 PHASE5_COMPLETE_LOCAL_SUBSCRIPTION = "nba-phase5-predictions-complete-local"
-# An "x-" scheme: Airflow leaves such URIs as they are, where any other scheme makes the DAG file's parse
-# load every provider's URI normalizers (≈ 0.7 s, the Google provider's GCS hook among them).
-PREDICTIONS_ASSET_URI = "x-nba-props://phase5/player_prop_predictions"
 PREDICTION_REQUESTS_MAX_DELIVERY_ATTEMPTS = 5
 # Local only: a pull subscription on the dead-letter topic, to inspect what was dead-lettered.
 PREDICTION_REQUESTS_DLQ_SUBSCRIPTION = "prediction-request-dlq-local"
@@ -292,9 +289,15 @@ def bigquery_location() -> str:
     return os.environ.get(BIGQUERY_LOCATION_ENV, "").strip() or DEFAULT_BIGQUERY_LOCATION
 
 
+def environment_project() -> str | None:
+    """The project the environment names: ``GCP_PROJECT`` (Composer sets it to its own project), else
+    ``GOOGLE_CLOUD_PROJECT``; None when neither is set."""
+    return os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+
+
 def project_id(explicit: str | None = None) -> str:
     """The GCP project: an explicit value, else ``GCP_PROJECT``, else a clear error."""
-    project = explicit or os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    project = explicit or environment_project()
     if not project:
         raise SystemExit("No GCP project: pass --project or set GCP_PROJECT (see README).")
     return project

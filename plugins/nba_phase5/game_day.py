@@ -24,6 +24,8 @@ from nba_phase5.config import BACKUP_START, BACKUP_TIMEZONE, DAG_TIMEZONE, WAIT_
 from nba_phase5.contract import InvalidEventError, parse_game_date
 
 ROLLOVER_HOUR = 18
+#: The month an NBA season opens: October to December belong to the season that starts that year.
+SEASON_START_MONTH = 10
 
 
 def game_date_for_run(
@@ -72,3 +74,19 @@ def event_deadline(
         return min(now + timedelta(seconds=float(wait_seconds)), longest)
     # A run started long before its date (a manual run for next week) still ends within the run's timeout.
     return min(datetime.combine(game_date, parse_clock(clock), ZoneInfo(tz)), longest)
+
+
+def season_year(day: date) -> int:
+    """The NBA season ``day`` belongs to, as the year it opened (2025-26 → 2025): October to December open
+    a season, January to September close the one before.
+
+    The platform's rule wherever its code computes ``season_year`` (najicham/nba-stats-scraper): Phase 2's
+    schedule processor, which fills ``nba_raw.nbac_schedule`` (``NbacScheduleProcessor.calculate_season_year``,
+    data_processors/raw/nbacom/nbac_schedule_processor.py 186-195 at 3d64ed12: ``month >= 10``), and the
+    registry processors, the writers of ``season_year`` in ``processor_run_history``
+    (``RegistryProcessorBase.date_to_nba_season_years``, data_processors/reference/base/
+    registry_processor_base.py at 077f8928: ``month >= 10``). So August and September are the season before.
+
+    :param day: a game date (or any date).
+    """
+    return day.year if day.month >= SEASON_START_MONTH else day.year - 1

@@ -123,11 +123,27 @@ def record_announcement(client: Any, message: dict[str, Any], message_id: str, r
         )
 
 
+def predictions_asset_uri(*, project: str | None = None) -> str:
+    """The predictions table as an asset URI, in the Google provider's scheme for a BigQuery table:
+    ``bigquery://project/dataset/table`` (its handler, ``airflow.providers.google.assets.bigquery``,
+    checks that form), which OpenLineage reads as the table ``project.dataset.table`` itself.
+
+    :param project: the table's project; None takes the environment's (``config.environment_project``):
+        the DAG file builds the asset while it is parsed, where no connection may be looked up.
+    :raises ValueError: no project given or set, as an asset naming no project's table would mislead.
+    """
+    project = project or config.environment_project()
+    if not project:
+        raise ValueError("No GCP project for the predictions asset's bigquery:// URI: set GCP_PROJECT")
+    dataset, table = config.PREDICTIONS_TABLE.split(".")
+    return f"bigquery://{project}/{dataset}/{table}"
+
+
 def predictions_asset() -> Any:
     """The asset a finished batch updates (``outlets`` of the hand-off task, ``schedule`` of Phase 6)."""
     from airflow.sdk import Asset
 
-    return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=config.PREDICTIONS_ASSET_URI)
+    return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=predictions_asset_uri())
 
 
 def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:

@@ -89,9 +89,9 @@ def raise_alert(
     try:
         # Labelled from the callback's context: Airflow runs callbacks outside the task's current context.
         labels = job_labels(
-            str(row["dag_id"] or ""),
-            str(row["task_id"] or context.get("task_id") or "dag_callback"),
-            row["game_date"] or "",
+            dag_id=str(row["dag_id"] or ""),
+            task_id=str(row["task_id"] or context.get("task_id") or "dag_callback"),
+            game_date=row["game_date"] or "",
         )
         Phase5BigQueryHook(gcp_conn_id=gcp_conn_id, job_labels=labels).insert(config.ALERTS_TABLE, [row])
     except Exception:

@@ -27,6 +27,7 @@ from typing import Any
 
 from nba_phase5 import batch, config, sql
 from nba_phase5.bq import parameter_types
+from nba_phase5.game_day import season_year
 from nba_phase5.run_summary import correlation_id, outcome, pull, summary
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ PHASE = config.PHASE5_PHASE
 OUTPUT_DATASET, OUTPUT_TABLE = config.PREDICTIONS_TABLE.split(".")
 # triggered_by (what started the batch) → the platform's trigger_source vocabulary.
 TRIGGER_SOURCES = {"pubsub": "pubsub", "scheduler_backup": "scheduler", "manual": "manual", "backfill": "manual"}
-
-
-def season_year(day: date) -> int:
-    """The NBA season's starting year: October to December belong to that year's season."""
-    return day.year if day.month >= 8 else day.year - 1
 
 
 def run_trigger(context: Any) -> str:
@@ -211,7 +207,7 @@ def on_run_failure(context: Any) -> None:
     from nba_phase5.job_labels import job_labels
 
     # The DAG processor runs this callback: no task context, so the labels are given.
-    labels = job_labels(dag_run.dag_id, "on_run_failure", day.isoformat())
+    labels = job_labels(dag_id=dag_run.dag_id, task_id="on_run_failure", game_date=day.isoformat())
     hook = Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID, job_labels=labels)
     where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
     rows = hook.query_rows(sql.render("run_status.sql"), where)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
 from nba_phase5.bq import delete_date, insert_rows
+from nba_phase5.game_day import season_year
 from nba_phase5.phase4_publisher import phase4_run_id, run_history_row
 
 if TYPE_CHECKING:
@@ -108,11 +109,6 @@ def player_name(index: int) -> str:
     first = FIRST_NAMES[index % len(FIRST_NAMES)]
     last = LAST_NAMES[(index // len(FIRST_NAMES) + index * 7) % len(LAST_NAMES)]
     return f"{first} {last}"
-
-
-def season_year(game_date: date) -> int:
-    """The season's starting year, as Phase 2 computes it: October to December is that year's season."""
-    return game_date.year if game_date.month >= 10 else game_date.year - 1
 
 
 def slate(game_date: date, players: int) -> list[tuple[str, str]]:

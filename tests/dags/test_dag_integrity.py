@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+PROJECT = "test-nba-props"
 
 # Dedup before any wait: an already complete day never waits for an event it already consumed.
 # resolve_game_day's other edges are data: every task that reads the game date or the batch's start
@@ -72,6 +73,7 @@ def dagbag(monkeypatch_module):  # type: ignore[no-untyped-def]
     from airflow.sdk import BaseHook
 
     monkeypatch_module.delenv("NBA_PHASE5_DEADLINE_ALERTS")  # the DAG as deployed: with its deadline alert
+    monkeypatch_module.setenv("GCP_PROJECT", PROJECT)  # Composer sets it to its project, in every process
 
     def no_connections(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError(f"connection looked up while parsing: {args} {kwargs}")
@@ -120,7 +122,8 @@ def test_branch_join_and_recorder_trigger_rules(dagbag) -> None:  # type: ignore
     assert dag.get_task("retry_stragglers.consolidate_predictions").trigger_rule == "none_skipped"
     # Phase 6 runs on the asset only when the batch was announced (the task skips otherwise)
     [asset] = dag.get_task("hand_off_to_phase6").outlets
-    assert (asset.name, asset.uri) == ("nba_phase5_predictions", "x-nba-props://phase5/player_prop_predictions")
+    uri = f"bigquery://{PROJECT}/nba_predictions/player_prop_predictions"  # the table, as the provider names it
+    assert (asset.name, asset.uri) == ("nba_phase5_predictions", uri)
     assert dag.get_task("fan_out_requests").pool == "prediction_fanout"
     gate = dag.get_task("phase4_readiness.check_phase4_ready")
     assert gate.deferrable is True
@@ -233,3 +236,36 @@ def test_data_moves_as_xcomargs_and_every_task_id_is_written_once(dagbag) -> Non
     assert (fan_out.staged_batches.operator.task_id, fan_out.staged_batches.key) == (TASKS.game_day, "staged_batches")
     republish = dag.get_task(TASKS.in_group(TASKS.retry_group, TASKS.republish_round(1)))
     assert republish.coverage.operator.task_id == TASKS.in_group(TASKS.retry_group, TASKS.wait_round(1))
+
+
+# What the DAG processor does before it forks the parser of a file (processor.py, _pre_import_airflow_modules),
+# then what building the bigquery:// asset makes Airflow do in that parser: load every provider's URI handler.
+PRE_IMPORT_PROBE = """
+import sys
+import structlog
+from airflow.dag_processing.processor import _pre_import_airflow_modules
+from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+_pre_import_airflow_modules(sys.argv[1], structlog.get_logger())
+before = set(sys.modules)
+ProvidersManagerTaskRuntime().initialize_providers_asset_uri_resources()
+print(sorted(m for m in set(sys.modules) - before if m.startswith(("google", "airflow.providers.google"))))
+"""
+
+
+def test_the_processor_loads_the_asset_uri_handlers_before_it_forks_a_parser(tmp_path: Path) -> None:
+    """Each parse of the file would otherwise load the GCS client (0.5-1.5 s) to check the asset's URI."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(DAGS.parent / "plugins"), "AIRFLOW_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", PRE_IMPORT_PROBE, str(DAGS / "nba_phase5_predictions.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -5,6 +5,10 @@ Copied into the e2e Airflow's bundle (tests/e2e/conftest.py); the test asserts o
 
 from __future__ import annotations
 
+# As in dags/nba_phase5_predictions.py: the asset's bigquery:// URI is checked by the Google provider's
+# handler at every parse; imported here, the DAG processor loads the handlers once, before it forks a parser.
+import airflow.providers.google.assets.bigquery
+import airflow.providers.google.assets.gcs  # noqa: F401
 import pendulum
 from airflow.sdk import dag, task
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nba_phase5.game_day import event_deadline, game_date_for_run
+from nba_phase5.game_day import event_deadline, game_date_for_run, season_year
 
 ET = ZoneInfo("America/New_York")
 
@@ -71,3 +71,19 @@ def test_the_night_daylight_saving_ends_still_waits_until_six_pacific() -> None:
     # 00:00 EDT to 06:00 PST is 10 hours on 2025-11-02: the cap must not cut the wait to 05:00 PST.
     opened = datetime(2025, 11, 2, 4, tzinfo=UTC)  # 00:00 EDT
     assert event_deadline(date(2025, 11, 2), now=opened) == datetime(2025, 11, 2, 14, tzinfo=UTC)  # 06:00 PST
+
+
+@pytest.mark.parametrize(
+    ("day", "season"),
+    [
+        (date(2026, 6, 30), 2025),  # the Finals: the season that opened in October 2025
+        (date(2026, 7, 31), 2025),
+        (date(2026, 8, 1), 2025),  # August and September: still the season before, as the platform counts
+        (date(2026, 9, 30), 2025),
+        (date(2026, 10, 1), 2026),  # October opens the 2026-27 season
+        (date(2026, 12, 31), 2026),
+        (date(2027, 1, 1), 2026),
+    ],
+)
+def test_season_year_is_the_platforms_october_rule(day: date, season: int) -> None:
+    assert season_year(day) == season

@@ -44,6 +44,30 @@ def _row(
     }
 
 
+def test_the_asset_is_the_predictions_table_in_the_google_providers_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import Asset
+
+    monkeypatch.setenv("GCP_PROJECT", "test-nba-props")
+    asset = handoff.predictions_asset()
+    assert (asset.name, asset.uri) == (
+        "nba_phase5_predictions",
+        f"bigquery://test-nba-props/{config.PREDICTIONS_TABLE.replace('.', '/')}",
+    )
+    table = config.PREDICTIONS_TABLE.replace(".", "/")
+    assert handoff.predictions_asset_uri(project="other") == f"bigquery://other/{table}"
+    # Built through the provider's own check of the scheme (airflow.providers.google.assets.bigquery), which
+    # refuses a URI that does not name a project, a dataset and a table.
+    with pytest.raises(ValueError, match="dataset and table"):
+        Asset(name="x", uri="bigquery://test-nba-props/nba_predictions")
+
+
+def test_an_asset_naming_no_project_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GCP_PROJECT", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(ValueError, match="GCP_PROJECT"):
+        handoff.predictions_asset_uri()
+
+
 def test_the_message_is_the_coordinators_completion_envelope() -> None:
     """The coordinator's message (coordinator.py 3938-3964 through unified_pubsub_publisher.py 162-223),
     with an honest status where the coordinator always said success (docs/platform.md §9.1)."""

@@ -10,13 +10,22 @@ import pytest
 
 from helpers import alerts, run_history, task_context
 from nba_phase5 import run_history as recorder
-from nba_phase5.run_history import season_year
 
 
-def test_season_year_starts_in_the_autumn() -> None:
-    assert season_year(date(2025, 11, 28)) == 2025
-    assert season_year(date(2026, 3, 1)) == 2025
-    assert season_year(date(2026, 10, 21)) == 2026
+def test_the_rows_season_year_is_the_platforms() -> None:
+    # September is still the season before (game_day.season_year, the platform's rule): 2025-26 → 2025.
+    started = datetime(2026, 9, 15, 5, tzinfo=UTC)
+    row = recorder.production_row(
+        run_id="r",
+        day=date(2026, 9, 15),
+        status="running",
+        triggered_by="manual",
+        started=started,
+        finished=None,
+        force=False,
+        figures={},
+    )
+    assert row["season_year"] == 2025
 
 
 def dead_run(day: date, run_id: str) -> dict[str, object]:

@@ -10,7 +10,8 @@ import pytest
 
 from nba_phase5 import config
 from nba_phase5.bq import run_query, table_schema
-from nba_phase5.seeding import FEATURE_NAMES, build_day, game_id, player_lookup, season_year, seed_day
+from nba_phase5.game_day import season_year
+from nba_phase5.seeding import FEATURE_NAMES, build_day, game_id, player_lookup, schedule_rows, seed_day
 
 DAY = date(2025, 11, 28)
 
@@ -65,6 +66,9 @@ def test_season_year_and_game_ids() -> None:
     assert season_year(date(2025, 12, 31)) == 2025
     assert season_year(date(2026, 1, 15)) == 2025
     assert season_year(date(2025, 9, 30)) == 2024
+    # The schedule rows carry it as Phase 2 writes them: a September date is the season before.
+    [game] = schedule_rows(date(2026, 9, 30), [("BOS", "LAL")])
+    assert (game["season"], game["season_nba_format"], game["season_year"]) == ("2025", "2025-26", 2025)
     # Ids never repeat across a season's dates.
     ids = {game_id(date(2025, 11, day), number) for day in range(1, 31) for number in range(1, 16)}
     assert len(ids) == 30 * 15

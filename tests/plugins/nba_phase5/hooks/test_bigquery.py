@@ -58,7 +58,7 @@ def connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def hook() -> Any:
-    return Phase5BigQueryHook(gcp_conn_id="google_cloud_default", job_labels={"dag": "d", "task": "t"})
+    return Phase5BigQueryHook(gcp_conn_id="google_cloud_default", job_labels={"airflow-dag": "d", "airflow-task": "t"})
 
 
 def use(monkeypatch: pytest.MonkeyPatch, client: FakeClient) -> None:
@@ -76,7 +76,7 @@ def test_queries_are_standard_sql_with_typed_parameters_and_the_jobs_labels(hook
     [(sql, config)] = client.jobs
     assert sql == "SELECT 1"
     assert config.use_legacy_sql is False
-    assert config.labels == {"dag": "d", "task": "t"}
+    assert config.labels == {"airflow-dag": "d", "airflow-task": "t"}
     types = {p.name: getattr(p, "type_", None) or p.array_type for p in config.query_parameters}
     assert types == {"game_date": "DATE", "players": "STRING", "since": "TIMESTAMP"}
 
