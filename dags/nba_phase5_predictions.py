@@ -29,14 +29,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-# For the DAG processor, not for this file: the predictions asset's bigquery:// URI is checked, while this
-# file is parsed, by the Google provider's URI handler, and Airflow imports every provider's handler module
-# to find it; the GCS one loads the GCS client (0.5-1.5 s of each parse). The processor imports the airflow
-# modules a DAG file imports once, in its own long-lived process, before it forks a parser for the file
-# (airflow/dag_processing/processor.py, _pre_import_airflow_modules; [dag_processor]
-# parsing_pre_import_modules, on by default): named here, they are loaded once, not at every parse.
-import airflow.providers.google.assets.bigquery
-import airflow.providers.google.assets.gcs  # noqa: F401
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
@@ -103,7 +95,7 @@ def record_batch_run(**context) -> dict | None:  # type: ignore[no-untyped-def,t
     return run_history.record_batch_run(context)
 
 
-@task(task_id=TASKS.hand_off, outlets=[handoff.predictions_asset()], doc_md=HAND_OFF_DOC)
+@task(task_id=TASKS.hand_off, outlets=[handoff.predictions_asset_alias()], doc_md=HAND_OFF_DOC)
 def hand_off_to_phase6(row: dict | None, **context) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """Announce a success or partial batch to Phase 6 once: the completion message and the asset event."""
     return handoff.announce(context, row)

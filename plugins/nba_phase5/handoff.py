@@ -123,27 +123,38 @@ def record_announcement(client: Any, message: dict[str, Any], message_id: str, r
         )
 
 
-def predictions_asset_uri(*, project: str | None = None) -> str:
+def predictions_asset_uri(*, project: str) -> str:
     """The predictions table as an asset URI, in the Google provider's scheme for a BigQuery table:
     ``bigquery://project/dataset/table`` (its handler, ``airflow.providers.google.assets.bigquery``,
     checks that form), which OpenLineage reads as the table ``project.dataset.table`` itself.
 
-    :param project: the table's project; None takes the environment's (``config.environment_project``):
-        the DAG file builds the asset while it is parsed, where no connection may be looked up.
-    :raises ValueError: no project given or set, as an asset naming no project's table would mislead.
+    :param project: the project the hand-off's BigQuery connection works in.
     """
-    project = project or config.environment_project()
-    if not project:
-        raise ValueError("No GCP project for the predictions asset's bigquery:// URI: set GCP_PROJECT")
     dataset, table = config.PREDICTIONS_TABLE.split(".")
     return f"bigquery://{project}/{dataset}/{table}"
 
 
-def predictions_asset() -> Any:
-    """The asset a finished batch updates (``outlets`` of the hand-off task, ``schedule`` of Phase 6)."""
+def predictions_asset(*, project: str) -> Any:
+    """The predictions table of ``project`` as an asset, named ``config.PREDICTIONS_ASSET_NAME``.
+
+    Built at run time, by the hand-off, through :func:`predictions_asset_alias`: its project is the
+    connection's, which a DAG file cannot know while it is parsed, and a ``bigquery://`` URI built while
+    parsing would make every parse load each provider's URI handlers (0.5-1.5 s; docs/benchmarks.md).
+
+    :param project: the project the hand-off's BigQuery connection works in.
+    """
     from airflow.sdk import Asset
 
-    return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=predictions_asset_uri())
+    return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=predictions_asset_uri(project=project))
+
+
+def predictions_asset_alias() -> Any:
+    """The stable name a finished batch is announced under: the hand-off's ``outlets`` and Phase 6's
+    ``schedule``. Each announcement adds an event for :func:`predictions_asset` through it (Airflow's
+    pattern for an asset whose URI is only known at run time)."""
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=config.PREDICTIONS_ASSET_NAME)
 
 
 def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,5 +199,6 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     message_id = result.accepted[0][1]
     record_announcement(hook.get_client(project_id=hook.project_id), message, message_id, str(context["run_id"]))
     extra = {"game_date": message["game_date"], "status": message["status"], "batch_id": message["execution_id"]}
-    context["outlet_events"][predictions_asset()].extra = {**extra, "message_id": message_id}
+    asset = predictions_asset(project=hook.project_id)
+    context["outlet_events"][predictions_asset_alias()].add(asset, extra={**extra, "message_id": message_id})
     return {**extra, "message_id": message_id, "topic": config.PHASE5_COMPLETE_TOPIC}

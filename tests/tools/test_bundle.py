@@ -90,7 +90,6 @@ def test_the_dag_and_its_trigger_import_from_the_bundle_alone(built: Path, tmp_p
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(built / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "GCP_PROJECT": "test-nba-props",  # Composer sets it: the predictions asset names the project's table
     }
     done = subprocess.run(
         [sys.executable, "-c", PARSE_FROM_BUNDLE, str(dags)],

@@ -5,19 +5,15 @@ Copied into the e2e Airflow's bundle (tests/e2e/conftest.py); the test asserts o
 
 from __future__ import annotations
 
-# As in dags/nba_phase5_predictions.py: the asset's bigquery:// URI is checked by the Google provider's
-# handler at every parse; imported here, the DAG processor loads the handlers once, before it forks a parser.
-import airflow.providers.google.assets.bigquery
-import airflow.providers.google.assets.gcs  # noqa: F401
 import pendulum
 from airflow.sdk import dag, task
 
-from nba_phase5.handoff import predictions_asset
+from nba_phase5.handoff import predictions_asset_alias
 
 
 @dag(
     dag_id="phase6_consumer",
-    schedule=[predictions_asset()],
+    schedule=[predictions_asset_alias()],
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     doc_md="Runs on the `nba_phase5_predictions` asset, as an Airflow-scheduled Phase 6 would.",

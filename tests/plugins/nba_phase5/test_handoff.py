@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, date, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -44,28 +43,17 @@ def _row(
     }
 
 
-def test_the_asset_is_the_predictions_table_in_the_google_providers_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_asset_is_the_predictions_table_in_the_google_providers_scheme() -> None:
     from airflow.sdk import Asset
 
-    monkeypatch.setenv("GCP_PROJECT", "test-nba-props")
-    asset = handoff.predictions_asset()
-    assert (asset.name, asset.uri) == (
-        "nba_phase5_predictions",
-        f"bigquery://test-nba-props/{config.PREDICTIONS_TABLE.replace('.', '/')}",
-    )
+    asset = handoff.predictions_asset(project="test-nba-props")
     table = config.PREDICTIONS_TABLE.replace(".", "/")
-    assert handoff.predictions_asset_uri(project="other") == f"bigquery://other/{table}"
+    assert (asset.name, asset.uri) == ("nba_phase5_predictions", f"bigquery://test-nba-props/{table}")
+    assert handoff.predictions_asset_alias().name == asset.name  # Phase 6 schedules on the alias's name
     # Built through the provider's own check of the scheme (airflow.providers.google.assets.bigquery), which
     # refuses a URI that does not name a project, a dataset and a table.
     with pytest.raises(ValueError, match="dataset and table"):
         Asset(name="x", uri="bigquery://test-nba-props/nba_predictions")
-
-
-def test_an_asset_naming_no_project_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GCP_PROJECT", raising=False)
-    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    with pytest.raises(ValueError, match="GCP_PROJECT"):
-        handoff.predictions_asset_uri()
 
 
 def test_the_message_is_the_coordinators_completion_envelope() -> None:
@@ -163,8 +151,18 @@ def test_a_backfilled_batch_starts_no_phase6_export() -> None:
         handoff.announce({"run_id": "r"}, {**_row(), "backfill_mode": True})
 
 
+class _AliasEvents:
+    """What a task's ``outlet_events[alias]`` records: the assets added through it, with their extras."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[Any, dict[str, Any]]] = []
+
+    def add(self, asset: Any, extra: dict[str, Any] | None = None) -> None:
+        self.added.append((asset, extra or {}))
+
+
 def _context(run_id: str) -> dict[str, Any]:
-    return {"run_id": run_id, "outlet_events": defaultdict(lambda: SimpleNamespace(extra={}))}
+    return {"run_id": run_id, "outlet_events": defaultdict(_AliasEvents)}
 
 
 @pytest.mark.integration
@@ -175,7 +173,9 @@ def test_one_message_per_batch_however_often_the_task_runs(stack) -> None:  # ty
     batch_a, batch_b = f"batch_{day}_1755734400", f"batch_{day}_1755738000"
     announced = handoff.announce(first, _row(day=day, batch=batch_a))
     assert announced["message_id"]
-    assert first["outlet_events"][handoff.predictions_asset()].extra["batch_id"] == batch_a
+    [(asset, extra)] = first["outlet_events"][handoff.predictions_asset_alias()].added
+    assert asset.uri == f"bigquery://{stack.project}/{config.PREDICTIONS_TABLE.replace('.', '/')}"
+    assert extra["batch_id"] == batch_a
     for again in ("manual__1", "manual__2"):  # the task cleared, or another run holding the same batch id
         with pytest.raises(AirflowSkipException, match="already announced"):
             handoff.announce(_context(again), _row(day=day, batch=batch_a))
