@@ -289,17 +289,11 @@ def bigquery_location() -> str:
     return os.environ.get(BIGQUERY_LOCATION_ENV, "").strip() or DEFAULT_BIGQUERY_LOCATION
 
 
-def environment_project() -> str | None:
-    """The project the environment names: ``GCP_PROJECT`` (Composer sets it to its own project), else
-    ``GOOGLE_CLOUD_PROJECT``; None when neither is set."""
-    return os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
-
-
 def project_id(explicit: str | None = None) -> str:
     """The GCP project: an explicit value, else ``GCP_PROJECT``, else a clear error."""
-    project = explicit or environment_project()
+    project = explicit or os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
-        raise SystemExit("No GCP project: pass --project or set GCP_PROJECT (see README).")
+        raise SystemExit("No GCP project: pass --project or set GCP_PROJECT (docs/operations.md, the local stack).")
     return project
 
 
