@@ -75,8 +75,13 @@ publish: venv
 run: venv system-deps-run
 	$(PY) tools/run_day.py --date $(DATE) --players $(PLAYERS) $(if $(KEEP_STACK),--keep-stack,)
 
+# Parallel workers (pytest-xdist), each with its own emulators, ports and Airflow home; the e2e tests share
+# one worker and its one real Airflow (tests/conftest.py). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 3
+TEST_ARGS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+
 test: venv system-deps-test
-	$(PY) -m pytest
+	$(PY) -m pytest $(TEST_ARGS)
 
 bench: venv
 	$(PY) bench/run.py
@@ -88,7 +93,7 @@ report: stack-up
 	$(STACK_ENV) && $(NBA) status --from $(FROM) --to $(TO) --html $(LOCAL_DIR)/report.html
 
 test-unit: venv
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m "not integration" $(if $(filter 0,$(TEST_WORKERS)),,-n 2)
 
 # Opt-in, against real Google Cloud (tools/system_test.py): without NBA_PHASE5_SYSTEM_TEST_PROJECT and
 # Application Default Credentials it prints what it needs and exits 0. `make test` runs the same DAG on the emulators.

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,16 @@ def airflow_db(stack: localstack.Stack) -> Path:
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins")}
+    from airflow.configuration import conf
+
+    # The DB this process's Airflow uses, whatever a test did to the environment since it was configured:
+    # under pytest-xdist this fixture may first be asked for in any test of the worker's share.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins"),
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conf.get("database", "sql_alchemy_conn"),
+    }
     for argv in (["db", "migrate"], ["pools", "set", "prediction_fanout", "4", "Bounds concurrent fan-outs"]):
         done = subprocess.run(
             [sys.executable, "-m", "airflow", *argv], env=env, capture_output=True, text=True, timeout=300
@@ -119,3 +129,64 @@ def phase5_dag(airflow_db: Path):  # type: ignore[no-untyped-def]
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
     assert bag.import_errors == {}
     return bag.dags["nba_phase5_predictions"]
+
+
+#: `make test`'s e2e groups: pytest-xdist runs each group on one worker, which starts one real Airflow for
+#: it (tests/e2e/conftest.py), so two Airflows of about equal work run side by side. A module not listed
+#: joins the first group rather than start an Airflow of its own on some worker.
+E2E_AIRFLOWS = {
+    "e2e-airflow-a": ("test_one_batch.py", "test_deadline.py", "test_ui.py"),
+    "e2e-airflow-b": (
+        "test_scheduler_runs.py",
+        "test_backfill.py",
+        "test_triggerer_crash.py",
+        "test_bundle_runs.py",
+        "test_self_check.py",
+    ),
+}
+
+
+#: Tests that each take minutes, outside the e2e groups: one unit of work too, handed out with the groups
+#: at the start (xdist hands out the largest units first), not drawn last by a worker after the rest.
+SLOW_ALONE = ("tests/tools/test_run_day.py", "tests/tools/test_local_airflow.py")
+
+
+def e2e_group(nodeid: str) -> str | None:
+    """The e2e group of a test id (``tests/e2e/<module>::<test>``), None outside tests/e2e."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/e2e/"):
+        return None
+    module = path.rsplit("/", 1)[-1]
+    return next((group for group, modules in E2E_AIRFLOWS.items() if module in modules), next(iter(E2E_AIRFLOWS)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's load scheduling, with each e2e group one unit of work: its tests run in turn on one
+    worker (the largest units are handed out first, the slow tools tests with them). xdist's own
+    `--dist loadgroup` cannot be used: it renames test ids through a private attribute that pytest 9 no
+    longer reads."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByAirflow(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in SLOW_ALONE:
+                return "slow-alone"
+            return e2e_group(nodeid) or nodeid
+
+    return ByAirflow(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A test's captured output may hold what the worker logged of a hostile request (a lone surrogate):
+    pytest-xdist cannot send such a report to the controller, so the text goes escaped."""
+    report: pytest.TestReport = yield
+    report.sections = [(title, _utf8_safe(text)) for title, text in report.sections]
+    # A failure's traceback carries the captured output again, in its own sections.
+    if hasattr(report.longrepr, "sections"):
+        report.longrepr.sections = [tuple(map(_utf8_safe, section)) for section in report.longrepr.sections]
+    return report
+
+
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
