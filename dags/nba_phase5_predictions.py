@@ -120,7 +120,7 @@ def fan_out(task_id: str, day: dict[str, Any], phase4_event: Any, **kwargs: Any)
 
 
 @task_group(group_id=TASKS.readiness_group)
-def phase4_readiness(game_date: Any) -> None:
+def phase4_readiness(game_date: Any, first_poll: Any) -> None:
     """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded."""
     readiness = query_params.readiness(game_date)
     wait_for_phase4_ready = BigQueryWaitOperator(
@@ -129,13 +129,17 @@ def phase4_readiness(game_date: Any) -> None:
         query_params=readiness,
         max_wait_minutes="{{ params.phase4_wait_minutes }}",
         poll_interval_seconds="{{ params.poll_interval_seconds }}",
+        # check_batch_status's read of the same row when no event wait came between: a first try reuses it if ready.
+        first_poll=first_poll,
         doc_md="Polls Phase 4's run row and ready counts until ready (≥ min_ready_pct or ≥ min_ready_players) "
-        "or the wait runs out.",
+        "or the wait runs out; a first try after no event wait reuses check_batch_status's ready row.",
     )
     check_phase4_ready = Phase4GateOperator(
         task_id=TASKS.readiness_gate,
         sql="phase4_gate.sql",
         query_params=readiness,
+        # The wait's last row: the first try judges it without a query; a retry asks BigQuery again.
+        readiness=wait_for_phase4_ready.output,
         deferrable=True,
         # "Not ready" fails at once (no retries); a BigQuery error is retried after 20-40 s, 40-80 s,
         # 80-160 s and 160-180 s (exponential, jittered per try, capped): at most ~8 min in all.
@@ -150,7 +154,8 @@ def phase4_readiness(game_date: Any) -> None:
             unavailable=PipelineAlertNotifier(kind=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
         ),
         doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
-        "A BigQuery error is retried, and only an error alert if it persists.",
+        "The first try judges the wait's last row; a retry queries again. A BigQuery error is retried, and only "
+        "an error alert if it persists.",
     )
     verdict = proceed_with_ready_players(wait_for_phase4_ready.output)  # type: ignore[arg-type]  # an XComArg
     wait_for_phase4_ready >> check_phase4_ready >> verdict
@@ -173,6 +178,8 @@ def retry_stragglers(day: dict[str, Any], phase4_event: Any) -> None:
             settle_blocked_by="players_in_flight",
             earlier_result=earlier,
             staged_batches=day["staged_batches"],
+            # Right after a publish the workers cannot have answered yet: the first poll waits an interval.
+            delay_first_poll=True,
             doc_md="Waits until predictions (consolidated or staged) cover the ready players, the workers go "
             "quiet with nothing in flight, or the wait runs out.",
         )
@@ -223,7 +230,8 @@ def nba_phase5_predictions() -> None:
     # The run's date, its batch's first claim, the batch id minted from it, and the batches whose staged
     # rows count: this run's, then the date's dead batches it adopted (XComArgs).
     day = {key: game_day[key] for key in ("game_date", "batch_started_at", "batch_id", "staged_batches")}
-    status = check_batch_status()
+    # The branch, and what it read of Phase 4's readiness (an XComArg per key).
+    status: Any = check_batch_status()
     game_day >> status
     skip_already_complete = EmptyOperator(
         task_id=TASKS.already_complete, doc_md="Every ready player already had an active prediction."
@@ -259,7 +267,9 @@ def nba_phase5_predictions() -> None:
         doc_md="Joins the fan-out path and the already-complete path; fails the run when the batch failed.",
     )
     status >> [skip_already_complete, skip_concurrent_run] >> batch_done
-    status >> wait_for_phase4_event >> phase4_readiness(game_date) >> fan_out_requests >> stragglers >> batch_done
+    # Phase 4's readiness as check_batch_status read it: the readiness wait's first poll when no event wait came.
+    readiness = phase4_readiness(game_date, status[batch.PHASE4_READINESS_KEY])
+    status >> wait_for_phase4_event >> readiness >> fan_out_requests >> stragglers >> batch_done
     recorded = record_batch_run()
     [stragglers, skip_already_complete, skip_concurrent_run] >> recorded
     hand_off_to_phase6(recorded)  # type: ignore[arg-type]  # an XComArg: the row at run time

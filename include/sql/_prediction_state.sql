@@ -1,8 +1,11 @@
 -- A partial (leading underscore), included by prediction_coverage.sql and missing_requests.sql: per
 -- ready player, whether it has its prediction and whether a request for it is in flight.
 -- A player has his prediction when an active one is in the predictions table or when this batch's
--- workers have staged rows for him that consolidation has not merged yet (staged_players, read from the
--- batch's staging tables): a cleared or straggler round never requests a staged player again.
+-- workers have staged active rows for him that consolidation has not merged yet (docs/platform.md §7.6):
+-- a cleared or straggler round never requests a staged player again. staging_tables are the batch's
+-- tables, from list_tables, each checked against a name pattern (nba_phase5.consolidation), read in the
+-- same job; none rendered (the dedup, the final check), only the predictions table counts. The staging
+-- tables are unpartitioned; the date still narrows them.
 -- With force, the batch is a new generation: only the predictions it made or updated and the requests
 -- it sent (at or after batch_started_at) count. A request Pub/Sub accepted less than in_flight_seconds
 -- ago is in flight (the ledger) and is never sent again while it is. (No parameter markers in comments:
@@ -25,9 +28,10 @@ predicted AS (
     AND is_active
     -- A consolidation that matched an existing row updates it in place (created_at kept).
     AND (NOT @force OR COALESCE(updated_at, created_at) >= @batch_started_at)
+{%- for table in staging_tables | default([]) %}
   UNION DISTINCT
-  SELECT player_lookup
-  FROM UNNEST(@staged_players) AS player_lookup
+  SELECT player_lookup FROM {{ staging_dataset }}.{{ table }} WHERE game_date = @game_date AND is_active
+{%- endfor %}
 ),
 in_flight AS (
   SELECT DISTINCT player_lookup

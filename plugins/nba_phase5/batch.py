@@ -34,6 +34,8 @@ CONSOLIDATE = TASKS.in_group(TASKS.retry_group, TASKS.consolidate)
 STRAGGLER_ROUNDS = config.WAIT_LIMITS.straggler_rounds
 #: The XCom key of the batches whose staged rows a run counts and consolidates: its own, then adopted ones.
 STAGED_BATCHES_KEY = "staged_batches"
+#: The XCom key of Phase 4's readiness as check_batch_status read it: the readiness wait's first poll, or {}.
+PHASE4_READINESS_KEY = "phase4_readiness"
 
 
 def republish_task(round_number: int) -> str:
@@ -74,15 +76,13 @@ def staged_batches(context: Any) -> list[str]:
     return list(value) if value else ([own] if own else [])
 
 
-def coverage_params(context: Any, *, force: bool, hook: Any = None) -> dict[str, Any]:
-    """:func:`nba_phase5.query_params.prediction_state` for this run (with ``hook``: and its staged players)."""
-    day = game_date(context)
+def coverage_params(context: Any, *, force: bool) -> dict[str, Any]:
+    """:func:`nba_phase5.query_params.prediction_state` for this run."""
     return query_params.prediction_state(
-        day,
+        game_date(context),
         force=force,
         batch_started_at=batch_started_at(context),
         in_flight_seconds=query_params.in_flight_seconds(context["params"]["in_flight_minutes"]),
-        staged_players=hook.staged_players(day, staged_batches(context), force=force) if hook is not None else (),
     )
 
 
@@ -91,7 +91,8 @@ def resolve_game_day(context: Any) -> bool:
 
     No game on the date but games in the weeks around it: an off day. No games at all around it: the
     schedule itself is missing (an outage upstream), so the run warns and lets the Phase 4 gates decide
-    instead of ending as a silent off day.
+    instead of ending as a silent off day. One query (``game_day.sql``) answers that and brings the
+    date's batches, which the claim needs: an off day ends before it claims anything.
     """
     from nba_phase5 import run_history
 
@@ -121,29 +122,30 @@ def resolve_game_day(context: Any) -> bool:
         log.info("No games on %s: nothing to predict, the run ends here.", day)
         return False
     log.info("Game date %s: %d games scheduled", day, games)
-    claim_batch(context, hook, day.isoformat(), started)
+    claim_batch(context, hook, day.isoformat(), started, list(row["batches"] or []))
     run_history.record(context, running=True)
     return True
 
 
-def claim_batch(context: Any, hook: Any, day: str, started: str) -> None:
+def claim_batch(context: Any, hook: Any, day: str, started: str, batches: list[dict[str, Any]]) -> None:
     """Claim ``day``'s batch for this run and push when this run's batch began (its first claim) and its id.
 
-    A first try has made no earlier claim, so its batch begins now, without a query. A retry or a
-    clear (try 2 and later) reads the date's claims: a cleared run keeps its forced generation.
+    A first try has made no earlier claim, so its batch begins now. A retry or a clear (try 2 and later)
+    finds its first claim among ``batches`` (the date's claims and batches, ``game_day.sql``, read before
+    this try's claim): a cleared run keeps its forced generation. No query of its own.
     """
-    from nba_phase5.batch_lease import adoptable_batches, claim_for_run, claims, first_claim
+    from nba_phase5.batch_lease import adoptable_batches, claim_for_run, first_claim
     from nba_phase5.staging import mint_batch_id
 
     claim_for_run(context, hook.get_client(project_id=hook.project_id), day, started)
-    first = started if context["ti"].try_number == 1 else first_claim(claims(day), context["run_id"]) or started
+    first = started if context["ti"].try_number == 1 else first_claim(batches, context["run_id"]) or started
     context["ti"].xcom_push(key="batch_started_at", value=first)
     # The coordinator's batch id, from the first claim: a cleared run keeps its batch and staging tables.
     own = mint_batch_id(day, datetime.fromisoformat(first))
     context["ti"].xcom_push(key="batch_id", value=own)
     # Dead batches of the date whose staged rows were never consolidated: this batch adopts them.
     window = query_params.in_flight_seconds(context["params"]["in_flight_minutes"])
-    adopted = adoptable_batches(context, day, in_flight_seconds=window, now=datetime.now(UTC))
+    adopted = adoptable_batches(context, day, batches, in_flight_seconds=window, now=datetime.now(UTC))
     context["ti"].xcom_push(key=STAGED_BATCHES_KEY, value=[own, *adopted])
 
 
@@ -151,18 +153,23 @@ def check_batch_status(context: Any) -> str:
     """Branch, before any wait: yield to another live run of the date; skip a complete day unless ``force``.
 
     The date's claims are read here, on every try (a cleared run must judge the holder by the claims
-    as they are now, as every other reader does).
+    as they are now, as every other reader does), in one job with the dedup coverage (``batch_status.sql``),
+    after this run's claim landed: resolve_game_day's, or the new one of a run cleared since. The same job
+    reads Phase 4's readiness for the readiness wait (:func:`push_phase4_readiness`).
     """
-    from nba_phase5.batch_lease import find_holder
+    from nba_phase5.batch_lease import claim_again_if_cleared, holder_among
 
     day = game_date(context)
     force = bool(context["params"]["force"])
-    held_by = find_holder(context, day)
+    claim_again_if_cleared(context, day)
+    # Dedup judges existing predictions of any batch: in-flight requests and generations do not matter here.
+    params = {**coverage_params(context, force=False), **query_params.readiness(day, context["params"])}
+    row = bq_hook().query_rows(sql.render("batch_status.sql"), params)[0]
+    push_phase4_readiness(context, row.pop("phase4"))
+    held_by = holder_among(context, day, list(row.pop("claims") or []))
     if held_by:
         context["ti"].xcom_push(key="batch_status", value={"state": "held", "force": force, "held_by": held_by.run_id})
         return CONCURRENT
-    # Dedup judges existing predictions of any batch: in-flight requests and generations do not matter here.
-    row = bq_hook().query_rows(sql.render("prediction_coverage.sql"), coverage_params(context, force=False))[0]
     ready, complete = int(row["players_ready"]), int(row["players_complete"])
     if row["done"]:
         state = "fully_complete"
@@ -175,6 +182,20 @@ def check_batch_status(context: Any) -> str:
     if state == "fully_complete" and not force:
         return ALREADY_COMPLETE
     return EVENT
+
+
+def push_phase4_readiness(context: Any, phase4: dict[str, Any] | None) -> None:
+    """Push Phase 4's readiness row for the readiness wait's first poll, when no event wait comes between.
+
+    Pushed on every path, so the wait's XComArg always resolves (a pushed ``None`` reads as missing): ``{}``
+    when the run waits for the event, as the row would be hours old by the time the wait runs.
+    """
+    from nba_phase5.operators.bigquery_wait import plain_row
+    from nba_phase5.operators.phase4_event_wait import skipped_wait
+
+    skipped = skipped_wait(context["dag_run"].run_type, context["params"]["skip_event_wait"])
+    value = plain_row(phase4) if skipped and phase4 else {}
+    context["ti"].xcom_push(key=PHASE4_READINESS_KEY, value=value)
 
 
 def readiness_words(row: dict[str, Any] | None, day: str, degraded_min_players: int) -> str:
@@ -227,7 +248,7 @@ def consolidate_predictions(context: Any) -> dict[str, Any]:
     day, batch = game_date(context), batch_id(context)
     if not batch:
         log.info("Run has no batch id: nothing to consolidate")
-        return {"batch_id": None, "staging_tables": 0, "rows_affected": 0, "deactivated": 0, "tables_deleted": 0}
+        return {"batch_id": None, "staging_tables": 0, "rows_affected": 0, "tables_deleted": 0}
     adopted = [other for other in staged_batches(context) if other != batch]
     result: dict[str, Any] = bq_hook().consolidate(day, batch, adopted).to_dict()
     return {**result, "adopted_batches": adopted}

@@ -21,9 +21,10 @@ longer blocks the date. Claims whose run id is not a run of this DAG in this Air
 environment) are not candidates.
 
 Because every run orders the same claims the same way, two runs that both read after both claims
-exist agree on the holder. ``check_batch_status`` asks first; the fan-out asks again just before it
-publishes, which settles the one interleaving the first question can miss (a run that read before
-the other's claim landed).
+exist agree on the holder. ``check_batch_status`` asks first (the claims come in the same job as its
+dedup coverage, ``batch_status.sql``, read after this run's claim landed); the fan-out asks again just
+before it publishes (the claims read in the same query as the players to request), which settles the
+one interleaving the first question can miss (a run that read before the other's claim landed).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from nba_phase5 import config, sql
+from nba_phase5 import config
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,10 @@ def _key(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def first_claim(rows: list[dict[str, Any]], run_id: str) -> str | None:
-    """When ``run_id`` first claimed the date (ISO), or None if it has no claim among ``rows``."""
-    mine = next((row for row in rows if row["run_id"] == run_id), None)
-    return _iso(mine["first_claimed_at"]) if mine else None
+    """When ``run_id`` first claimed the date (ISO), or None if it has no claim among ``rows``
+    (``_date_batches.sql``'s rows, which ``game_day.sql`` returns as ``batches``)."""
+    mine = next((row for row in rows if row["kind"] == "claim" and row["name"] == run_id), None)
+    return _iso(mine["happened_at"]) if mine else None
 
 
 def is_live(ti: Any, dag_id: str, run_id: str) -> bool:
@@ -138,23 +140,13 @@ def claim(client: Any, day: str, run_id: str, claimed_at: str) -> None:
         raise RuntimeError(f"could not record run {run_id}'s claim on {day} in {table}: {errors[:3]}")
 
 
-def claims(day: str) -> list[dict[str, Any]]:
-    """Every run's latest (``started_at``) and first (``first_claimed_at``) claim on ``day``."""
-    from nba_phase5.batch import bq_hook
-
-    rows: list[dict[str, Any]] = bq_hook().query_rows(
-        sql.render("batch_claims.sql"), {"game_date": {"type": "DATE", "value": day}}
-    )
-    return rows
-
-
-def find_holder(context: Any, day: str) -> Holder | None:
-    """The other live run holding ``day``'s batch, if any, judged by the date's claims as they are now."""
-    claim_again_if_cleared(context, day)
+def holder_among(context: Any, day: str, rows: list[dict[str, Any]]) -> Holder | None:
+    """The other live run holding ``day``'s batch among ``rows`` (``batch_claims.sql``'s, read after this
+    run's latest claim landed), if any; a run that yields says to whom (``HELD_BY_KEY``)."""
     ti = context["ti"]
     dag_id = context["dag"].dag_id
     found = holder(
-        claims(day),
+        rows,
         context["run_id"],
         live=lambda other: is_live(ti, dag_id, other),
         yielded=lambda other: yielded_to(ti, dag_id, other),
@@ -188,17 +180,17 @@ def orphaned_by(context: Any, held_by: str, *, max_hops: int = 5) -> str | None:
 
 
 def adoptable(rows: list[dict[str, Any]], *, day: str, own_run: str, cutoff: datetime, live: Any) -> list[str]:
-    """The batches among ``rows`` (``date_batches.sql``) that ``own_run`` adopts: another run's batch of
+    """The batches among ``rows`` (``_date_batches.sql``) that ``own_run`` adopts: another run's batch of
     ``day`` that it published (the ledger), whose last request was accepted before ``cutoff`` and whose
     run ``live(run_id)`` says is over. The run's batch id is minted from its first claim, as it minted it.
     """
     from nba_phase5.staging import mint_batch_id
 
-    published = {row["name"]: row["at"] for row in rows if row["kind"] == "batch"}
+    published = {row["name"]: row["happened_at"] for row in rows if row["kind"] == "batch"}
     adopted = []
-    for row in sorted((r for r in rows if r["kind"] == "claim"), key=lambda r: r["at"]):
+    for row in sorted((r for r in rows if r["kind"] == "claim"), key=lambda r: r["happened_at"]):
         run_id = str(row["name"])
-        batch = mint_batch_id(day, row["at"])
+        batch = mint_batch_id(day, row["happened_at"])
         last = published.get(batch)
         if run_id == own_run or last is None or last >= cutoff or live(run_id):
             continue
@@ -206,21 +198,26 @@ def adoptable(rows: list[dict[str, Any]], *, day: str, own_run: str, cutoff: dat
     return adopted
 
 
-def adoptable_batches(context: Any, day: str, *, in_flight_seconds: float, now: datetime) -> list[str]:
+def adoptable_batches(
+    context: Any, day: str, rows: list[dict[str, Any]], *, in_flight_seconds: float, now: datetime
+) -> list[str]:
     """The date's earlier batches whose run is over and whose requests are no longer in flight.
 
     Their staged rows were never consolidated (the run died first): the running batch adopts them
     (:mod:`nba_phase5.consolidation`). A batch is this package's when a run of this DAG claimed the date
     (its id is minted from the run's first claim) and published it (the ledger); it is over when Airflow
     says its run is not live and its last accepted request is older than the in-flight window, after
-    which its players would be requested again anyway. One query; Airflow is asked only about the
-    batches that qualify otherwise.
+    which its players would be requested again anyway. ``rows`` are ``_date_batches.sql``'s (read by
+    ``game_day.sql``, no query of its own); Airflow is asked only about the batches that qualify otherwise.
+
+    :param context: the Airflow context of ``resolve_game_day``.
+    :param day: the game date (ISO).
+    :param rows: the date's claims and published batches (``_date_batches.sql``).
+    :param in_flight_seconds: the in-flight window: a batch whose last request is younger is not adopted.
+    :param now: the time the window ends at.
     """
     from datetime import timedelta
 
-    from nba_phase5.batch import bq_hook
-
-    rows = bq_hook().query_rows(sql.render("date_batches.sql"), {"game_date": {"type": "DATE", "value": day}})
     ti, dag_id = context["ti"], context["dag"].dag_id
     adopted = adoptable(
         rows,

@@ -76,12 +76,17 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_publish_phase4(args: argparse.Namespace) -> int:
+    from nba_phase5 import phase4_publisher
     from nba_phase5.clients import bigquery_client, publisher_client
     from nba_phase5.phase4_publisher import build_message, count_production_ready, latest_run, publish_completion_event
 
     project = config.project_id(args.project)
-    if (args.players_ready is None) != (args.players_total is None):
-        print("error: give both --players-ready and --players-total, or neither", file=sys.stderr)
+    try:  # what no feature store can make valid is refused before one is read
+        if (args.players_ready is None) != (args.players_total is None):
+            raise InvalidEventError("give both --players-ready and --players-total, or neither")
+        phase4_publisher.check_status(args.shape, args.status)
+    except InvalidEventError as exc:
+        print(f"error: not published: {exc.reason}", file=sys.stderr)
         return 2
     run_id, duration = args.run_id, 0.0
     if args.players_ready is None:

@@ -2,15 +2,16 @@
 
 The platform's workers only stage (:mod:`nba_phase5.staging`); the coordinator this DAG replaces
 merged each finished batch's staging tables into the predictions table and deleted them. This module
-does the same, step for step:
+does the same, in one BigQuery job:
 
 1. find the tables whose name starts with ``_staging_{batch_id}_`` (``list_tables``); none → done, 0 rows;
-2. one MERGE of the newest staged row per key (``consolidate_batch.sql``);
-3. deactivate all but the newest active row per (game, player, system) of the date
-   (``consolidate_deactivate.sql``); the deactivated row names its replacement in ``superseded_by``;
-4. fail, keeping the staging tables for a person, when the MERGE affected no row or active rows still
-   share a key (``consolidate_duplicates.sql``);
-5. delete the batch's staging tables.
+2. one MERGE (``consolidate_batch.sql``) that upserts the newest staged row per key and, in the same
+   statement, deactivates all but the newest active row per (game, player, system) of the date (the
+   deactivated row names its replacement in ``superseded_by``), where the coordinator ran two;
+3. fail, keeping the staging tables for a person, when the MERGE changed no row (the job's DML count) or
+   would leave active rows sharing a key (the statement raises ``ERROR()`` and writes nothing): the
+   platform's two checks, the second made before writing instead of by a query after;
+4. delete the batch's staging tables.
 
 Rerunning it is safe: a second run over the same tables updates the same rows (same values), and a run
 after the tables are gone finds nothing to do. Table and column names reach the SQL only after
@@ -43,6 +44,11 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 #: The MERGE's key columns and the columns a matched row keeps (docs/platform.md §8.2).
 KEY_COLUMNS = ("game_date", "game_id", "player_lookup", "system_id", "current_points_line")
 KEPT_COLUMNS = ("prediction_id", "created_at", "updated_at")
+#: The columns the MERGE sets itself (a row it deactivates), and every column it reads by name.
+SUPERSEDE_COLUMNS = ("is_active", "superseded_by")
+REQUIRED_COLUMNS = (*KEY_COLUMNS, *KEPT_COLUMNS, *SUPERSEDE_COLUMNS)
+#: What ``consolidate_batch.sql`` raises, rather than leave two active rows on one key.
+DUPLICATES_ERROR = "consolidation would leave active duplicate keys"
 
 
 class ConsolidationError(RuntimeError):
@@ -55,8 +61,8 @@ class ConsolidationResult:
 
     batch_id: str
     staging_tables: int = 0
+    #: Rows the MERGE wrote: inserted or updated, the rows it deactivated included (one statement).
     rows_affected: int = 0
-    deactivated: int = 0
     tables_deleted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,23 +75,12 @@ def batch_tables(client: Any, batch_ids: Sequence[str]) -> list[str]:
     return staging.batch_tables([table.table_id for table in client.list_tables(dataset)], batch_ids)
 
 
-def staged_players(
-    client: Any, game_date: str, batch_ids: Sequence[str], labels: Any = None, *, own_batch_only: bool = False
-) -> list[str]:
-    """The players staged for ``game_date`` and not yet consolidated by ``batch_ids``' workers (the run's
-    own batch first, then the batches it adopted; with ``own_batch_only``, a forced batch, its own only).
-
-    Rows the workers staged inactive (their sanity check failed) do not count.
-    """
-    from nba_phase5.bq import run_query
-
+def counted_tables(client: Any, batch_ids: Sequence[str], *, own_batch_only: bool = False) -> list[str]:
+    """The staging tables whose active rows count as predictions in ``_prediction_state.sql``: those of
+    ``batch_ids`` (the run's own batch first, then the batches it adopted; with ``own_batch_only``, a
+    forced batch, its own only). The coverage and fan-out queries read them in the same job."""
     wanted = list(batch_ids)[:1] if own_batch_only else list(batch_ids)
-    tables = batch_tables(client, wanted) if wanted else []
-    if not tables:
-        return []
-    query = sql.render("staged_players.sql", staging_tables=tables, staging_dataset=staging.STAGING_DATASET)
-    rows = run_query(client, query, {"game_date": {"type": "DATE", "value": game_date}}, labels)
-    return sorted(row["player_lookup"] for row in rows)
+    return batch_tables(client, wanted) if wanted else []
 
 
 def columns_of(client: Any, table: str) -> list[str]:
@@ -94,9 +89,9 @@ def columns_of(client: Any, table: str) -> list[str]:
     bad = [name for name in columns if not NAME_RE.fullmatch(name)]
     if bad:
         raise ConsolidationError(f"staging table {table} has columns no SQL name may carry: {bad[:3]}")
-    missing = set(KEY_COLUMNS) - set(columns)
+    missing = set(REQUIRED_COLUMNS) - set(columns)
     if missing:
-        raise ConsolidationError(f"staging table {table} lacks the key columns {sorted(missing)}")
+        raise ConsolidationError(f"staging table {table} lacks the columns {sorted(missing)} consolidation needs")
     return columns
 
 
@@ -115,15 +110,20 @@ def _dml(client: Any, query: str, game_date: str, labels: Any) -> int:
         job.result(timeout=QUERY_TIMEOUT_S)
         return int(job.num_dml_affected_rows or 0)
 
-    # A MERGE or UPDATE is idempotent here: rerun after a lost reply, it writes the same values.
+    # The MERGE is idempotent here: rerun after a lost reply, it writes the same values.
     result: int = with_transient_retry(run, "consolidation DML")
     return result
 
 
 def merge_staged(client: Any, game_date: str, tables: list[str], labels: Any = None) -> int:
-    """Steps 2-3: MERGE the staged rows, then deactivate the replaced ones; returns the MERGE's row count."""
+    """Step 2: the one MERGE (upsert and deactivation); returns the rows it wrote (both kinds).
+
+    :raises ConsolidationError: the statement refused to leave active duplicate keys (nothing written).
+    """
+    from google.api_core.exceptions import BadRequest
+
     columns = columns_of(client, tables[0])
-    update_columns = [c for c in columns if c not in KEY_COLUMNS and c not in KEPT_COLUMNS]
+    update_columns = [c for c in columns if c not in (*KEY_COLUMNS, *KEPT_COLUMNS, *SUPERSEDE_COLUMNS)]
     merge = sql.render(
         "consolidate_batch.sql",
         staging_tables=tables,
@@ -131,7 +131,15 @@ def merge_staged(client: Any, game_date: str, tables: list[str], labels: Any = N
         columns=columns,
         update_columns=update_columns,
     )
-    return _dml(client, merge, game_date, labels)
+    try:
+        return _dml(client, merge, game_date, labels)
+    except BadRequest as exc:
+        if DUPLICATES_ERROR not in str(exc):
+            raise
+        raise ConsolidationError(
+            f"keys of {game_date} would have more than one active prediction after consolidating "
+            f"{len(tables)} staging tables; nothing was written and they are kept for inspection"
+        ) from exc
 
 
 def consolidate(
@@ -141,40 +149,30 @@ def consolidate(
     table and delete them (module docstring).
 
     :param client: a BigQuery client of the project the workers stage in.
-    :param game_date: the batch's ISO game date (every statement prunes the predictions table to it).
+    :param game_date: the batch's ISO game date (the statement prunes the predictions table to it).
     :param batch_id: the batch whose ``_staging_{batch_id}_*`` tables to merge.
     :param adopted: earlier batches of the date whose runs died before consolidating.
-    :param labels: the jobs' labels.
-    :raises ConsolidationError: the MERGE affected nothing, or active duplicates remain; tables kept.
+    :param labels: the job's labels.
+    :raises ConsolidationError: the MERGE changed nothing, or would leave active duplicates; tables kept.
     """
-    from nba_phase5.bq import run_query
-
     tables = batch_tables(client, [batch_id, *adopted])
     if not tables:
         log.info("No staging tables for batch %s: nothing to consolidate", batch_id)
         return ConsolidationResult(batch_id)
     affected = merge_staged(client, game_date, tables, labels)
-    deactivated = _dml(client, sql.render("consolidate_deactivate.sql"), game_date, labels)
     if affected == 0:
         raise ConsolidationError(
             f"consolidating batch {batch_id} changed no prediction although {len(tables)} staging tables "
             "exist; they are kept for inspection"
         )
-    params = {"game_date": {"type": "DATE", "value": game_date}}
-    duplicates = int(run_query(client, sql.render("consolidate_duplicates.sql"), params, labels)[0]["duplicate_keys"])
-    if duplicates:
-        raise ConsolidationError(
-            f"{duplicates} keys of {game_date} have more than one active prediction after consolidating batch "
-            f"{batch_id}; its {len(tables)} staging tables are kept for inspection"
-        )
     deleted = delete_tables(client, tables)
-    result = ConsolidationResult(batch_id, len(tables), affected, deactivated, deleted)
+    result = ConsolidationResult(batch_id, len(tables), affected, deleted)
     log.info("Consolidated %s", result)
     return result
 
 
 def delete_tables(client: Any, tables: list[str]) -> int:
-    """Step 5: delete the staging tables (one already gone is fine: a rerun, or another cleaner)."""
+    """Step 4: delete the staging tables (one already gone is fine: a rerun, or another cleaner)."""
     for table in tables:
         client.delete_table(f"{client.project}.{staging.STAGING_DATASET}.{table}", not_found_ok=True)
     return len(tables)

@@ -203,6 +203,12 @@ def build_event(
     )
 
 
+def check_status(shape: str, status: str) -> None:
+    """Only the envelope carries a status: another shape with one other than success is refused."""
+    if shape != "envelope" and status != "success":
+        raise InvalidEventError(f"the {shape} shape has no status; only the envelope carries {status!r}")
+
+
 def build_message(
     game_date: date,
     *,
@@ -238,8 +244,7 @@ def build_message(
             correlation_id=run_id,
             duration_seconds=duration_seconds,
         )
-    if status != "success":
-        raise InvalidEventError(f"the {shape} shape has no status; only the envelope carries {status!r}")
+    check_status(shape, status)
     if processor not in PHASE4_PROCESSORS:
         raise InvalidEventError(f"processor must be one of {', '.join(PHASE4_PROCESSORS)}, got {processor!r}")
     if shape == "script":

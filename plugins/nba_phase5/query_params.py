@@ -7,6 +7,7 @@ one definition of each query's parameters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nba_phase5 import config
@@ -16,20 +17,17 @@ FORCE = "{{ params.force | string | lower }}"
 IN_FLIGHT_SECONDS = "{{ (params.in_flight_minutes * 60) | round | int }}"
 
 
-def prediction_state(
-    day: Any, *, force: Any, batch_started_at: Any, in_flight_seconds: Any, staged_players: Any = ()
-) -> dict[str, Any]:
+def prediction_state(day: Any, *, force: Any, batch_started_at: Any, in_flight_seconds: Any) -> dict[str, Any]:
     """Parameters of ``_prediction_state.sql`` (``prediction_coverage.sql``, ``missing_requests.sql``).
 
-    ``staged_players`` are the players the batch's workers staged and consolidation has not merged yet
-    (:func:`nba_phase5.consolidation.staged_players`); the tasks that know the batch read them per query.
+    The players the batch's workers staged are not a parameter: the tasks that know the batch render
+    its staging tables into the query (:func:`nba_phase5.consolidation.counted_tables`), one job.
     """
     return {
         "game_date": {"type": "DATE", "value": day},
         "force": {"type": "BOOL", "value": force},
         "batch_started_at": {"type": "TIMESTAMP", "value": batch_started_at},
         "in_flight_seconds": {"type": "INT64", "value": in_flight_seconds},
-        "staged_players": {"type": "ARRAY<STRING>", "value": list(staged_players)},
     }
 
 
@@ -43,15 +41,23 @@ def templated_prediction_state(day: Any, batch_started_at: Any) -> dict[str, Any
     return prediction_state(day, force=FORCE, batch_started_at=batch_started_at, in_flight_seconds=IN_FLIGHT_SECONDS)
 
 
-def readiness(day: Any) -> dict[str, dict[str, Any]]:
-    """Parameters of ``phase4_readiness.sql`` and ``phase4_gate.sql``: the thresholds from the run's params."""
+#: The readiness thresholds of ``phase4_readiness.sql`` and ``phase4_gate.sql``: the run params of the same names.
+READINESS_THRESHOLDS = {"min_ready_players": "INT64", "min_ready_pct": "FLOAT64", "degraded_min_players": "INT64"}
+
+
+def readiness(day: Any, params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Parameters of ``phase4_readiness.sql`` and ``phase4_gate.sql`` (and ``batch_status.sql``, which includes
+    the first): the thresholds from the run's params, as Jinja for the DAG's templated tasks, or the values of
+    ``params`` (a Python task's ``context["params"]``)."""
+    thresholds = {
+        name: {"type": type_, "value": params[name] if params is not None else "{{ params." + name + " }}"}
+        for name, type_ in READINESS_THRESHOLDS.items()
+    }
     return {
         "game_date": {"type": "DATE", "value": day},
         "phase4_processor": {"type": "STRING", "value": config.PHASE4_PROCESSOR},
         "phase4_ran_statuses": {"type": "ARRAY<STRING>", "value": list(config.PHASE4_RAN_STATUSES)},
-        "min_ready_players": {"type": "INT64", "value": "{{ params.min_ready_players }}"},
-        "min_ready_pct": {"type": "FLOAT64", "value": "{{ params.min_ready_pct }}"},
-        "degraded_min_players": {"type": "INT64", "value": "{{ params.degraded_min_players }}"},
+        **thresholds,
     }
 
 

@@ -107,7 +107,6 @@ def summary(context: Any, status: str, skip_reason: str | None, message: str) ->
         "events_rejected": event.get("rejected") or [],
         "phase4_other_messages": event.get("others") or {},
         "staging_tables_consolidated": consolidation.get("staging_tables"),
-        "predictions_deactivated": consolidation.get("deactivated"),
         "phase4_completed_at": phase4_done,
         "event_received_at": event.get("event_received_at"),
         "first_request_at": first_request,

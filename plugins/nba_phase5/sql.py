@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     import jinja2
 
 
-#: The identifiers a template may take besides the table names (:func:`render`'s ``names``), each with
-#: an example, so the checks of every template (tests, ``make bench``'s pruning count) can render it.
+#: The identifiers a template may take besides the table names (:func:`render`'s ``names``), and the
+#: switch ``with_claims`` (``missing_requests.sql``), each with an example, so the checks of every
+#: template (tests, ``make bench``'s pruning count) can render it, every branch included.
 NAME_EXAMPLES: dict[str, Any] = {
+    "with_claims": True,
     "staging_dataset": "nba_predictions",
     "staging_tables": ["_staging_batch_2025_11_28_1764306000_worker_0a1b2c3d4e5f"],
     "columns": ["prediction_id", "system_id", "player_lookup", "game_date", "game_id", "current_points_line"],

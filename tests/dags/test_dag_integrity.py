@@ -25,7 +25,13 @@ EXPECTED_EDGES = {
         "retry_stragglers.wait_for_predictions_3",
         "wait_for_phase4_event",
     ],
-    "check_batch_status": ["skip_already_complete", "skip_concurrent_run", "wait_for_phase4_event"],
+    # Its readiness row travels into the readiness wait as an XComArg (the wait's first poll, without an event wait).
+    "check_batch_status": [
+        "phase4_readiness.wait_for_phase4_ready",
+        "skip_already_complete",
+        "skip_concurrent_run",
+        "wait_for_phase4_event",
+    ],
     # The event wait's result (Phase 4's correlation id) travels into every fan-out as an XComArg.
     "wait_for_phase4_event": [
         "fan_out_requests",

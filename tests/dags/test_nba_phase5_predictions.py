@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -85,17 +86,22 @@ def job_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return sent
 
 
+def query(body: dict[str, Any]) -> str:
+    return str(body.get("configuration", {}).get("query", {}).get("query") or body.get("query") or "")
+
+
+def labels(body: dict[str, Any]) -> dict[str, str]:
+    return dict(body.get("configuration", {}).get("labels") or body.get("labels") or {})
+
+
+def dag_jobs(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The DAG's jobs among ``sent``: the worker's feature reads and staging loads (no query text) are the worker's."""
+    return [b for b in sent if query(b) and "feature_names, feature_quality_score" not in query(b)]
+
+
 def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: date) -> None:
     """Every BigQuery job the run sent, but the stand-in worker's, carries the DAG's labels."""
-
-    def query(body: dict[str, Any]) -> str:
-        return str(body.get("configuration", {}).get("query", {}).get("query") or body.get("query") or "")
-
-    def labels(body: dict[str, Any]) -> dict[str, str]:
-        return dict(body.get("configuration", {}).get("labels") or body.get("labels") or {})
-
-    # The worker's feature reads and staging loads (no query text) are the worker's, not the DAG's.
-    ours = [b for b in sent if query(b) and "feature_names, feature_quality_score" not in query(b)]
+    ours = dag_jobs(sent)
     assert len(ours) >= 8, [query(b)[:80] for b in sent]
     for body in ours:
         # The Google provider's keys (airflow-dag, airflow-task), as its own operators label their jobs.
@@ -103,16 +109,31 @@ def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: dat
         assert (labels(body)["airflow-dag"], labels(body)["game_date"]) == ("nba_phase5_predictions", day.isoformat())
     tasks = {labels(b)["airflow-task"] for b in ours}
     # the tasks' queries and run-history writes, the triggerer's inbox queries (labelled by the deferring
-    # sensor), the poll sensor's, the deferrable gate's job and the fan-out's
+    # sensor), the poll sensor's and the fan-out's
     assert {
         "resolve_game_day",
         "check_batch_status",
         "wait_for_phase4_event",
         "phase4_readiness-wait_for_phase4_ready",
-        "phase4_readiness-check_phase4_ready",
         "fan_out_requests",
         "record_batch_run",
     } <= tasks, tasks
+    # The jobs before the fan-out (issue 26: a happy run's BigQuery jobs are budgeted): the game day with the
+    # date's batches in one job, then the running row; the claims with the dedup coverage in one job; one
+    # readiness poll (this run waited for the event, so check_batch_status's readiness row is not reused);
+    # and no job for the gate, which judges the poll's row.
+    per_task = Counter(labels(b)["airflow-task"] for b in ours)
+    assert {task: per_task[task] for task in FIRST_JOBS} == FIRST_JOBS, [
+        (labels(b)["airflow-task"], query(b).strip().splitlines()[0]) for b in ours
+    ]
+
+
+FIRST_JOBS = {
+    "resolve_game_day": 2,
+    "check_batch_status": 1,
+    "phase4_readiness-wait_for_phase4_ready": 1,
+    "phase4_readiness-check_phase4_ready": 0,
+}
 
 
 def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
@@ -210,6 +231,37 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     assert state == "success", tasks
     [next_day] = run_history(bq, day + timedelta(days=1))
     assert next_day["triggered_by"] == "pubsub"
+
+
+def test_a_happy_run_spends_one_job_on_the_fan_out_one_on_the_straggler_poll_and_one_on_consolidation(  # type: ignore[no-untyped-def]
+    stack, bq, phase5_dag, drain, job_requests: list[dict[str, Any]]
+) -> None:
+    """issue 26's budget: with no event wait, the readiness wait's first try reuses check_batch_status's
+    readiness row and the gate the wait's (no job for either). From the fan-out on: the fan-out reads its
+    one-batch guard and the players in one query; the straggler wait's first poll comes an interval after
+    the publish, and reads the staged players in the coverage query itself; consolidation is one MERGE.
+    What the verdict and the later rounds need, they reuse (no job)."""
+    from collections import Counter
+
+    day = date(2025, 10, 19)
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=120, ready_pct=100)
+    job_requests.clear()  # the seeding above is the test's, not the DAG's
+    with running_worker(stack.project):
+        state, tasks = run_dag(
+            phase5_dag, day, skip_event_wait=True, poll_interval_seconds=10, straggler_wait_minutes=1
+        )
+    assert state == "success", tasks
+    jobs = Counter(labels(b)["airflow-task"] for b in dag_jobs(job_requests))
+    assert len(active_predictions(bq, day)) == 120
+    no_event_wait = {**FIRST_JOBS, "phase4_readiness-wait_for_phase4_ready": 0}
+    assert {task: jobs[task] for task in FIRST_JOBS} == no_event_wait, jobs
+    downstream = {task: n for task, n in jobs.items() if task.startswith(("fan_out", "retry_stragglers"))}
+    assert downstream == {
+        "fan_out_requests": 1,
+        "retry_stragglers-wait_for_predictions_1": 1,
+        "retry_stragglers-consolidate_predictions": 1,
+    }, jobs
 
 
 def test_no_event_takes_the_backup_path(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]

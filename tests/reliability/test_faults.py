@@ -80,7 +80,6 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
         task_id="fan_out_requests",
         game_date=day.isoformat(),
         batch_id=f"batch_{day}_1748736000",
-        sql=render("missing_requests.sql"),
     )
     with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
         operator.execute({"run_id": "fault_run", "ti": None})
@@ -146,7 +145,6 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
         task_id="fan_out_requests",
         game_date=day.isoformat(),
         batch_id=f"batch_{day}_1748736000",
-        sql=render("missing_requests.sql"),
     )
     context = {"run_id": "rerun", "ti": None}
     assert operator.execute(context)["published"] == 72
@@ -219,7 +217,6 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
         game_date=day.isoformat(),
         batch_id=f"batch_{day}_1748736000",
         coverage=xcoms[(batch.wait_task(1), "return_value")],
-        sql=render("missing_requests.sql"),
     )
     result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})
     assert result["published"] == 7

@@ -104,8 +104,9 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
 def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     stack, bq, phase5_dag, drain, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """Every job the run submits (game day, readiness poll, gate, batch status, fan-out, coverage, history)
-    first meets a 503 or a 429 from BigQuery; the run still ends exactly as a clean one would."""
+    """Every job the run submits (game day, batch status, fan-out, coverage, consolidation, history; the
+    readiness wait takes the batch status's row and the gate the wait's) first meets a 503 or a 429 from
+    BigQuery; the run still ends exactly as a clean one would."""
     from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
     from google.cloud.bigquery._http import Connection
 
@@ -130,7 +131,12 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     assert state == "success", tasks
     first_lines = {q.strip().splitlines()[0] for q in injected}
     assert len(injected) >= 6, first_lines
-    for sql in ("phase4_gate.sql", "prediction_coverage.sql", "game_day.sql", "merge_run_history.sql"):
+    for sql in (
+        "game_day.sql",
+        "batch_status.sql",
+        "prediction_coverage.sql",
+        "merge_run_history.sql",
+    ):
         assert render(sql).strip().splitlines()[0] in first_lines, sql
     everyone = request_ids(day, ready_players(bq, day))
     assert _deliveries_for(worker, everyone) == Counter(everyone)

@@ -236,9 +236,12 @@ def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
 
 
 def short_gate_retries(monkeypatch: pytest.MonkeyPatch, dag: Any) -> Any:
-    """The DAG's gate with its retries and backoff as configured, but seconds instead of minutes."""
+    """The DAG's gate with its retries and backoff as configured, but seconds instead of minutes, and its
+    query on the first try too: these tests are of the gate's job, which in the DAG only a retry runs (the
+    first try judges the readiness wait's row, tests/plugins/nba_phase5/operators/test_phase4_gate.py)."""
     gate = dag.get_task(GATE)
     assert (gate.retries, gate.retry_exponential_backoff) == (4, 2.0)
+    monkeypatch.setattr(gate, "readiness", None)
     monkeypatch.setattr(gate, "retry_delay", timedelta(seconds=1))
     monkeypatch.setattr(gate, "max_retry_delay", timedelta(seconds=2))
     return gate

@@ -188,3 +188,44 @@ def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, p
     assert Counter((r["player_lookup"], r["is_active"]) for r in rows) == Counter((p, True) for p in ready)
     assert min(r["written"] for r in rows) >= rows_by_force[True]["started_at"]
     assert (rows_by_force[True]["status"], rows_by_force[True]["records_processed"]) == ("success", len(ready))
+
+
+def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, bq) -> None:  # type: ignore[no-untyped-def]
+    """resolve_game_day's one query (game_day.sql) returns, beside the games, each run's first claim and
+    each batch's last accepted request: enough to adopt a dead run's published batch, never a live run's
+    or one still in flight, and for a retry to find the run's first claim."""
+    from nba_phase5 import sql
+    from nba_phase5.batch_lease import adoptable, first_claim
+    from nba_phase5.staging import mint_batch_id
+
+    day = date(2025, 8, 14)
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now - timedelta(minutes=30)
+    claims = {"dead": first, "live": first + timedelta(minutes=1), "recent": first + timedelta(minutes=2)}
+    for run, at in claims.items():
+        _claim(bq, day, run, at)
+    _claim(bq, day, "dead", first + timedelta(minutes=10))  # a retry's claim: the batch is the first one's
+    published = {"dead": first + timedelta(minutes=3), "live": first + timedelta(minutes=3), "recent": now}
+    entries = [
+        {
+            "game_date": day,
+            "player_lookup": "p1",
+            "batch_id": mint_batch_id(day.isoformat(), claims[run]),
+            "task_id": "fan_out_requests",
+            "request_id": f"r_{run}",
+            "message_id": f"m_{run}",
+            "force": False,
+            "published_at": at,
+        }
+        for run, at in published.items()
+    ]
+    insert_rows(bq, config.REQUEST_LEDGER_TABLE, entries)
+
+    [row] = run_query(bq, sql.render("game_day.sql"), {"game_date": day})
+    assert set(row) == {"games", "games_around", "batches"}
+    batches = row["batches"]
+    assert first_claim(batches, "dead") == first.isoformat()
+    assert first_claim(batches, "mine") is None
+    cutoff = now - timedelta(minutes=5)
+    adopted = adoptable(batches, day=day.isoformat(), own_run="mine", cutoff=cutoff, live={"live"}.__contains__)
+    assert adopted == [mint_batch_id(day.isoformat(), first)]

@@ -75,13 +75,18 @@ class Phase5BigQueryHook(BigQueryHook):
     def insert(self, table_name: str, rows: list[dict[str, Any]]) -> int:
         return insert_rows(self.get_client(project_id=self.project_id), table_name, rows, self._labels())
 
-    def staged_players(self, game_date: str, batch_ids: Sequence[str], *, force: bool = False) -> list[str]:
-        """The players staged on ``game_date`` by ``batch_ids`` and not consolidated yet
-        (:func:`nba_phase5.consolidation.staged_players`): a ``force`` batch counts only its own."""
-        from nba_phase5.consolidation import staged_players
+    def prediction_state_sql(
+        self, template: str, batch_ids: Sequence[str], *, force: bool = False, **names: Any
+    ) -> str:
+        """``template`` (a query over ``_prediction_state.sql``) rendered with the staging tables of
+        ``batch_ids`` whose staged players count as predicted (a ``force`` batch: its own only), so the
+        staged players are read in the query's own job (:func:`nba_phase5.consolidation.counted_tables`)."""
+        from nba_phase5 import sql, staging
+        from nba_phase5.consolidation import counted_tables
 
         client = self.get_client(project_id=self.project_id)
-        return staged_players(client, game_date, batch_ids, self._labels(), own_batch_only=force)
+        tables = counted_tables(client, batch_ids, own_batch_only=force)
+        return sql.render(template, staging_tables=tables, staging_dataset=staging.STAGING_DATASET, **names)
 
     def consolidate(self, game_date: str, batch_id: str, adopted: Sequence[str] = ()) -> Any:
         """Merge the batch's (and the adopted batches') staging tables (:mod:`nba_phase5.consolidation`)."""

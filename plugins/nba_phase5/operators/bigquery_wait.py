@@ -30,6 +30,11 @@ def covered(row: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(row, dict) and bool(row.get("done"))
 
 
+def plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A poll's row as the wait returns it: timestamps as ISO strings (an XCom, read by later tasks)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
 class BigQueryWaitOperator(BaseOperator):
     """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``max_wait_minutes`` pass (see the
     module docstring for why this is not a ``BaseSensorOperator``).
@@ -44,7 +49,11 @@ class BigQueryWaitOperator(BaseOperator):
     straggler round. With ``settle_blocked_by``, quiet polls count only while that column is 0: while
     requests are in flight (a worker slow to start), a quiet poll is not a sign the workers are done.
     With ``earlier_result``, an earlier poll's result (its XComArg) that was already ``done`` is
-    reused without a query: nothing was republished since, so nothing can have changed.
+    reused without a query: nothing was republished since, so nothing can have changed. With
+    ``delay_first_poll``, the first poll comes one interval after the task starts, not at once: a wait
+    right after a fan-out would only find the answers not yet written (a wasted query). With
+    ``first_poll``, a poll of this task's query already made upstream (its XComArg) that was ``done`` is
+    returned on the task's first try without a query; a retry or a clear (try 2 and later) always polls.
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
     :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).
@@ -56,8 +65,12 @@ class BigQueryWaitOperator(BaseOperator):
     :param earlier_result: the result of an earlier poll of the same query, as an XComArg (templated):
         when it was ``done``, it is returned again without a query.
     :param staged_batches: batches whose staging tables count too (templated: an XComArg, the run's own
-        batch first): before each poll the players their workers staged are read and passed as the
-        ``staged_players`` parameter.
+        batch first): ``sql`` must then name a template over ``_prediction_state.sql``, which each poll
+        renders anew with the batches' staging tables as they are then, so the staged players are read
+        in the poll's own job.
+    :param delay_first_poll: wait one ``poll_interval_seconds`` before the first poll.
+    :param first_poll: a row of ``sql`` (same columns) read upstream, as an XComArg (templated): on the first
+        try, when it is ``done``, it is this task's result (``reused``), no query; ``None`` or ``{}`` polls.
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
@@ -69,6 +82,7 @@ class BigQueryWaitOperator(BaseOperator):
         "settle_polls",
         "earlier_result",
         "staged_batches",
+        "first_poll",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
@@ -86,11 +100,15 @@ class BigQueryWaitOperator(BaseOperator):
         settle_blocked_by: str | None = None,
         earlier_result: Any = None,
         staged_batches: Any = None,
+        delay_first_poll: bool = False,
+        first_poll: Any = None,
         gcp_conn_id: str = config.GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sql = sql
+        # Airflow renders `sql` in place; with staged batches each poll renders the template itself.
+        self.sql_template = sql
         self.query_params = query_params
         self.max_wait_minutes = max_wait_minutes
         self.poll_interval_seconds = poll_interval_seconds
@@ -99,6 +117,8 @@ class BigQueryWaitOperator(BaseOperator):
         self.settle_blocked_by = settle_blocked_by
         self.earlier_result = earlier_result
         self.staged_batches = staged_batches
+        self.delay_first_poll = delay_first_poll
+        self.first_poll = first_poll
         self.gcp_conn_id = gcp_conn_id
 
     @cached_property
@@ -107,18 +127,16 @@ class BigQueryWaitOperator(BaseOperator):
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id)
 
-    def poll_params(self) -> Any:
-        """The query's parameters for this poll: with the batch's staged players when it has a batch."""
+    def poll_query(self) -> str:
+        """This poll's SQL: with a batch, the template rendered with the staging tables that exist now."""
         if not self.staged_batches:
-            return self.query_params
-        params = dict(self.query_params or {})
-        force = rendered_bool((params.get("force") or {}).get("value"))
-        players = self.hook.staged_players(str(params["game_date"]["value"]), list(self.staged_batches), force=force)
-        params["staged_players"] = {"type": "ARRAY<STRING>", "value": players}
-        return params
+            return str(self.sql)
+        force = rendered_bool(((self.query_params or {}).get("force") or {}).get("value"))
+        query: str = self.hook.prediction_state_sql(self.sql_template, list(self.staged_batches), force=force)
+        return query
 
     def poll(self) -> dict[str, Any]:
-        rows = self.hook.query_rows(self.sql, self.poll_params())
+        rows = self.hook.query_rows(self.poll_query(), self.query_params)
         if not rows or "done" not in rows[0]:
             raise ValueError("the poll query must return one row with a `done` column")
         row: dict[str, Any] = rows[0]
@@ -129,11 +147,17 @@ class BigQueryWaitOperator(BaseOperator):
         if covered(self.earlier_result):
             self.log.info("An earlier poll already found the work complete: reusing its result")
             return {**self.earlier_result, "reused": True}
+        # A retry or a clear polls: the upstream row may be what it is retrying, or hours old by now.
+        if covered(self.first_poll) and int(ti.try_number) == 1:
+            self.log.info("The poll made upstream already found the work complete: reusing it, no query")
+            return {**plain_row(self.first_poll), "timed_out": False, "settled": False, "reused": True}
         deadline = (datetime.now(UTC) + timedelta(minutes=float(self.max_wait_minutes))).isoformat()
         # The deadline lives in XCom, not in defer kwargs: `dags test` drops those when it resumes a
         # task, and a cleared task (XCom wiped) must start a fresh wait anyway.
         ti.xcom_push(key=DEADLINE_KEY, value=deadline)
         ti.xcom_push(key=PROGRESS_KEY, value=None)
+        if self.delay_first_poll:
+            self._pause(float(self.poll_interval_seconds))
         return self._poll_or_defer(ti, deadline)
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any] | None:
@@ -153,12 +177,10 @@ class BigQueryWaitOperator(BaseOperator):
         return unchanged >= limit
 
     def _poll_or_defer(self, ti: Any, deadline: str) -> dict[str, Any]:
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
         interval = float(self.poll_interval_seconds)
         while True:
             row = self.poll()
-            result = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+            result = plain_row(row)
             if row["done"]:
                 self.log.info("Done: %s", result)
                 return {**result, "timed_out": False, "settled": False}
@@ -169,8 +191,14 @@ class BigQueryWaitOperator(BaseOperator):
                 self.log.warning("Still not done at %s: %s", deadline, result)
                 return {**result, "timed_out": True, "settled": False}
             self.log.info("Not done yet (%s); polling again in %ss", result, interval)
-            if interval >= MIN_DEFERRAL_S:
-                self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=interval)), method_name="execute_complete")
-            # A deferral shorter than a task's own start-up and teardown races the scheduler (the trigger
-            # fires before the deferring process has exited); short polls simply wait in the task.
-            time.sleep(interval)
+            self._pause(interval)
+
+    def _pause(self, interval: float) -> None:
+        """Wait ``interval`` seconds before the next poll: deferred (``execute_complete`` polls next) when long."""
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        if interval >= MIN_DEFERRAL_S:
+            self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=interval)), method_name="execute_complete")
+        # A deferral shorter than a task's own start-up and teardown races the scheduler (the trigger
+        # fires before the deferring process has exited); short polls simply wait in the task.
+        time.sleep(interval)

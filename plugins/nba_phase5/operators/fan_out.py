@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.sdk import BaseOperator
 
@@ -20,9 +20,9 @@ from nba_phase5.query_params import rendered_bool
 class PredictionFanOutOperator(BaseOperator):
     """Publishes one prediction request for every ready player still missing its prediction.
 
-    The players come from ``sql`` (by default ``missing_requests.sql``): production-ready, without an
-    active prediction or rows the batch's workers staged (with ``force``: without one made by this
-    batch), and with no request in flight (recorded in the publish ledger less than ``in_flight_minutes``
+    The players come from ``sql`` (``missing_requests.sql``, with the batch's staging tables): ready,
+    without an active prediction or rows the batch's workers staged (with ``force``: without one made
+    by this batch), and with no request in flight (in the publish ledger less than ``in_flight_minutes``
     ago). So a retried or cleared fan-out, or a straggler round, sends only what was never accepted or
     is presumed lost, and never a player whose rows wait in a staging table for consolidation.
 
@@ -35,8 +35,9 @@ class PredictionFanOutOperator(BaseOperator):
     only once every accepted request is recorded. Refused publishes are retried; the task fails if any
     request is still unpublished.
 
-    With ``check_holder``, the task first asks whether another live run holds the date's batch
-    (:mod:`nba_phase5.batch_lease`) and, if so, publishes nothing and is skipped.
+    With ``check_holder``, the task also asks whether another live run holds the date's batch
+    (:mod:`nba_phase5.batch_lease`), in the same query as the players, and if so publishes nothing and
+    is skipped.
 
     Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id",
     "correlation_id"}``.
@@ -51,7 +52,9 @@ class PredictionFanOutOperator(BaseOperator):
         batch, with new request ids; consolidation then deactivates the older rows (templated).
     :param batch_started_at: ISO time the batch started; a forced batch's generation begins here (templated).
     :param in_flight_minutes: a request accepted less than this long ago is in flight (templated).
-    :param sql: query returning ``player_lookup, game_id, opponent_team_abbr, is_home`` rows (templated).
+    :param sql: template in ``include/sql`` returning ``kind`` (``request``; with ``with_claims`` also
+        ``claim`` rows, ``batch_claims.sql``'s columns) and ``player_lookup, game_id, opponent_team_abbr,
+        is_home``, rendered when the task runs with the staging tables it finds then.
     :param topic: Pub/Sub topic the workers listen on (templated: the DAG reads it from a Variable).
     :param line_table: ``dataset.table`` with ``game_date, player_lookup, points_line`` rows; empty for
         no lines (templated).
@@ -72,15 +75,12 @@ class PredictionFanOutOperator(BaseOperator):
         "force",
         "batch_started_at",
         "in_flight_minutes",
-        "sql",
         "topic",
         "line_table",
         "project_id",
         "chunk_size",
         "coverage",
     )
-    template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
     ui_color = "#fdf1e6"
 
     def __init__(
@@ -143,8 +143,8 @@ class PredictionFanOutOperator(BaseOperator):
         started = str(self.batch_started_at or "")
         return started if started and started != "None" else datetime.now(UTC).isoformat()
 
-    def missing_requests(self) -> list[dict[str, Any]]:
-        """``player_lookup, game_id, opponent_team_abbr, is_home`` of every player to request."""
+    def state_rows(self) -> list[dict[str, Any]]:
+        """``sql``'s rows, in one job: the players to request and, with ``check_holder``, the date's claims."""
         from nba_phase5 import query_params
 
         params = query_params.prediction_state(
@@ -152,11 +152,14 @@ class PredictionFanOutOperator(BaseOperator):
             force=self.forced,
             batch_started_at=self.started_at,
             in_flight_seconds=query_params.in_flight_seconds(self.in_flight_minutes),
-            staged_players=self.bigquery_hook.staged_players(
-                self.game_date, list(self.staged_batches or [self.batch_id]), force=self.forced
-            ),
         )
-        return list(self.bigquery_hook.query_rows(self.sql, params))
+        hook, batches = self.bigquery_hook, list(self.staged_batches or [self.batch_id])
+        query = hook.prediction_state_sql(self.sql, batches, force=self.forced, with_claims=self.check_holder)
+        return list(hook.query_rows(query, params))
+
+    def missing_requests(self) -> list[dict[str, Any]]:
+        """``player_lookup, game_id, opponent_team_abbr, is_home`` of every player to request."""
+        return [row for row in self.state_rows() if row["kind"] == "request"]
 
     @property
     def correlation_id(self) -> str:
@@ -165,19 +168,13 @@ class PredictionFanOutOperator(BaseOperator):
         correlation = self.phase4_event.get("correlation_id") if isinstance(self.phase4_event, dict) else None
         return str(correlation or self.batch_id)
 
-    def wanted_requests(self, context: Any) -> list[PredictionRequest]:
-        from nba_phase5.operators.bigquery_wait import covered
+    def wanted_requests(self, context: Any, wanted: list[dict[str, Any]]) -> list[PredictionRequest]:
+        """The requests for the ``wanted`` rows (``sql``'s players) in the coordinator's format."""
         from nba_phase5.run_history import run_trigger
         from nba_phase5.staging import check_batch_id
 
-        if covered(self.coverage):
-            self.log.info("The last wait found every prediction in place: nothing to republish")
-            return []
         batch = check_batch_id(str(self.batch_id))
-        wanted = self.missing_requests()
-        lines = self.bigquery_hook.points_lines(
-            self.line_table, self.game_date, [row["player_lookup"] for row in wanted]
-        )
+        lines = self.bigquery_hook.points_lines(self.line_table, self.game_date, [r["player_lookup"] for r in wanted])
         mode = "BACKFILL" if run_trigger(context) == "backfill" else "OVERNIGHT"
         # Naive, as the coordinator writes it (datetime.now().isoformat()); one stamp for the whole batch.
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat()
@@ -201,16 +198,27 @@ class PredictionFanOutOperator(BaseOperator):
             for row in wanted
         ]
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def players_to_request(self, context: Any) -> list[dict[str, Any]]:
+        """The players still to request; skips the task when another live run holds the date's batch."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if self.check_holder:
-            from nba_phase5.batch_lease import find_holder
+        from nba_phase5 import batch_lease
+        from nba_phase5.operators.bigquery_wait import covered
 
-            held_by = find_holder(context, self.game_date)
+        if self.check_holder:
+            batch_lease.claim_again_if_cleared(context, self.game_date)
+        elif covered(self.coverage):
+            self.log.info("The last wait found every prediction in place: nothing to republish")
+            return []
+        rows = self.state_rows()
+        if self.check_holder:
+            held_by = batch_lease.holder_among(context, self.game_date, [r for r in rows if r["kind"] == "claim"])
             if held_by:
                 raise AirflowSkipException(held_by.words(self.game_date))
-        requests = self.wanted_requests(context)
+        return [row for row in rows if row["kind"] == "request"]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        requests = self.wanted_requests(context, self.players_to_request(context))
         batch = str(self.batch_id)
         players = len({r.player_lookup for r in requests})
         self.log.info("Publishing %d requests for %d players (%s) to %s", len(requests), players, batch, self.topic)

@@ -31,6 +31,21 @@ def _total(payload: dict[str, Any]) -> object:
     return "an unknown total"
 
 
+def skipped_wait(run_type: str, skip_wait: str | bool) -> str | None:
+    """Why a run does not wait for the event (its ``triggered_by``: a backfill, or ``skip_event_wait``'s
+    manual run), or ``None`` when it waits. One rule for the wait and for ``check_batch_status``, which
+    hands Phase 4's readiness to the readiness wait only when no event wait comes between them.
+
+    :param run_type: the DAG run's ``run_type``.
+    :param skip_wait: the ``skip_event_wait`` param, as a bool or as the string Jinja rendered.
+    """
+    if run_type == "backfill":
+        return BACKFILL
+    if rendered_bool(skip_wait):
+        return MANUAL
+    return None
+
+
 class Phase4EventWaitOperator(BaseOperator):
     """Waits in the triggerer for a valid Phase 4 completion event for this run's game date.
 
@@ -87,12 +102,10 @@ class Phase4EventWaitOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from nba_phase5.triggers.phase4_event import Phase4EventTrigger
 
-        if context["dag_run"].run_type == "backfill":
-            self.log.info("Backfill run: not waiting for a Phase 4 event")
-            return {"triggered_by": BACKFILL}
-        if rendered_bool(self.skip_wait):
-            self.log.info("skip_event_wait is set: going straight to the readiness gates")
-            return {"triggered_by": MANUAL}
+        skipped = skipped_wait(context["dag_run"].run_type, self.skip_wait)
+        if skipped:
+            self.log.info("Not waiting for a Phase 4 event (%s run): going straight to the readiness gates", skipped)
+            return {"triggered_by": skipped}
         max_wait = None if self.wait_seconds in (None, "", "None") else float(self.wait_seconds)  # type: ignore[arg-type]
         deadline = event_deadline(
             date.fromisoformat(self.game_date),

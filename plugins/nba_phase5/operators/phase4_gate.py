@@ -1,13 +1,18 @@
 """The Phase 4 readiness gate: a definite "not ready" fails at once; "could not ask BigQuery" is retried.
 
-The gate runs one query (``phase4_gate.sql``: one row whose every column must be true) and tells two
-failures apart by exception type:
+The gate judges one row (``phase4_gate.sql``'s: every column must be true) and tells two failures apart
+by exception type:
 
 * the row is missing or has a falsy value → :class:`Phase4NotReady`, an ``AirflowFailException``: no
   retries, and the failure callback raises the critical not-ready alert;
 * anything else (an error at insert, while the triggerer looks the job up, or a job that ends in
   ``backendError``) is an ordinary failure, retried with the task's (exponential, jittered) retries; if
   the last try still fails, the callback raises an ``error`` alert, never the critical one.
+
+On its first try the gate judges the readiness wait's last row (``readiness``, which carries the same
+columns: ``phase4_gate.sql`` selects them from ``phase4_readiness.sql``) without a query: the wait has just
+read it, and asking BigQuery again a moment later costs a job for the same answer. A retry or a clear
+(try 2 and later) always asks BigQuery again: the failure it retries may have been in judging that row.
 
 It is this package's own operator rather than the provider's ``BigQueryCheckOperator``: that one's
 trigger looks the job up without its location, which in a single-region location (docs/platform.md §0)
@@ -27,6 +32,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nba_phase5 import config
 
+#: The columns of ``phase4_gate.sql``'s row, which the readiness wait's row (``phase4_readiness.sql``) has too.
+GATE_COLUMNS = ("phase4_ran", "can_proceed")
 #: The ``error`` alert when BigQuery could not be asked; the notifier appends the last exception.
 UNAVAILABLE_MESSAGE = "could not ask BigQuery whether Phase 4 is ready"
 
@@ -55,7 +62,8 @@ def verdict(outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 class Phase4GateOperator(BaseOperator):
-    """Runs the readiness gate's query; its one row must be all true (see the module docstring).
+    """Judges the readiness gate's row, which must be all true: the wait's on a first try, else its own query's
+    (see the module docstring).
 
     Deferrable: the job is inserted in the task, then the triggerer waits for it
     (:class:`~nba_phase5.triggers.bigquery_job.BigQueryJobTrigger`, which looks it up in its location),
@@ -65,6 +73,8 @@ class Phase4GateOperator(BaseOperator):
 
     :param sql: standard SQL or a ``.sql`` template returning one row of booleans (templated).
     :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).
+    :param readiness: the readiness wait's last row, as an XComArg (templated): on the first try its
+        :data:`GATE_COLUMNS` are judged without a query; ``None`` (or a row without them) always queries.
     :param location: where the job runs and is looked up; ``None`` is the package's setting
         (:func:`nba_phase5.config.bigquery_location`) (templated).
     :param poll_interval: seconds between the trigger's looks at a running job.
@@ -74,7 +84,7 @@ class Phase4GateOperator(BaseOperator):
     :param gcp_conn_id: Airflow connection to Google Cloud.
     """
 
-    template_fields: Sequence[str] = ("sql", "query_params", "location")
+    template_fields: Sequence[str] = ("sql", "query_params", "readiness", "location")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "query_params": "json"}
     ui_color = "#f0eee4"
@@ -84,6 +94,7 @@ class Phase4GateOperator(BaseOperator):
         *,
         sql: str,
         query_params: dict[str, Any] | None = None,
+        readiness: Any = None,
         location: str | None = None,
         poll_interval: float = 4.0,
         deferrable: bool = True,
@@ -94,6 +105,7 @@ class Phase4GateOperator(BaseOperator):
         super().__init__(**kwargs)
         self.sql = sql
         self.query_params = query_params
+        self.readiness = readiness
         self.location = location
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -106,10 +118,23 @@ class Phase4GateOperator(BaseOperator):
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location or None)
 
+    def reused_row(self, context: Any) -> dict[str, Any] | None:
+        """The wait's row to judge instead of a query: only on the first try, and only with every gate column."""
+        row = self.readiness
+        if not isinstance(row, dict) or not all(column in row for column in GATE_COLUMNS):
+            return None
+        if int(context["ti"].try_number) > 1:
+            return None
+        return {column: row[column] for column in GATE_COLUMNS}
+
     def execute(self, context: Any) -> dict[str, Any]:
         from nba_phase5.bq import QUERY_TIMEOUT_S, job_outcome
         from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
 
+        reused = self.reused_row(context)
+        if reused is not None:
+            self.log.info("Readiness gate: judging the readiness wait's last row, no query: %s", reused)
+            return verdict({"status": "success", "row": reused})
         job = self.hook.start_query(self.sql, self.query_params)
         # Created in the hook's location (its client's default), so looked up there too.
         self.log.info("Readiness gate: job %s in %s", job.job_id, self.hook.location)

@@ -52,11 +52,12 @@ def test_a_run_without_a_row_yields_to_any_live_run() -> None:
 
 
 def _batches(*entries: tuple[str, str, datetime]) -> list[dict[str, object]]:
-    return [{"kind": kind, "name": name, "at": at} for kind, name, at in entries]
+    return [{"kind": kind, "name": name, "happened_at": at} for kind, name, at in entries]
 
 
 def test_a_dead_runs_published_batch_is_adopted_once_its_requests_are_no_longer_in_flight() -> None:
-    """date_batches.sql's rows: each run's first claim, each batch's last accepted request (the ledger)."""
+    """_date_batches.sql's rows (game_day.sql's ``batches``): each run's first claim, each batch's last
+    accepted request (the ledger)."""
     from nba_phase5.batch_lease import adoptable
 
     claim_dead, claim_live, claim_recent, claim_mine = (T0 + timedelta(minutes=m) for m in (0, 1, 2, 3))

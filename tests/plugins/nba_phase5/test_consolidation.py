@@ -56,7 +56,7 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
     stage_rows(bq, batch, "rev-1_aaaa0001", [_row(day, "p1", 25.5, points="20.0", age_s=5), _row(day, "p2", None)])
     # A redelivered request staged again by another worker: the newer row wins (BSW 558-566).
     stage_rows(bq, batch, "rev-1_aaaa0002", [_row(day, "p1", 25.5, points="22.0")])
-    assert consolidation.staged_players(bq, day.isoformat(), [batch]) == ["p1", "p2"]
+    assert len(consolidation.counted_tables(bq, [batch])) == 2
 
     result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
 
@@ -67,7 +67,7 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
         ("p2", Decimal("21.5"), True),
     ]
     assert consolidation.batch_tables(bq, [batch]) == []
-    assert consolidation.staged_players(bq, day.isoformat(), [batch]) == []
+    assert consolidation.counted_tables(bq, [batch]) == []
 
 
 def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +99,8 @@ def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ig
     stage_rows(bq, new_batch, "w_2", [_row(day, "p1", 27.5, points="26.0"), _row(day, "p2", 18.5, points="19.0")])
     result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=new_batch)
 
-    assert result.deactivated == 1
+    # One statement: p1's new line inserted, p2 updated in place and p1's old row deactivated.
+    assert result.rows_affected == 3
     rows = {(r["player_lookup"], r["current_points_line"]): r for r in _predictions(bq, day)}
     replaced, newest = rows[("p1", Decimal("25.5"))], rows[("p1", Decimal("27.5"))]
     assert (replaced["is_active"], replaced["superseded_by"]) == (False, newest["prediction_id"])
@@ -116,7 +117,8 @@ def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ig
 
 def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None:  # type: ignore[no-untyped-def]
     """The line moved 24.5 → 26.5 (24.5 superseded), then a forced batch predicts at 24.5 again: the MERGE
-    updates the old inactive 24.5 row in place (same key), and that row, just written, must win."""
+    updates the old inactive 24.5 row in place (same key), and that row, holding the newest prediction, must
+    win."""
     day = date(2024, 2, 10)
     first, moved, forced = (f"batch_2024-02-10_17416{n}0000" for n in (0, 1, 2))
     stage_rows(bq, first, "w_1", [_row(day, "p1", 24.5, age_s=120)])
@@ -131,6 +133,26 @@ def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None
     assert rows[Decimal("26.5")]["superseded_by"] == rows[Decimal("24.5")]["prediction_id"]
 
 
+def test_the_newest_prediction_stays_active_even_when_an_older_one_updates_a_stored_row(bq) -> None:  # type: ignore[no-untyped-def]
+    """A dead forced batch staged p1 again on the stored row's line (an older prediction: it updates that
+    row in place); the batch that adopted it staged p1 on the line since moved (the newest: a new row).
+    The newest prediction stays active, whichever row the MERGE touched, and a second consolidation of the
+    same rows keeps it so."""
+    day = date(2024, 2, 11)
+    first, dead, mine = (f"batch_2024-02-11_17417{n}0000" for n in (0, 1, 2))
+    stage_rows(bq, first, "w_1", [_row(day, "p1", 24.5, age_s=300)])
+    consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=first)
+    older, newest = _row(day, "p1", 24.5, points="22.0", age_s=120), _row(day, "p1", 26.5, points="27.0")
+    for _ in range(2):  # the second time: a rerun over the same staged rows
+        stage_rows(bq, dead, "w_1", [older])
+        stage_rows(bq, mine, "w_1", [newest])
+        consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=mine, adopted=[dead])
+        rows = {r["current_points_line"]: r for r in _predictions(bq, day)}
+        assert (rows[Decimal("26.5")]["is_active"], rows[Decimal("26.5")]["superseded_by"]) == (True, None)
+        replaced = rows[Decimal("24.5")]
+        assert (replaced["is_active"], replaced["superseded_by"]) == (False, newest["prediction_id"])
+
+
 def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  # type: ignore[no-untyped-def]
     day, batch = date(2024, 2, 6), "batch_2024-02-06_1741300000"
     # Rows of another date in the batch's table: the MERGE, pruned to the batch's date, takes none.
@@ -140,25 +162,37 @@ def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  #
     assert len(consolidation.batch_tables(bq, [batch])) == 1  # kept for a person (BSW 1059-1071)
 
 
-def test_active_duplicates_left_by_a_concurrent_writer_fail_and_keep_the_tables(  # type: ignore[no-untyped-def]
-    bq, monkeypatch: pytest.MonkeyPatch
+def test_a_consolidation_that_would_leave_active_duplicates_fails_writes_nothing_and_keeps_the_tables(  # type: ignore[no-untyped-def]
+    bq,
 ) -> None:
+    """The platform's duplicates check (BSW 1073-1111), made inside the one MERGE: a prediction already
+    stored twice (a duplicated write: the same id, both active) would stay active twice, so the statement
+    raises, writes nothing, and the staging tables are kept for a person."""
+    from nba_phase5.bq import insert_rows
+
     day, batch = date(2024, 2, 8), "batch_2024-02-08_1741400000"
+    twin = {**_row(day, "p2", 19.5), "game_date": day, "created_at": datetime.now(UTC)}
+    insert_rows(bq, config.PREDICTIONS_TABLE, [twin, twin])
     stage_rows(bq, batch, "w_1", [_row(day, "p1", 25.5)])
-    real_dml = consolidation._dml
-
-    def then_a_concurrent_insert(client: Any, query: str, game_date: str, labels: Any) -> int:
-        affected = real_dml(client, query, game_date, labels)
-        if "superseded_by = S.newest_id" in query:  # after the deactivation, another writer adds a twin
-            from nba_phase5.bq import insert_rows
-
-            twin = {**_row(day, "p1", 25.5), "game_date": day, "created_at": datetime.now(UTC)}
-            insert_rows(client, config.PREDICTIONS_TABLE, [twin])
-        return affected
-
-    monkeypatch.setattr(consolidation, "_dml", then_a_concurrent_insert)
     with pytest.raises(consolidation.ConsolidationError, match="more than one active prediction"):
         consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    assert [r["player_lookup"] for r in _predictions(bq, day)] == ["p2", "p2"]  # p1 not merged
+    assert len(consolidation.batch_tables(bq, [batch])) == 1
+
+
+def test_nothing_staged_for_the_date_changes_no_row_even_where_rows_would_be_superseded(bq) -> None:  # type: ignore[no-untyped-def]
+    """With no staged row for the date the MERGE writes nothing at all (not even the deactivation of an
+    older active row), so "changed no prediction" stays the platform's check (BSW 1059-1071)."""
+    from nba_phase5.bq import insert_rows
+
+    day, batch = date(2024, 2, 13), "batch_2024-02-13_1741600000"
+    old = {**_row(day, "p1", 24.5), "game_date": day, "created_at": datetime.now(UTC) - timedelta(minutes=5)}
+    new = {**_row(day, "p1", 26.5), "game_date": day, "created_at": datetime.now(UTC)}
+    insert_rows(bq, config.PREDICTIONS_TABLE, [old, new])
+    stage_rows(bq, batch, "w_1", [_row(date(2024, 2, 14), "p1", 25.5)])
+    with pytest.raises(consolidation.ConsolidationError, match="changed no prediction"):
+        consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=batch)
+    assert [r["is_active"] for r in _predictions(bq, day)] == [True, True]
     assert len(consolidation.batch_tables(bq, [batch])) == 1
 
 
@@ -174,9 +208,9 @@ def test_a_dead_runs_staged_rows_are_adopted_and_nothing_else_is_touched(bq) -> 
     stage_rows(bq, mine, "w_1", [_row(day, "p2", 25.5)])
     stage_rows(bq, coordinators, "w_1", [_row(day, "p4", 25.5)])
     stage_rows(bq, other_date, "w_1", [_row(date(2024, 2, 10), "p3", 25.5)])
-    assert consolidation.staged_players(bq, day.isoformat(), [mine, dead]) == ["p1", "p2"]
+    assert len(consolidation.counted_tables(bq, [mine, dead])) == 2
     # A forced batch is a new generation: only its own staged rows count as predicted ...
-    assert consolidation.staged_players(bq, day.isoformat(), [mine, dead], own_batch_only=True) == ["p2"]
+    assert consolidation.counted_tables(bq, [mine, dead], own_batch_only=True) == consolidation.batch_tables(bq, [mine])
     # ... but the adopted batch's rows are merged all the same, and its tables cleared.
     result = consolidation.consolidate(bq, game_date=day.isoformat(), batch_id=mine, adopted=[dead])
     assert (result.staging_tables, result.rows_affected) == (2, 2)

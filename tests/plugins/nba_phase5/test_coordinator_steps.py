@@ -61,7 +61,6 @@ def fan_out(day: date, task_id: str = "fan_out_requests", **kwargs: Any) -> Pred
         task_id=task_id,
         game_date=day.isoformat(),
         batch_id=f"batch_{day}_1760000000",
-        sql=render("missing_requests.sql"),
         **kwargs,
     )
 

@@ -14,7 +14,6 @@ from nba_phase5 import config
 from nba_phase5.operators.fan_out import PredictionFanOutOperator
 from nba_phase5.prediction_requests import BODY_FIELDS
 from nba_phase5.seeding import seed_day
-from nba_phase5.sql import render
 
 pytestmark = pytest.mark.integration
 LINE_TABLE = "nba_reference.test_points_lines"
@@ -39,7 +38,6 @@ def _fan_out(day: date, batch: str, **kwargs: Any) -> PredictionFanOutOperator:
         task_id="fan_out_requests",
         game_date=day.isoformat(),
         batch_id=batch,
-        sql=render("missing_requests.sql"),
         **kwargs,
     )
 
@@ -102,3 +100,65 @@ def test_a_staged_player_is_not_requested_again(stack, bq, drain) -> None:  # ty
     other = _fan_out(day, "batch_2025-07-02_1751418000", in_flight_minutes=0)
     assert other.execute({"run_id": "manual__other", "ti": None})["published"] == 10
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+
+
+class LeaseTI:
+    """What the fan-out's guard asks of Airflow: this run claimed in this life; which runs are live."""
+
+    def __init__(self, live: set[str]) -> None:
+        self.live = live
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_pull(self, task_ids: Any = None, dag_id: Any = None, key: str = "", run_id: Any = None) -> Any:
+        from nba_phase5.batch_lease import CLAIM_KEY
+
+        return [{"claimed_at": "t", "clear_number": 0}] if key == CLAIM_KEY else None
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def get_dr_count(self, dag_id: str, run_ids: list[str], states: list[str]) -> int:
+        return sum(1 for run in run_ids if run in self.live and "running" in states)
+
+
+def test_the_first_fan_out_judges_the_claims_it_read_with_the_players_in_one_query(  # type: ignore[no-untyped-def]
+    stack, bq, drain, monkeypatch
+) -> None:
+    """The fan-out's one-batch guard (nba_phase5.batch_lease) reads the date's claims in the players'
+    query: one job. A live run that claimed first holds the batch, so this run publishes nothing."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from nba_phase5 import batch_lease
+    from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+
+    day, batch = date(2025, 7, 3), "batch_2025-07-03_1751500800"
+    drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
+    seed_day(bq, day, players=10, ready_pct=100)
+    batch_lease.claim(bq, day.isoformat(), "scheduled__holder", "2025-07-03T04:00:00+00:00")
+    batch_lease.claim(bq, day.isoformat(), "manual__mine", "2025-07-03T04:01:00+00:00")
+    queries: list[str] = []
+    real = Phase5BigQueryHook.query_rows
+
+    def counted(self: Phase5BigQueryHook, query: str, params: Any = None) -> list[dict[str, Any]]:
+        queries.append(query)
+        return real(self, query, params)
+
+    monkeypatch.setattr(Phase5BigQueryHook, "query_rows", counted)
+
+    def context(live: set[str]) -> dict[str, Any]:
+        ti = LeaseTI(live)
+        return {"run_id": "manual__mine", "ti": ti, "dag": SimpleNamespace(dag_id="d"), "dag_run": None}
+
+    held = context({"scheduled__holder", "manual__mine"})
+    with pytest.raises(AirflowSkipException, match="scheduled__holder"):
+        _fan_out(day, batch, check_holder=True).execute(held)
+    assert held["ti"].pushed[batch_lease.HELD_BY_KEY]["run_id"] == "scheduled__holder"
+    assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
+    assert len(queries) == 1
+    # The holder's run is over: this run holds the date and publishes, from the same one query.
+    queries.clear()
+    assert _fan_out(day, batch, check_holder=True).execute(context({"manual__mine"}))["published"] == 10
+    assert len(queries) == 1
+    assert len(drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)) == 10

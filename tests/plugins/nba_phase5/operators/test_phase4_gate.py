@@ -153,6 +153,43 @@ def test_always_defer_defers_a_job_done_at_insert_too(monkeypatch: pytest.Monkey
     assert in_task.execute({}) == {"ok": True}
 
 
+class _Try:
+    """A task instance on its ``try_number``-th try (a clear starts a new try too)."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+# The readiness wait's last row (phase4_readiness.sql's columns and the wait's own), as its XComArg resolves.
+WAIT_ROW = {"phase4_ran": True, "done": False, "players_ready": 60, "can_proceed": True, "timed_out": True}
+
+
+def test_a_first_try_judges_the_waits_row_without_a_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    no_query = RuntimeError("the first try must not ask BigQuery again")
+    gate = _gate_with(monkeypatch, no_query, readiness=WAIT_ROW)
+    assert gate.execute({"ti": _Try(1)}) == {"phase4_ran": True, "can_proceed": True}
+    # The same verdicts as the query's: a "no" is final (the critical alert), never retried.
+    for row in ({**WAIT_ROW, "can_proceed": False}, {**WAIT_ROW, "phase4_ran": False, "can_proceed": False}):
+        with pytest.raises(Phase4NotReady):
+            _gate_with(monkeypatch, no_query, readiness=row).execute({"ti": _Try(1)})
+
+
+def test_a_retry_or_a_missing_row_asks_bigquery_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.api_core.exceptions import ServiceUnavailable
+
+    # A retry (or a clear) queries, even though the wait's row said yes: the answer is the query's.
+    retry = _gate_with(monkeypatch, _Job([{"phase4_ran": True, "can_proceed": False}]), readiness=WAIT_ROW)
+    with pytest.raises(Phase4NotReady):
+        retry.execute({"ti": _Try(2)})
+    with pytest.raises(ServiceUnavailable):  # and its errors are retryable, as the query's always were
+        _gate_with(monkeypatch, ServiceUnavailable("insert: 503"), readiness=WAIT_ROW).execute({"ti": _Try(3)})
+    # No row, or a row without the gate's columns (another query's): the gate queries on the first try too.
+    for readiness in (None, {"done": True}, [WAIT_ROW]):
+        gate = _gate_with(monkeypatch, _Job([{"phase4_ran": True, "can_proceed": False}]), readiness=readiness)
+        with pytest.raises(Phase4NotReady):
+            gate.execute({"ti": _Try(1)})
+
+
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every alert raised, as (kind name, message), instead of writing it to BigQuery."""
@@ -231,6 +268,9 @@ def test_the_dag_gate_retries_bigquery_errors_within_the_sla(gate_task: Any) -> 
     assert gate_task.deferrable is True
     assert gate_task.location is None  # the package's setting, read when the task runs
     assert "game_date" in gate_task.query_params  # typed parameters, never formatted into the SQL
+    # The wait's return value (an XComArg, not a pull by task id): the first try judges it without a query.
+    readiness = gate_task.readiness
+    assert (readiness.operator.task_id, readiness.key) == ("phase4_readiness.wait_for_phase4_ready", "return_value")
     retries = gate_task.retries
     assert retries is not None
     assert retries >= 3
