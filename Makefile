@@ -30,7 +30,7 @@ help:
 
 venv: $(VENV)/.installed $(BQEMU_VENV)/.installed
 
-# The package itself goes in editable (-e .): .venv/bin/nba-phase5 and `python -m nba_phase5` then work from
+# The package itself goes in editable (-e .): .venv/bin/nba-phase5 and `python -m nba_phase5_local` then work from
 # any shell and directory, without PYTHONPATH, and follow the working tree.
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-composer-image.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -40,12 +40,12 @@ LATENCY_CONF = {
 
 
 def bench_event_latency(env: dict[str, str], project: str, reps: int) -> dict[str, Any]:
-    from nba_phase5.bq import run_query
-    from nba_phase5.clients import bigquery_client, publisher_client
-    from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
-    from nba_phase5.phase4_publisher import build_envelope, publish_completion_event
-    from nba_phase5.seeding import seed_day
-    from nba_phase5.status import decode_summary
+    from nba_phase5.airflow.operators.phase4_event_wait import Phase4EventWaitOperator
+    from nba_phase5.bigquery.bq import run_query
+    from nba_phase5.bigquery.clients import bigquery_client, publisher_client
+    from nba_phase5_local.phase4_publisher import build_envelope, publish_completion_event
+    from nba_phase5_local.seeding import seed_day
+    from nba_phase5_local.status import decode_summary
 
     day = date(2025, 11, 21)
     report = seed_day(bigquery_client(project), day, players=450)
@@ -180,12 +180,12 @@ def bench_parse(env: dict[str, str], reps: int) -> dict[str, Any]:
 
 def run_day(env: dict[str, str], day: date, conf: dict[str, Any], worker_args: list[str]) -> tuple[float, int, int]:
     """One DAG run with a worker; (wall seconds, BigQuery jobs, peak RSS of the run in MB)."""
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     client = bigquery_client(env["GCP_PROJECT"])
     before = {job.job_id for job in client.list_jobs(all_users=True)}
     worker = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "nba_phase5", "worker", *worker_args],
+        [str(VENV_BIN / "python"), "-m", "nba_phase5_local", "worker", *worker_args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -215,10 +215,10 @@ def partition_pruning() -> dict[str, Any]:
     import sqlglot
     from sqlglot import exp
 
-    from nba_phase5.phase4_publisher import COUNT_READY_SQL
-    from nba_phase5.sql import NAME_EXAMPLES, render
-    from nba_phase5.status import ALERTS_SQL, PREDICTIONS_SQL, RUNS_SQL
-    from nba_phase5.worker import FEATURES_SQL
+    from nba_phase5.bigquery.sql import NAME_EXAMPLES, render
+    from nba_phase5_local.phase4_publisher import COUNT_READY_SQL
+    from nba_phase5_local.status import ALERTS_SQL, PREDICTIONS_SQL, RUNS_SQL
+    from nba_phase5_local.worker import FEATURES_SQL
 
     specs = {p.stem: json.loads(p.read_text()) for p in (ROOT / "include" / "schemas").glob("*.json")}
     partition = {name.split(".")[1]: spec["time_partitioning"]["field"] for name, spec in specs.items()}
@@ -255,8 +255,8 @@ def partition_pruning() -> dict[str, Any]:
 
 def bench_jobs(env: dict[str, str], project: str) -> dict[str, Any]:
     """BigQuery jobs of one happy-path run (a production-like poll interval: every poll is a job)."""
-    from nba_phase5.clients import bigquery_client
-    from nba_phase5.seeding import seed_day
+    from nba_phase5.bigquery.clients import bigquery_client
+    from nba_phase5_local.seeding import seed_day
 
     happy = date(2025, 11, 22)
     seed_day(bigquery_client(project), happy, players=450)
@@ -268,9 +268,9 @@ def bench_jobs(env: dict[str, str], project: str) -> dict[str, Any]:
 
 def bench_scale(env: dict[str, str], project: str, players: int) -> dict[str, Any]:
     """One run with one request per ready player, the worker dropping 1 %."""
-    from nba_phase5.clients import bigquery_client
-    from nba_phase5.seeding import seed_day
-    from nba_phase5.status import collect
+    from nba_phase5.bigquery.clients import bigquery_client
+    from nba_phase5_local.seeding import seed_day
+    from nba_phase5_local.status import collect
 
     scale_day = date(2025, 11, 23)
     seed_day(bigquery_client(project), scale_day, players=players, ready_pct=100)

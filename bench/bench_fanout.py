@@ -19,7 +19,7 @@ def drain_count(project: str, expected: int) -> tuple[int, int]:
     """
     from google.api_core.exceptions import DeadlineExceeded
 
-    from nba_phase5.clients import subscriber_client
+    from nba_phase5.bigquery.clients import subscriber_client
 
     client = subscriber_client()
     path = client.subscription_path(project, config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -52,8 +52,8 @@ Messages = list[tuple[bytes, dict[str, str]]]
 def fanout_paths(project: str) -> dict[str, Callable[[list[Any], Messages], None]]:
     from airflow.providers.google.cloud.hooks.pubsub import PubSubHook
 
-    from nba_phase5.clients import publisher_client
-    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.bigquery.clients import publisher_client
 
     def ours(requests: list[Any], messages: Messages) -> None:
         # The fan-out's own publishing path: chunks published, each recorded in the publish ledger.
@@ -79,7 +79,7 @@ def fanout_paths(project: str) -> dict[str, Callable[[list[Any], Messages], None
 
 
 def bench_fanout(project: str, sizes: list[int], reps: int, slow_cap: int, naive_cap: int) -> dict[str, Any]:
-    from nba_phase5.prediction_requests import PredictionRequest
+    from nba_phase5.core.prediction_requests import PredictionRequest
 
     results: dict[str, Any] = {}
     for size in sizes:

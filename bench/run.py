@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **stack.env(), "AIRFLOW_HOME": str(Path(tmp) / "airflow")}
         os.environ.update(env)
         try:
-            from nba_phase5.provisioning import provision
+            from nba_phase5_local.provisioning import provision
 
             provision(project)
             for argv_ in (["db", "migrate"], ["pools", "set", *config.FAN_OUT.pool_set_args()]):

@@ -33,13 +33,18 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task, task_group
 
-from nba_phase5 import alert_kinds, batch, config, dag_params, handoff, query_params, run_history, sla, sql
-from nba_phase5.config import ALERTS, TASKS
-from nba_phase5.notifications import PipelineAlertNotifier
-from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
-from nba_phase5.operators.fan_out import PredictionFanOutOperator
-from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
-from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
+from nba_phase5 import config
+from nba_phase5.airflow import dag_params, sla
+from nba_phase5.airflow.notifications import PipelineAlertNotifier
+from nba_phase5.airflow.operators.bigquery_wait import BigQueryWaitOperator
+from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.airflow.operators.phase4_event_wait import Phase4EventWaitOperator
+from nba_phase5.airflow.operators.phase4_gate import UNAVAILABLE_MESSAGE, Phase4GateNotifier, Phase4GateOperator
+from nba_phase5.airflow.tasks import batch, handoff, run_history
+from nba_phase5.bigquery import query_params, sql
+from nba_phase5.config import TASKS
+from nba_phase5.core import alert_kinds
+from nba_phase5.core.alert_kinds import AlertKind
 
 HAND_OFF_DOC = f"""Publishes the batch's completion message on `{config.PHASE5_COMPLETE_TOPIC}` (the platform's
 envelope, read by its Phase 5→6 orchestrator) and updates the `{config.PREDICTIONS_ASSET_NAME}` asset, once per
@@ -149,9 +154,9 @@ def phase4_readiness(game_date: Any, first_poll: Any) -> None:
         max_retry_delay=timedelta(minutes=3),
         on_failure_callback=Phase4GateNotifier(
             not_ready=PipelineAlertNotifier(
-                kind=ALERTS.phase4_not_ready, message="{{ phase4_not_ready(ti, params) }}", include_exception=False
+                kind=AlertKind.phase4_not_ready, message="{{ phase4_not_ready(ti, params) }}", include_exception=False
             ),
-            unavailable=PipelineAlertNotifier(kind=ALERTS.gate_unavailable, message=UNAVAILABLE_MESSAGE),
+            unavailable=PipelineAlertNotifier(kind=AlertKind.gate_unavailable, message=UNAVAILABLE_MESSAGE),
         ),
         doc_md="Gate: Phase 4 ran and at least degraded_min_players are ready; else critical, nothing published. "
         "The first try judges the wait's last row; a retry queries again. A BigQuery error is retried, and only "
@@ -219,7 +224,7 @@ def retry_stragglers(day: dict[str, Any], phase4_event: Any) -> None:
         "owner": "nba-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": PipelineAlertNotifier(kind=ALERTS.task_failed),
+        "on_failure_callback": PipelineAlertNotifier(kind=AlertKind.task_failed),
     },
     params=dag_params.trigger_form(),
 )

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from nba_phase5 import config, self_check, sql
-from nba_phase5.operators.phase4_gate import Phase4GateOperator
-from nba_phase5.operators.self_check import Phase4EventTriggerCheckOperator
+from nba_phase5 import config
+from nba_phase5.airflow import self_check
+from nba_phase5.airflow.operators.phase4_gate import Phase4GateOperator
+from nba_phase5.airflow.operators.self_check import Phase4EventTriggerCheckOperator
+from nba_phase5.bigquery import sql
 
 
 @dag(

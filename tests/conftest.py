@@ -22,7 +22,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 # The in-process DAG runs go through dag.test(), which in Airflow 3.3.2 fails a successful run of a DAG with
-# a deadline alert (nba_phase5/sla.py); the DAG integrity test and the e2e scheduler keep the alert.
+# a deadline alert (nba_phase5/airflow/sla.py); the DAG integrity test and the e2e scheduler keep the alert.
 os.environ["NBA_PHASE5_DEADLINE_ALERTS"] = "off"
 for _var in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"):
     os.environ.pop(_var, None)
@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack
     env.pop("AIRFLOW__CORE__DAGS_FOLDER")
     os.environ.update(env)
     try:
-        from nba_phase5.provisioning import provision
+        from nba_phase5_local.provisioning import provision
 
         provision(TEST_PROJECT)
         yield shown
@@ -85,7 +85,7 @@ def stack_strict(stack: localstack.Stack) -> Iterator[StrictBigQuery]:
 
 @pytest.fixture
 def bq(stack: localstack.Stack):  # type: ignore[no-untyped-def]
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     return bigquery_client(stack.project)
 

@@ -1,8 +1,8 @@
 """What the docs tell a user to type, checked against what exists: every `make` target, every `nba-phase5`
-(or `python -m nba_phase5`) command and flag, and every flag given to a `tools/` or `bench/` script.
+(or `python -m nba_phase5_local`) command and flag, and every flag given to a `tools/` or `bench/` script.
 
 Nothing named in a doc is run: make targets come from the Makefile's rules, the CLI's flags from its argparse
-parser (``nba_phase5.cli.build_parser``), a script's from the parser its ``main`` builds, caught at its
+parser (``nba_phase5_local.cli.build_parser``), a script's from the parser its ``main`` builds, caught at its
 first ``parse_args``. Code is what sits in fenced blocks and in `code spans` (a span may wrap a line).
 """
 
@@ -22,7 +22,7 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 SUBSHELL = re.compile(r"\$\([^()]*\)")  # `$(date -u +%F)`: a value, whatever it runs
 BEFORE = r"(?:^|(?<=[\s;&|(]))"  # a program name starts a word, not the middle of one (`nba-phase5-trigger-sub`)
-CLI = re.compile(BEFORE + r"(?:\S*/)?(?:nba-phase5|python3?\s+-m\s+nba_phase5)(?=\s|$)")
+CLI = re.compile(BEFORE + r"(?:\S*/)?(?:nba-phase5|python3?\s+-m\s+nba_phase5_local)(?=\s|$)")
 # make as a command (first, after VAR=value or a separator), not the word in prose or output ("to make stragglers")
 MAKE = re.compile(r"(?:^|&&|\|\||[;|(])\s*(?:[A-Za-z_]\w*=\S*\s+)*make(?=\s)")
 SCRIPT = re.compile(BEFORE + r"(?:\S*/)?((?:tools|bench)/[a-z_]+\.py)(?=\s|$)")
@@ -226,7 +226,7 @@ def scan(paths: list[Path], root: Path = ROOT) -> list[str]:
     :param paths: the Markdown files.
     :param root: what their names are shown relative to.
     """
-    from nba_phase5.cli import build_parser
+    from nba_phase5_local.cli import build_parser
 
     targets, cli = makefile_targets(), build_parser()
     return [

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from nba_phase5 import config
-from nba_phase5.bq import insert_rows, run_query
-from nba_phase5.prediction_requests import request_id
+from nba_phase5.bigquery.bq import insert_rows, run_query
+from nba_phase5.core.prediction_requests import request_id
 
 
 class XComTI:
@@ -68,7 +68,7 @@ class InjectingPublisher:
     """The real emulator publisher, except that chosen request ids fail their first ``failures`` publishes."""
 
     def __init__(self, fail_ids: set[str], failures: int) -> None:
-        from nba_phase5.clients import publisher_client
+        from nba_phase5.bigquery.clients import publisher_client
 
         self.real = publisher_client()
         self.fail_ids = fail_ids
@@ -152,7 +152,7 @@ def run_history(bq: Any, day: date) -> list[dict[str, Any]]:
         "WHERE data_date = @d AND processor_name = @p ORDER BY started_at",
         {"d": day, "p": config.PHASE5_PROCESSOR},
     )
-    from nba_phase5.status import decode_summary
+    from nba_phase5_local.status import decode_summary
 
     for row in rows:
         row["summary"] = decode_summary(row["summary"])
@@ -173,7 +173,7 @@ def drain_subscription(subscription: str, *, max_rounds: int = 20, empty_pulls: 
     """
     import os
 
-    from nba_phase5.clients import subscriber_client
+    from nba_phase5.bigquery.clients import subscriber_client
 
     client = subscriber_client()
     path = client.subscription_path(os.environ["GCP_PROJECT"], subscription)
@@ -238,7 +238,7 @@ def running_worker(
     A worker slow to start: it pulls nothing until ``start_when()`` is true (polled every 0.2 s) and
     then ``start_after`` seconds more.
     """
-    from nba_phase5.worker import PredictionWorker, WorkerOptions
+    from nba_phase5_local.worker import PredictionWorker, WorkerOptions
 
     stop = threading.Event()
     worker = PredictionWorker(WorkerOptions(project=project, **options), stop=stop)
@@ -277,7 +277,7 @@ FAST = {
 
 def coverage_params(day: date, *, force: bool = False, in_flight_minutes: float = 10.0) -> dict[str, Any]:
     """The query parameters of prediction_coverage.sql / missing_requests.sql for a batch started now."""
-    from nba_phase5 import query_params
+    from nba_phase5.bigquery import query_params
 
     return query_params.prediction_state(
         day.isoformat(),
@@ -311,7 +311,7 @@ def stage_rows(bq: Any, batch_id: str, worker_id: str, rows: list[dict[str, Any]
     job, WRITE_APPEND, CREATE_IF_NEEDED, the predictions table's schema); returns the table's name."""
     from google.cloud import bigquery
 
-    from nba_phase5 import staging
+    from nba_phase5.core import staging
 
     schema = bq.get_table(f"{bq.project}.{config.PREDICTIONS_TABLE}").schema
     table = staging.staging_table_id(batch_id, worker_id)

@@ -97,7 +97,7 @@ def job_metadata(upload: bool, content_type: str, body: bytes) -> dict[str, Any]
 def required_partition_filters(schema_dir: Path = SCHEMAS) -> dict[tuple[str, str], str]:
     """Every table that requires a partition filter in production, with its partition column: as
     ``provision`` creates them on real GCP, every partitioned table unless its schema file says
-    ``"require_partition_filter": false`` (nba_phase5.provisioning.build_table)."""
+    ``"require_partition_filter": false`` (nba_phase5_local.provisioning.build_table)."""
     required = {}
     for path in sorted(schema_dir.glob("*.json")):
         spec = json.loads(path.read_text())

@@ -49,7 +49,7 @@ def test_official_airflow_3_services_on_postgres(compose: dict[str, Any]) -> Non
         if name != "airflow-init":
             assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
-    assert "python -m nba_phase5 provision" in services["airflow-init"]["command"][-1]
+    assert "python -m nba_phase5_local provision" in services["airflow-init"]["command"][-1]
     assert "FAN_OUT.pool_set_args()" in services["airflow-init"]["command"][-1]  # the pool, from config
 
 

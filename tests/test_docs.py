@@ -28,7 +28,7 @@ def test_the_docs_are_actually_read() -> None:
 
 FAKE_DOC = """\
 Run `make run DATE=2025-11-28`, then `make no-such-target`; `make -C . lint` works, and prose may say
-"to make stragglers". `python -m nba_phase5 --project p seed --date $(date -u +%F)
+"to make stragglers". `python -m nba_phase5_local --project p seed --date $(date -u +%F)
 --no-such-flag` wraps a line.
 
 ```
@@ -64,7 +64,9 @@ def _installed_since_pyproject() -> bool:
     return stamp.exists() and stamp.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime
 
 
-@pytest.mark.parametrize("argv", [["bin/nba-phase5"], ["bin/python", "-m", "nba_phase5"]], ids=["script", "module"])
+@pytest.mark.parametrize(
+    "argv", [["bin/nba-phase5"], ["bin/python", "-m", "nba_phase5_local"]], ids=["script", "module"]
+)
 def test_the_cli_runs_from_any_directory_without_pythonpath_after_make_venv(argv: list[str], tmp_path: Path) -> None:
     if not _installed_since_pyproject():
         pytest.fail("make venv has not run since pyproject.toml changed: run it (make test does) and test again")
@@ -74,7 +76,7 @@ def test_the_cli_runs_from_any_directory_without_pythonpath_after_make_venv(argv
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: nba-phase5 ")
-    from nba_phase5.cli import build_parser
+    from nba_phase5_local.cli import build_parser
 
     for command in doc_commands._subcommands(build_parser()):
         assert command in done.stdout

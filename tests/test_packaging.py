@@ -14,13 +14,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "plugins" / "nba_phase5"
+LOCAL_PACKAGE = ROOT / "plugins" / "nba_phase5_local"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _subpackages() -> set[str]:
     return {
         ".".join(init.parent.relative_to(ROOT / "plugins").parts)
-        for init in PACKAGE.rglob("__init__.py")
+        for package in (PACKAGE, LOCAL_PACKAGE)
+        for init in package.rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
 
@@ -46,7 +48,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "requirements.txt", "requirements-composer-image.txt"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(PACKAGE, source / "plugins" / "nba_phase5", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (PACKAGE, LOCAL_PACKAGE):
+        shutil.copytree(package, source / "plugins" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "include", source / "include")
     out = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
@@ -69,7 +72,7 @@ def test_the_wheel_holds_every_module_the_sql_the_schemas_and_the_script(wheel: 
     data = {str(Path("nba_phase5") / p.relative_to(ROOT)) for p in (ROOT / "include").rglob("*") if p.is_file()}
     assert data <= names
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-    assert "nba-phase5 = nba_phase5.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "nba-phase5 = nba_phase5_local.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
     lines = zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
     requires = [line.removeprefix("Requires-Dist: ") for line in lines if line.startswith("Requires-Dist: ")]
@@ -89,7 +92,8 @@ def test_the_installed_wheel_finds_its_sql_away_from_the_checkout(wheel: Path, t
     )
     assert done.returncode == 0, done.stderr[-3000:]
     probe = (
-        "import nba_phase5; from nba_phase5 import config, sql; sql.render('game_day.sql'); print(config.include_dir())"
+        "from nba_phase5 import config; from nba_phase5.bigquery import sql; "
+        "sql.render('game_day.sql'); print(config.include_dir())"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("NBA_PHASE5_INCLUDE_DIR",)}
     env["PYTHONPATH"] = str(site)

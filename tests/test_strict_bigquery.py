@@ -230,7 +230,7 @@ def test_armed_conflicts_fail_mutating_dml_as_production_does(stack_strict: Any,
 
 
 def test_every_partitioned_table_requires_its_filter_unless_its_schema_says_not() -> None:
-    # As provision creates them on real GCP (nba_phase5.provisioning.build_table): the flag defaults to true.
+    # As provision creates them on real GCP (nba_phase5_local.provisioning.build_table): the flag defaults to true.
     from strict_bigquery_rules import required_partition_filters
 
     required = {f"{dataset}.{table}" for dataset, table in required_partition_filters()}

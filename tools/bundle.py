@@ -8,7 +8,7 @@ scheduler or the triggerer, and its docs say that folder is not for common Pytho
     build/composer/
       dags/nba_phase5_predictions.py         the DAG file
       dags/nba_phase5_self_check.py          the post-deploy self-check DAG (docs/deploy.md)
-      dags/nba_phase5/                       the package the DAG and its trigger import (runtime modules only)
+      dags/nba_phase5/                       the package the DAG and its trigger import (the shipped package, whole)
       dags/nba_phase5/include/{sql,schemas}/ SQL templates and table schemas (config.include_dir finds them)
       dags/nba_phase5/.airflowignore         nothing in the package is parsed as a DAG file
       plugins/                               empty: the package has no Airflow plugin
@@ -17,9 +17,11 @@ Everything but the DAG files lives under ``dags/nba_phase5/``, a name this packa
 with other teams' DAGs keeps its own ``dags/.airflowignore`` and ``dags/include/`` untouched, and
 ``make deploy`` can delete stale files there without touching anyone else's.
 
-Local-only modules (the stand-in worker and its model, seeding, Phase 4's test publisher, the CLI,
-``status`` and ``provision``, which run from a developer's machine) are left out, as are tools/,
-bench/ and tests/. ``check_imports`` proves that nothing in the bundle imports a module left out.
+The bundle is the shipped package, ``plugins/nba_phase5`` whole: what runs on a developer's machine
+(the stand-in worker and its model, seeding, Phase 4's test publisher, the CLI, ``status`` and
+``provision``) is the separate package ``nba_phase5_local``, left out with tools/, bench/ and tests/.
+``check_imports`` proves that nothing in the bundle imports a module left out (``make lint``'s import
+contract forbids it in the source too).
 
     python tools/bundle.py [--out build/composer]
 """
@@ -38,27 +40,8 @@ OUT = ROOT / "build" / "composer"
 PACKAGE = "nba_phase5"
 #: The DAG files, in upload order: the self-check after the daily DAG, so it checks the code just deployed.
 DAG_FILES = ("nba_phase5_predictions.py", "nba_phase5_self_check.py")
-#: Modules of the package that never run in Composer: they run on a developer's machine or locally.
-LOCAL_ONLY = frozenset(
-    {
-        "__main__",
-        "cli",
-        "local_model",
-        "phase4_publisher",
-        "provisioning",
-        "seeding",
-        "status",
-        "status_html",
-        "status_metrics",
-        "worker",
-        "worker_answers",
-        "worker_io",
-        "worker_pubsub",
-        "worker_requests",
-        "worker_rows",
-        "worker_faults",
-    }
-)
+#: The package of what never runs in Composer (the stand-in worker, seeding, the CLI…): never bundled, never imported.
+LOCAL_PACKAGE = "nba_phase5_local"
 #: Composer parses every .py under dags/ unless told otherwise. This file sits in the package's own
 #: folder (an .airflowignore applies to its folder and below, gitignore-style): nothing there is a DAG file.
 AIRFLOWIGNORE = """# Built by `make bundle`: no file of the nba_phase5 package is a DAG file (the DAG files are one up).
@@ -75,16 +58,8 @@ def pool_args() -> tuple[str, str, str]:
 
 
 def runtime_modules(source: Path = ROOT / "plugins" / PACKAGE) -> list[Path]:
-    """The package's files that go to Composer (relative to the package), without local-only modules."""
-    files = []
-    for path in sorted(source.rglob("*.py")):
-        relative = path.relative_to(source)
-        if "__pycache__" in relative.parts:
-            continue
-        if len(relative.parts) == 1 and relative.stem in LOCAL_ONLY:
-            continue
-        files.append(relative)
-    return files
+    """The package's files that go to Composer (relative to the package): all of them, the shipped package."""
+    return [p.relative_to(source) for p in sorted(source.rglob("*.py")) if "__pycache__" not in p.parts]
 
 
 def build(out: Path = OUT) -> Path:
@@ -115,7 +90,7 @@ def _imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules.add(node.module)
             modules |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {m for m in modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")}
+    return {m for m in modules if m.split(".")[0] in (PACKAGE, LOCAL_PACKAGE)}
 
 
 def check_imports(dags: Path) -> None:

@@ -3,7 +3,7 @@
 Standard library only. The steps, in an order that never lets Composer parse a DAG whose code is not
 there yet:
 
-0. ``python -m nba_phase5 provision --check``: the project has every table, column, topic and
+0. ``python -m nba_phase5_local provision --check``: the project has every table, column, topic and
    subscription the DAG uses (read-only); if not, stop before anything is written;
 1. export the environment's current dags/ and plugins/ to .local/deploy-backups/ (the rollback point);
 2. provision the Pub/Sub topics and subscriptions and the BigQuery tables (idempotent, never alters);

@@ -71,7 +71,7 @@ def check_step(project: str) -> Step:
     """
     return Step(
         "check the project's tables, topics and subscriptions against what the DAG uses",
-        (sys.executable, "-m", "nba_phase5", "provision", "--check", "--project", project),
+        (sys.executable, "-m", "nba_phase5_local", "provision", "--check", "--project", project),
         on_failure=(
             f"project {project} is not ready for the DAG (problems above); nothing was backed up or deployed. "
             f"A new project lacking tables or topics: create them with `.venv/bin/nba-phase5 provision "
@@ -123,7 +123,7 @@ def environment_steps(env: str, project: str, where: tuple[str, ...], staged: Pa
     return [
         Step(
             "provision Pub/Sub and BigQuery (idempotent)",
-            (sys.executable, "-m", "nba_phase5", "provision", "--project", project),
+            (sys.executable, "-m", "nba_phase5_local", "provision", "--project", project),
         ),
         Step(
             "install requirements.txt as the environment's PyPI packages",

@@ -147,7 +147,7 @@ def start_component(airflow: LocalAirflow, component: str, stack_env: dict[str, 
 
 def start_worker(airflow: LocalAirflow, stack_env: dict[str, str], worker_args: tuple[str, ...], log: Path) -> None:
     """Start the local prediction worker (again, after ``kill_component(airflow, WORKER)``: a slow start)."""
-    worker = [str(PYTHON), "-m", "nba_phase5", "worker", *worker_args]
+    worker = [str(PYTHON), "-m", "nba_phase5_local", "worker", *worker_args]
     # The platform's workers are not part of the Composer deployment: the stand-in runs from the checkout.
     env = {**airflow.env(stack_env), "PYTHONPATH": str(ROOT / "plugins")}
     airflow.servers.append(spawn(WORKER, worker, log, env=env))

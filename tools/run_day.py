@@ -60,8 +60,9 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
     """How far the run started at ``since`` has got (include/sql/run_progress.sql)."""
-    from nba_phase5 import config, sql
-    from nba_phase5.bq import run_query
+    from nba_phase5 import config
+    from nba_phase5.bigquery import sql
+    from nba_phase5.bigquery.bq import run_query
 
     params = {
         "game_date": day,
@@ -74,7 +75,7 @@ def progress(client: Any, day: date, since: datetime) -> dict[str, Any]:
 
 def staging_tables(client: Any, day: date) -> list[str]:
     """The date's staging tables (any batch of the date): the workers' output before consolidation."""
-    from nba_phase5 import staging
+    from nba_phase5.core import staging
 
     prefix = staging.date_prefix(day)
     dataset = f"{client.project}.{staging.STAGING_DATASET}"
@@ -85,7 +86,7 @@ def follow(dag: subprocess.Popen[str], day: date, project: str, event_delay: flo
     """Report the run's progress until it ends; publish Phase 4's event ``event_delay`` seconds after the
     run recorded itself running (the event wait comes next; an earlier event waits in the subscription).
     A run that ends first (an off day, a dedup) gets no event."""
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     client, since = bigquery_client(project), datetime.now(UTC)
     seen: dict[str, Any] = {}
@@ -120,8 +121,8 @@ def read_progress(client: Any, day: date, since: datetime, last: dict[str, Any])
 
 def publish_event(day: date, project: str) -> None:
     """Publish Phase 4's completion event for ``day``, as Phase 4 does when it finishes."""
-    from nba_phase5.clients import bigquery_client, publisher_client
-    from nba_phase5.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
+    from nba_phase5.bigquery.clients import bigquery_client, publisher_client
+    from nba_phase5_local.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
 
     ready, total = count_production_ready(bigquery_client(project), day)
     # The feature store's completion envelope, as the platform's Phase 4 publishes it (docs/platform.md §1.2).
@@ -149,8 +150,8 @@ def seconds(value: float | None) -> str:
 
 
 def summary(day: date, project: str, worker_log: Path) -> tuple[bool, str]:
-    from nba_phase5.clients import bigquery_client
-    from nba_phase5.status import collect
+    from nba_phase5.bigquery.clients import bigquery_client
+    from nba_phase5_local.status import collect
 
     days = collect(bigquery_client(project), day, day)
     if not days or days[0].status is None:
@@ -231,7 +232,7 @@ def use_stack() -> tuple[dict[str, str], str, localstack.Stack | None]:
 def prepare_day(args: argparse.Namespace, env: dict[str, str]) -> None:
     """Tables and topics, the day's schedule and features, and the `dags test` metadata DB."""
     python = str(VENV_BIN / "python")
-    run([python, "-m", "nba_phase5", "provision"], env)
+    run([python, "-m", "nba_phase5_local", "provision"], env)
     day = args.date.isoformat()
     run(
         [
@@ -252,7 +253,7 @@ def prepare_day(args: argparse.Namespace, env: dict[str, str]) -> None:
 
 
 def start_worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    argv = [str(VENV_BIN / "python"), "-m", "nba_phase5", "worker", "--drop-rate", str(args.drop_rate)]
+    argv = [str(VENV_BIN / "python"), "-m", "nba_phase5_local", "worker", "--drop-rate", str(args.drop_rate)]
     with log.open("w") as out:
         worker = subprocess.Popen(
             [*argv, "--seed", args.date.strftime("%Y%m%d")],

@@ -1,5 +1,5 @@
 -- A partial (leading underscore), included by game_day.sql: the batches this package ran for game_date,
--- for adopting a dead run's staged rows (nba_phase5.batch_lease.adoptable_batches): each run's first claim
+-- for adopting a dead run's staged rows (nba_phase5.airflow.batch_claims.adoptable_batches): each run's first claim
 -- (its batch id is minted from it), and each batch's last request Pub/Sub accepted (the publish ledger).
 -- Only the package's own tables are read, so a batch of the platform's coordinator is never among them.
 -- (The time is happened_at, not at: bqemulator cannot pack a column named at into a STRUCT.)

@@ -3,7 +3,7 @@
 -- A player has his prediction when an active one is in the predictions table or when this batch's
 -- workers have staged active rows for him that consolidation has not merged yet (docs/platform.md §7.6):
 -- a cleared or straggler round never requests a staged player again. staging_tables are the batch's
--- tables, from list_tables, each checked against a name pattern (nba_phase5.consolidation), read in the
+-- tables, from list_tables, each checked against a name pattern (nba_phase5.bigquery.consolidation), read in the
 -- same job; none rendered (the dedup, the final check), only the predictions table counts. The staging
 -- tables are unpartitioned; the date still narrows them.
 -- With force, the batch is a new generation: only the predictions it made or updated and the requests

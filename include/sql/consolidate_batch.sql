@@ -12,7 +12,7 @@
 -- and fails (ERROR, nothing written) rather than leave two active rows on one key. Nothing staged for
 -- the date: nothing is written at all, and the task fails on the 0 rows (BSW 1059-1071).
 -- staging_tables and columns come from list_tables and the first staging table's schema, each checked
--- against a name pattern (nba_phase5.consolidation); every value is a query parameter.
+-- against a name pattern (nba_phase5.bigquery.consolidation); every value is a query parameter.
 MERGE {{ tables.predictions }} AS T
 USING (
   WITH staged AS (

@@ -1,4 +1,4 @@
--- The post-deploy self-check's query job (dags/nba_phase5_self_check.py, nba_phase5.self_check): one
+-- The post-deploy self-check's query job (dags/nba_phase5_self_check.py, nba_phase5.airflow.self_check): one
 -- partition of a table in each of the package's datasets, so the job runs only where they are. Created in
 -- another location it fails ("Not found: Dataset ... was not found in location ...", docs/platform.md §0);
 -- without read access it fails too. Every column is true when the job runs at all.

@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from nba_phase5.alert_kinds import AlertKind
-
 DAG_ID = "nba_phase5_predictions"
 # NBA game dates are Eastern: the run for game date D opens at 00:00 Eastern on D.
 DAG_TIMEZONE = "America/New_York"
@@ -79,7 +77,7 @@ PREDICTION_READY_LOCAL_SUBSCRIPTION = "prediction-ready-prod-local"
 @dataclass(frozen=True)
 class Tables:
     """Every BigQuery table the package reads or writes, as ``dataset.table`` (the SQL in ``include/sql``
-    names them as ``{{ tables.<field> }}``; :mod:`nba_phase5.sql` and the DAG's macros render them)."""
+    names them as ``{{ tables.<field> }}``; :mod:`nba_phase5.bigquery.sql` and the DAG's macros render them)."""
 
     #: The platform's shared run history (docs/platform.md §4): Phase 4's row is read, this DAG's is merged.
     run_history: str = "nba_reference.processor_run_history"
@@ -256,10 +254,6 @@ class TaskIds:
 
 
 TASKS = TaskIds()
-
-
-#: The kinds of alert, each with its severity and its runbook section (``ALERTS.phase4_not_ready``).
-ALERTS = AlertKind
 
 
 @dataclass(frozen=True)

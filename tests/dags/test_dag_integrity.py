@@ -187,7 +187,7 @@ def test_the_run_for_d_opens_at_midnight_eastern_and_outlasts_its_waits(dagbag) 
 
 
 def test_the_trigger_form_is_in_sections_with_the_date_and_force_first(dagbag) -> None:  # type: ignore[no-untyped-def]
-    from nba_phase5.dag_params import SECTIONS
+    from nba_phase5.airflow.dag_params import SECTIONS
 
     params = dagbag.dags["nba_phase5_predictions"].params
     schemas = {name: params.get_param(name).schema for name in params}
@@ -208,7 +208,7 @@ def test_a_run_not_finished_by_10_am_eastern_raises_the_critical_alert(dagbag) -
     deadlines = dagbag.dags["nba_phase5_predictions"].deadline
     assert {type(d.reference).__name__ for d in deadlines} == {"DagRunLogicalDateDeadline"}
     assert sorted(d.interval for d in deadlines) == [timedelta(hours=h) for h in (9, 10, 11)]
-    assert {d.callback.path for d in deadlines} == {"nba_phase5.sla.deadline_missed"}
+    assert {d.callback.path for d in deadlines} == {"nba_phase5.airflow.sla.deadline_missed"}
 
 
 def test_data_moves_as_xcomargs_and_every_task_id_is_written_once(dagbag) -> None:  # type: ignore[no-untyped-def]

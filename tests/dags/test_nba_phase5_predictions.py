@@ -23,11 +23,11 @@ from helpers import (
     write_predictions,
 )
 from nba_phase5 import config
-from nba_phase5.bq import delete_date, run_query
-from nba_phase5.clients import publisher_client
-from nba_phase5.phase4_publisher import build_envelope
-from nba_phase5.prediction_requests import request_id
-from nba_phase5.seeding import seed_day
+from nba_phase5.bigquery.bq import delete_date, run_query
+from nba_phase5.bigquery.clients import publisher_client
+from nba_phase5.core.prediction_requests import request_id
+from nba_phase5_local.phase4_publisher import build_envelope
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def other_processor_event(day: date, processor: str) -> bytes:
 
 
 def staging_tables_of(bq, batch_id: str) -> list[str]:  # type: ignore[no-untyped-def]
-    from nba_phase5.consolidation import batch_tables
+    from nba_phase5.bigquery.consolidation import batch_tables
 
     return batch_tables(bq, [batch_id])
 
@@ -396,8 +396,8 @@ def test_deleted_trigger_subscription_takes_the_backup_path_and_provision_restor
     bq,
     phase5_dag,  # type: ignore[no-untyped-def]
 ) -> None:
-    from nba_phase5.clients import subscriber_client
-    from nba_phase5.provisioning import provision
+    from nba_phase5.bigquery.clients import subscriber_client
+    from nba_phase5_local.provisioning import provision
 
     day = date(2025, 11, 14)
     seed_day(bq, day, players=80, ready_pct=90)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from nba_phase5 import config, self_check
+from nba_phase5 import config
+from nba_phase5.airflow import self_check
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILE = DAGS / "nba_phase5_self_check.py"
@@ -30,8 +31,8 @@ def parsed():  # type: ignore[no-untyped-def]
 
 
 def test_it_is_manual_tagged_and_defers_on_the_packages_own_triggers(parsed) -> None:  # type: ignore[no-untyped-def]
-    from nba_phase5.operators.phase4_gate import Phase4GateOperator
-    from nba_phase5.operators.self_check import Phase4EventTriggerCheckOperator
+    from nba_phase5.airflow.operators.phase4_gate import Phase4GateOperator
+    from nba_phase5.airflow.operators.self_check import Phase4EventTriggerCheckOperator
 
     assert type(parsed.timetable).__name__ == "NullTimetable"  # schedule=None: a person starts it, after a deploy
     assert {"nba", "phase5", "self-check"} <= set(parsed.tags)
@@ -51,8 +52,10 @@ def test_the_dag_file_holds_no_logic_and_imports_only_light_modules() -> None:
         "__future__",
         "airflow.sdk",
         "nba_phase5",
-        "nba_phase5.operators.phase4_gate",
-        "nba_phase5.operators.self_check",
+        "nba_phase5.airflow",
+        "nba_phase5.bigquery",
+        "nba_phase5.airflow.operators.phase4_gate",
+        "nba_phase5.airflow.operators.self_check",
     }
     assert not [node for node in ast.walk(tree) if isinstance(node, ast.Import)]
     functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
@@ -79,7 +82,7 @@ def test_parsing_it_loads_no_google_client(tmp_path: Path) -> None:
 
 
 def test_the_sql_reads_one_partition_of_each_dataset() -> None:
-    from nba_phase5.sql import render
+    from nba_phase5.bigquery.sql import render
 
     rendered = render("self_check.sql")
     datasets = {
@@ -104,8 +107,8 @@ def self_check_dag(airflow_db: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def trigger_spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """What each trigger did when `dag.test()` ran it: the job lookups' locations, inbox looks and pulls."""
-    from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
-    from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+    from nba_phase5.airflow.triggers.bigquery_job import BigQueryJobTrigger
+    from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
     seen: dict[str, list[Any]] = {"job_lookups": [], "inbox_looks": [], "pulls": []}
     outcome, find, pull = BigQueryJobTrigger.outcome, Phase4EventTrigger._find, Phase4EventTrigger._pull
@@ -141,7 +144,7 @@ def _run(dag: Any) -> dict[str, str]:
 
 
 def _publish(project: str, *bodies: dict[str, Any]) -> None:
-    from nba_phase5.clients import publisher_client
+    from nba_phase5.bigquery.clients import publisher_client
 
     publisher = publisher_client()
     topic = publisher.topic_path(project, config.PHASE4_COMPLETE_TOPIC)
@@ -153,8 +156,8 @@ def _publish(project: str, *bodies: dict[str, Any]) -> None:
 def test_a_run_defers_on_both_triggers_in_the_location_and_takes_no_phase4_message(  # type: ignore[no-untyped-def]
     stack, bq, self_check_dag, trigger_spies, drain
 ) -> None:
-    from nba_phase5.bq import run_query
-    from nba_phase5.phase4_publisher import build_envelope
+    from nba_phase5.bigquery.bq import run_query
+    from nba_phase5_local.phase4_publisher import build_envelope
 
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION, empty_pulls=3)
     today = datetime.now(UTC).date()

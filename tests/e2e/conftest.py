@@ -53,7 +53,7 @@ def api(airflow: local_airflow.LocalAirflow) -> local_airflow.AirflowAPI:
 @pytest.fixture(scope="package")
 def request_tap(stack: localstack.Stack) -> Iterator[Callable[[], Counter[str]]]:
     """A second subscription on the requests topic: every request published, counted by request id."""
-    from nba_phase5.clients import subscriber_client
+    from nba_phase5.bigquery.clients import subscriber_client
 
     client = subscriber_client()
     path = client.subscription_path(stack.project, TAP_SUBSCRIPTION)

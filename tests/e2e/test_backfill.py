@@ -8,8 +8,8 @@ import pytest
 
 from e2e.scheduler import DAG_ID, FINISHED, airflow_cli, conf_json, run_path, task_state, wait_for
 from helpers import alerts, prediction_count, ready_players, run_history
-from nba_phase5.clients import bigquery_client
-from nba_phase5.seeding import seed_day
+from nba_phase5.bigquery.clients import bigquery_client
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -23,9 +23,9 @@ def test_every_component_runs_with_the_bundle_alone_on_its_path(stack, airflow: 
     assert env["PYTHONPATH"] == str(dags)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(dags)
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(plugins)
-    assert (dags / "nba_phase5" / "triggers" / "phase4_event.py").is_file()
+    assert (dags / "nba_phase5" / "airflow" / "triggers" / "phase4_event.py").is_file()
     assert list(plugins.iterdir()) == []
-    assert not (dags / "nba_phase5" / "worker.py").exists()
+    assert not (dags / "nba_phase5_local").exists()
 
 
 def test_the_dag_was_parsed_from_the_bundle_without_import_errors(

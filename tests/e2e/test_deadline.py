@@ -17,7 +17,7 @@ import pytest
 
 from e2e.scheduler import wait_finished, wait_for
 from helpers import alerts
-from nba_phase5.clients import bigquery_client
+from nba_phase5.bigquery.clients import bigquery_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 LATE, ON_TIME, FAILED = date(2025, 8, 27), date(2025, 8, 28), date(2025, 8, 29)

@@ -30,10 +30,10 @@ from e2e.scheduler import (
 )
 from helpers import drain_subscription, prediction_count, ready_players, request_ids, run_history
 from nba_phase5 import config
-from nba_phase5.bq import run_query
-from nba_phase5.clients import bigquery_client
-from nba_phase5.seeding import seed_day
-from nba_phase5.worker import PredictionWorker, WorkerOptions
+from nba_phase5.bigquery.bq import run_query
+from nba_phase5.bigquery.clients import bigquery_client
+from nba_phase5_local.seeding import seed_day
+from nba_phase5_local.worker import PredictionWorker, WorkerOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

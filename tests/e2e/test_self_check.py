@@ -10,7 +10,7 @@ import pytest
 
 import local_airflow
 from e2e.scheduler import run_path, wait_finished, wait_for
-from nba_phase5 import self_check
+from nba_phase5.airflow import self_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

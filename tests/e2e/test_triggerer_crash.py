@@ -23,9 +23,9 @@ import local_airflow
 from e2e.scheduler import trigger, wait_deferred, wait_finished
 from helpers import drain_subscription, run_history
 from nba_phase5 import config
-from nba_phase5.clients import bigquery_client, publisher_client
-from nba_phase5.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
-from nba_phase5.seeding import seed_day
+from nba_phase5.bigquery.clients import bigquery_client, publisher_client
+from nba_phase5_local.phase4_publisher import build_envelope, count_production_ready, publish_completion_event
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -37,7 +37,7 @@ PULL_ACK_AND_DIE = textwrap.dedent(
     """
     import asyncio, os, signal, sys
     from datetime import UTC, date, datetime, timedelta
-    from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+    from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
     trigger = Phase4EventTrigger(
         project_id=sys.argv[1], subscription=sys.argv[2], game_date=sys.argv[3],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nba_phase5.sql import NAME_EXAMPLES, render
+from nba_phase5.bigquery.sql import NAME_EXAMPLES, render
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 SQL_FILES = sorted((INCLUDE / "sql").glob("*.sql"))
@@ -27,7 +27,7 @@ def test_templates_render_and_take_values_only_as_parameters(path: Path) -> None
     sql = render(path.name, **NAME_EXAMPLES)
     expressions = re.findall(r"{{(.*?)}}", path.read_text())
     # Only config's table names, and the staging tables and their columns (names checked against a
-    # pattern before they are rendered, nba_phase5.consolidation), are rendered in; every value is a
+    # pattern before they are rendered, nba_phase5.bigquery.consolidation), are rendered in; every value is a
     # query parameter.
     names = r" (tables\.[a-z_]+|staging_dataset|table|column|columns \| join\(', '\)) "
     assert all(re.fullmatch(names, e) for e in expressions), expressions

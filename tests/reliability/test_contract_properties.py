@@ -9,7 +9,7 @@ from datetime import date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nba_phase5.contract import InvalidEventError, Phase4CompletionEvent
+from nba_phase5.core.contract import InvalidEventError, Phase4CompletionEvent
 
 TODAY = date(2025, 11, 28)
 json_values = st.recursive(

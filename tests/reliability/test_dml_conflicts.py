@@ -15,7 +15,7 @@ import pytest
 
 from helpers import prediction_count, ready_players, run_dag, run_history, running_worker
 from nba_phase5 import config
-from nba_phase5.seeding import seed_day
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 

@@ -25,12 +25,13 @@ from helpers import (
     run_history,
     task_context,
 )
-from nba_phase5 import batch, config
-from nba_phase5 import run_history as run_history_module
-from nba_phase5.hooks.pubsub import BatchPublishHook
-from nba_phase5.prediction_requests import PredictionRequest
-from nba_phase5.seeding import seed_day
-from nba_phase5.sql import render
+from nba_phase5 import config
+from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
+from nba_phase5.airflow.tasks import batch
+from nba_phase5.airflow.tasks import run_history as run_history_module
+from nba_phase5.bigquery.sql import render
+from nba_phase5.core.prediction_requests import PredictionRequest
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
@@ -60,7 +61,7 @@ def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(
 
 
 def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
 
     day = date(2025, 6, 2)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -75,7 +76,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
             return super().publish(topic, data, **attributes)
 
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: AlwaysFailsSome(set(), failures=99))
-    monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
+    monkeypatch.setattr("nba_phase5.airflow.hooks.pubsub.time.sleep", lambda s: None)
     operator = PredictionFanOutOperator(
         task_id="fan_out_requests",
         game_date=day.isoformat(),
@@ -89,7 +90,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
 def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
 
-    from nba_phase5 import bq as bq_module
+    from nba_phase5.bigquery import bq as bq_module
 
     day = date(2025, 6, 3)
     seed_day(bq, day, players=60, ready_pct=90)
@@ -113,7 +114,7 @@ def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> 
 def test_a_bad_query_is_not_retried(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from google.api_core.exceptions import BadRequest
 
-    from nba_phase5 import bq as bq_module
+    from nba_phase5.bigquery import bq as bq_module
 
     sleeps: list[float] = []
     monkeypatch.setattr(bq_module.time, "sleep", sleeps.append)
@@ -136,7 +137,7 @@ def test_record_batch_run_twice_keeps_one_row(bq, phase5_dag) -> None:  # type: 
 
 def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
     from helpers import write_predictions
-    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
 
     day = date(2025, 6, 5)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -168,7 +169,7 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     # The workers answered 80 of the 135 ready players, then the one left crashes on its next request.
     write_predictions(bq, day, ready_players(bq, day)[:80])
     worker = subprocess.Popen(
-        [sys.executable, "-m", "nba_phase5", "worker", "--crash-after", "0"],
+        [sys.executable, "-m", "nba_phase5_local", "worker", "--crash-after", "0"],
         env={**os.environ, "PYTHONPATH": PLUGINS},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -195,8 +196,8 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
 def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
     """A cleared group starts with no XCom: its wait polls afresh and its republish sends only what is missing."""
     from helpers import XComTI, write_predictions
-    from nba_phase5.operators.bigquery_wait import BigQueryWaitOperator
-    from nba_phase5.operators.fan_out import PredictionFanOutOperator
+    from nba_phase5.airflow.operators.bigquery_wait import BigQueryWaitOperator
+    from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
 
     day = date(2025, 6, 9)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)

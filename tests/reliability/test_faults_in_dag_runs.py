@@ -25,10 +25,10 @@ from helpers import (
     running_worker,
 )
 from nba_phase5 import config
-from nba_phase5.clients import publisher_client
-from nba_phase5.hooks.pubsub import BatchPublishHook
-from nba_phase5.seeding import seed_day
-from nba_phase5.sql import render
+from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
+from nba_phase5.bigquery.clients import publisher_client
+from nba_phase5.bigquery.sql import render
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
     doomed = request_ids(day, ready[:5])
     publisher = InjectingPublisher(doomed, failures=10**6)
     monkeypatch.setattr(BatchPublishHook, "get_batch_publisher", lambda self: publisher)
-    monkeypatch.setattr("nba_phase5.hooks.pubsub.time.sleep", lambda s: None)
+    monkeypatch.setattr("nba_phase5.airflow.hooks.pubsub.time.sleep", lambda s: None)
     # The task's own retries would fail the same way; one try keeps the run short.
     monkeypatch.setattr(phase5_dag.get_task("fan_out_requests"), "retries", 0)
     with running_worker(stack.project) as worker:
@@ -147,8 +147,8 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
 
 
 def test_a_stopped_emulator_fails_the_run_with_a_message_naming_the_fix(stack, bq, phase5_dag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from nba_phase5.clients import EmulatorUnreachableError
-    from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.bigquery.clients import EmulatorUnreachableError
 
     with socket.socket() as probe:  # a port where nothing answers: the stack as it is after `make stack-down`
         probe.bind(("127.0.0.1", 0))

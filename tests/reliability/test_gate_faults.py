@@ -32,8 +32,8 @@ import pytest
 
 from helpers import alerts, prediction_count, ready_players, requested_for, run_dag, run_history, running_worker
 from nba_phase5 import config
-from nba_phase5.operators.phase4_gate import UNAVAILABLE_MESSAGE
-from nba_phase5.seeding import seed_day
+from nba_phase5.airflow.operators.phase4_gate import UNAVAILABLE_MESSAGE
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def gate_proxy(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
     """Record the trigger's events and flag, for the proxy, when a trigger is running; it runs unchanged."""
-    from nba_phase5.triggers.bigquery_job import BigQueryJobTrigger
+    from nba_phase5.airflow.triggers.bigquery_job import BigQueryJobTrigger
 
     real_run = BigQueryJobTrigger.run
 
@@ -238,7 +238,7 @@ def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
 def short_gate_retries(monkeypatch: pytest.MonkeyPatch, dag: Any) -> Any:
     """The DAG's gate with its retries and backoff as configured, but seconds instead of minutes, and its
     query on the first try too: these tests are of the gate's job, which in the DAG only a retry runs (the
-    first try judges the readiness wait's row, tests/plugins/nba_phase5/operators/test_phase4_gate.py)."""
+    first try judges the readiness wait's row, tests/plugins/nba_phase5/airflow/operators/test_phase4_gate.py)."""
     gate = dag.get_task(GATE)
     assert (gate.retries, gate.retry_exponential_backoff) == (4, 2.0)
     monkeypatch.setattr(gate, "readiness", None)
@@ -316,7 +316,7 @@ def test_bigquery_unreachable_on_every_try_raises_one_error_alert_never_the_crit
     day = date(2025, 7, 29)
     _fresh_day(bq, drain, day, players=80, ready_pct=90)
     proxy = gate_proxy(always=Fault("status", 503))
-    monkeypatch.setattr("nba_phase5.bq.LOOKUP_RETRY_DEADLINE_S", 1.0)  # each lookup gives up after ~1 s
+    monkeypatch.setattr("nba_phase5.bigquery.bq.LOOKUP_RETRY_DEADLINE_S", 1.0)  # each lookup gives up after ~1 s
     gate = short_gate_retries(monkeypatch, phase5_dag)
     state, tasks = run_dag(phase5_dag, day, skip_event_wait=True, phase4_wait_minutes=0)
     assert (state, tasks[GATE], tasks["fan_out_requests"]) == ("failed", "failed", "upstream_failed"), tasks

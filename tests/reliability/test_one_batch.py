@@ -15,8 +15,8 @@ import pytest
 
 from helpers import prediction_count, ready_players, request_ids, requested_for, run_dag, run_history, running_worker
 from nba_phase5 import config
-from nba_phase5.bq import insert_rows, run_query
-from nba_phase5.seeding import seed_day
+from nba_phase5.bigquery.bq import insert_rows, run_query
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 
@@ -194,9 +194,9 @@ def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, b
     """resolve_game_day's one query (game_day.sql) returns, beside the games, each run's first claim and
     each batch's last accepted request: enough to adopt a dead run's published batch, never a live run's
     or one still in flight, and for a retry to find the run's first claim."""
-    from nba_phase5 import sql
-    from nba_phase5.batch_lease import adoptable, first_claim
-    from nba_phase5.staging import mint_batch_id
+    from nba_phase5.airflow.batch_claims import adoptable, first_claim
+    from nba_phase5.bigquery import sql
+    from nba_phase5.core.staging import mint_batch_id
 
     day = date(2025, 8, 14)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -12,7 +12,8 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
-from nba_phase5 import config, staging
+from nba_phase5 import config
+from nba_phase5.core import staging
 
 log = logging.getLogger(__name__)
 #: Every sandbox dataset carries this label, valued with the run's ENV_ID: teardown deletes only those.
@@ -28,7 +29,7 @@ class SandboxError(AssertionError):
 
 def datasets() -> list[str]:
     """The sandbox datasets: every dataset of the package's tables, with the run's suffix."""
-    from nba_phase5.provisioning import table_specs
+    from nba_phase5_local.provisioning import table_specs
 
     if not config.DATASET_SUFFIX:
         raise SandboxError(f"{config.DATASET_SUFFIX_ENV} is not set: refusing to touch the platform's datasets")
@@ -48,8 +49,8 @@ def create(project: str, env_id: str) -> list[str]:
     (``provision_bigquery``: partitioning, clustering and, on real GCP, the required partition filter)."""
     from google.cloud import bigquery
 
-    from nba_phase5.clients import bigquery_client
-    from nba_phase5.provisioning import ProvisionReport, provision_bigquery
+    from nba_phase5.bigquery.clients import bigquery_client
+    from nba_phase5_local.provisioning import ProvisionReport, provision_bigquery
 
     client = bigquery_client(project)
     names = datasets()
@@ -71,7 +72,7 @@ def delete(project: str, env_id: str) -> list[str]:
     """Teardown: delete the sandbox datasets this run labelled (with their tables); leave anything else."""
     from google.api_core.exceptions import NotFound
 
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     client = bigquery_client(project)
     deleted = []
@@ -90,9 +91,9 @@ def delete(project: str, env_id: str) -> list[str]:
 
 def seed_phase4(project: str, game_date: date, players: int) -> int:
     """Phase 4's day as the platform writes it: schedule, feature rows, its run-history row; returns the
-    production-ready players (``nba_phase5.seeding``, into the sandbox's tables)."""
-    from nba_phase5.clients import bigquery_client
-    from nba_phase5.seeding import seed_day
+    production-ready players (``nba_phase5_local.seeding``, into the sandbox's tables)."""
+    from nba_phase5.bigquery.clients import bigquery_client
+    from nba_phase5_local.seeding import seed_day
 
     report = seed_day(bigquery_client(project), game_date, players=players)
     log.info("%s", report.summary())
@@ -111,8 +112,8 @@ def ready_players(hook: Any, game_date: date) -> list[str]:
 
 def inbox_round_trip(hook: Any, game_date: date, message_id: str) -> dict[str, Any]:
     """The inbox MERGE: a feature-store ready event recorded twice is one row, and ``find`` gives it back."""
-    from nba_phase5 import inbox
-    from nba_phase5.phase4_publisher import build_envelope
+    from nba_phase5.bigquery import inbox
+    from nba_phase5_local.phase4_publisher import build_envelope
 
     entry = inbox.InboxEntry(message_id, build_envelope(game_date, record_count=3), datetime.now(UTC))
     for _ in range(2):  # a redelivered message must not make a second row
@@ -156,7 +157,7 @@ def stage(project: str, batch_id: str, rows: list[dict[str, Any]]) -> str:
     predictions table's schema: docs/platform.md §7.6); returns the table's name."""
     from google.cloud import bigquery
 
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     client = bigquery_client(project)
     schema = client.get_table(f"{project}.{config.PREDICTIONS_TABLE}").schema

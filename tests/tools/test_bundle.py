@@ -29,8 +29,8 @@ PARSE_FROM_BUNDLE = textwrap.dedent(
     from nba_phase5 import config
     # What the triggerer imports, by the path each deferring task serialized (the self-check defers on both).
     triggers = [
-        importlib.import_module("nba_phase5.triggers.phase4_event").Phase4EventTrigger,
-        importlib.import_module("nba_phase5.triggers.bigquery_job").BigQueryJobTrigger,
+        importlib.import_module("nba_phase5.airflow.triggers.phase4_event").Phase4EventTrigger,
+        importlib.import_module("nba_phase5.airflow.triggers.bigquery_job").BigQueryJobTrigger,
     ]
     print(json.dumps({
         "errors": {k: str(v)[:300] for k, v in bag.import_errors.items()},
@@ -58,13 +58,15 @@ def test_the_bundle_holds_the_dag_the_runtime_package_and_include_under_dags(bui
     # nothing under a name another team's DAGs may share in the bucket: only the DAG file and the package
     owned = {"nba_phase5_predictions.py", "nba_phase5_self_check.py", "nba_phase5"}
     assert {Path(f).parts[1] for f in files if f.startswith("dags/")} == owned
-    assert {"dags/nba_phase5/operators/fan_out.py", "dags/nba_phase5/triggers/phase4_event.py"} <= files
+    assert {"dags/nba_phase5/airflow/operators/fan_out.py", "dags/nba_phase5/airflow/triggers/phase4_event.py"} <= files
     assert "dags/nba_phase5/include/sql/missing_requests.sql" in files
-    assert {"dags/nba_phase5/include/sql/self_check.sql", "dags/nba_phase5/operators/self_check.py"} <= files
+    assert {"dags/nba_phase5/include/sql/self_check.sql", "dags/nba_phase5/airflow/operators/self_check.py"} <= files
     assert "dags/nba_phase5/include/schemas/nba_reference.phase5_request_ledger.json" in files
     assert list((built / "plugins").iterdir()) == []  # nothing for the folder Composer 3 does not sync
-    local_only = {f"dags/nba_phase5/{m}.py" for m in bundle.LOCAL_ONLY}
-    assert not files & local_only
+    assert not any(f.startswith(f"dags/{bundle.LOCAL_PACKAGE}") for f in files)
+    source = Path(bundle.ROOT, "plugins", "nba_phase5")
+    shipped = {f"dags/nba_phase5/{p.relative_to(source)}" for p in source.rglob("*.py") if "__pycache__" not in p.parts}
+    assert shipped <= files
     assert not any(part in {"tools", "bench", "tests", "__pycache__"} for f in files for part in Path(f).parts)
 
 
@@ -77,8 +79,8 @@ def test_only_the_dag_file_is_parsed_as_a_dag_file(built: Path) -> None:
 def test_a_module_left_out_but_imported_stops_the_build(built: Path, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
     shutil.copytree(built / "dags", dags)
-    (dags / "nba_phase5" / "uses_worker.py").write_text("from nba_phase5.worker import PredictionWorker\n")
-    with pytest.raises(SystemExit, match=r"uses_worker\.py imports nba_phase5\.worker"):
+    (dags / "nba_phase5" / "uses_worker.py").write_text("from nba_phase5_local.worker import PredictionWorker\n")
+    with pytest.raises(SystemExit, match=r"uses_worker\.py imports nba_phase5_local\.worker"):
         bundle.check_imports(dags)
 
 
@@ -108,5 +110,8 @@ def test_the_dag_and_its_trigger_import_from_the_bundle_alone(built: Path, tmp_p
     assert parsed["files"] == ["nba_phase5_predictions.py", "nba_phase5_self_check.py"]
     assert Path(parsed["package"]).is_relative_to(dags)  # not the repo's plugins/
     assert Path(parsed["include"]) == dags / "nba_phase5" / "include"
-    assert parsed["triggers"] == ["nba_phase5.triggers.phase4_event", "nba_phase5.triggers.bigquery_job"]
+    assert parsed["triggers"] == [
+        "nba_phase5.airflow.triggers.phase4_event",
+        "nba_phase5.airflow.triggers.bigquery_job",
+    ]
     assert parsed["self_check_tasks"] == ["bigquery_job_in_location", "phase4_event_trigger"]

@@ -30,7 +30,7 @@ OLD_LAYOUT = {
     "dags/nba_phase5/removed_module.py": "a module since removed",
     "plugins/.airflowignore": "old, maybe shared",
     "plugins/nba_phase5/__init__.py": "the package where Composer 3 never synced it",
-    "plugins/nba_phase5/operators/fan_out.py": "old",
+    "plugins/nba_phase5/airflow/operators/fan_out.py": "old",
     "plugins/other_team_plugin.py": "not ours",
 }
 
@@ -52,14 +52,14 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none(tmp_path: Pa
     commands = _commands(done.stdout)
     where = "--environment nba-staging --location us-east1 --project example-staging-project"
     # The read-only check comes first: a project the DAG cannot use stops the deploy before anything.
-    assert commands[0].endswith("-m nba_phase5 provision --check --project example-staging-project")
+    assert commands[0].endswith("-m nba_phase5_local provision --check --project example-staging-project")
     steps = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert steps[0].startswith("[1] check the project's tables, topics and subscriptions")
     backups = commands[1:3]  # then the rollback point
     assert [c.split(" export ")[0].rsplit(" ", 1)[1] for c in backups] == ["dags", "plugins"]
     assert all(where in c and "/deploy-backups/nba-staging-" in c for c in backups)
     commands = commands[3:]
-    assert commands[0].endswith("-m nba_phase5 provision --project example-staging-project")
+    assert commands[0].endswith("-m nba_phase5_local provision --project example-staging-project")
     assert commands[1].startswith("gcloud composer environments update nba-staging --location us-east1")
     assert "--update-pypi-packages-from-file" in commands[1]
     assert commands[1].endswith("/requirements.txt")
@@ -87,8 +87,8 @@ def test_dry_run_prints_every_command_in_a_safe_order_and_runs_none(tmp_path: Pa
     assert "    plugins/.airflowignore" in done.stdout.splitlines()
     assert "other_team" not in done.stdout
     # The bundle's files are listed, and no local-only module is among them.
-    assert "    dags/nba_phase5/operators/fan_out.py" in done.stdout.splitlines()
-    assert "dags/nba_phase5/worker.py" not in done.stdout
+    assert "    dags/nba_phase5/airflow/operators/fan_out.py" in done.stdout.splitlines()
+    assert "dags/nba_phase5_local/worker.py" not in done.stdout
     assert "Deletions are read from the newest local backup" in done.stdout
     assert done.stdout.rstrip().endswith("Dry run: nothing was changed.")
 
@@ -168,7 +168,7 @@ def test_what_is_staged_is_the_bundle_and_requirements(tmp_path: Path) -> None:
     staged = deploy.stage(tmp_path)
     assert (staged / "composer" / "dags" / "nba_phase5_predictions.py").exists()
     assert (staged / "composer" / "dags" / "nba_phase5_self_check.py").exists()
-    assert (staged / "composer" / "dags" / "nba_phase5" / "operators" / "fan_out.py").exists()
+    assert (staged / "composer" / "dags" / "nba_phase5" / "airflow" / "operators" / "fan_out.py").exists()
     assert (staged / "composer" / "dags" / "nba_phase5" / "include" / "sql" / "phase4_gate.sql").exists()
     assert list((staged / "composer" / "plugins").iterdir()) == []
     assert (staged / "requirements.txt").exists()

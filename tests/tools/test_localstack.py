@@ -96,7 +96,7 @@ def test_dags_test_by_hand_from_a_plain_shell_that_sourced_stack_env(  # type: i
     from a shell with nothing else set (an off day: the run ends after resolving it)."""
     from datetime import date
 
-    from nba_phase5.seeding import seed_day
+    from nba_phase5_local.seeding import seed_day
 
     monkeypatch.setattr(localstack, "LOCAL", tmp_path)
     monkeypatch.setattr(localstack, "STATE_FILE", tmp_path / "stack.json")
@@ -121,7 +121,7 @@ def test_dags_test_by_hand_from_a_plain_shell_that_sourced_stack_env(  # type: i
 
 @pytest.mark.integration
 def test_bigquery_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
-    from nba_phase5.clients import bigquery_client
+    from nba_phase5.bigquery.clients import bigquery_client
 
     ports = [localstack.free_port() for _ in range(3)]
     kwargs = {

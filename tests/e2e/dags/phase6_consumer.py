@@ -8,7 +8,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from nba_phase5.handoff import predictions_asset_alias
+from nba_phase5.airflow.tasks.handoff import predictions_asset_alias
 
 
 @dag(

@@ -1,4 +1,4 @@
-"""The DAG's deadline alerts (nba_phase5.sla) for a one-minute span instead of ten hours, on a task that
+"""The DAG's deadline alerts (nba_phase5.airflow.sla) for a one-minute span instead of ten hours, on a task that
 sleeps as long as it is told, or fails at once: tests/e2e/test_deadline.py runs one that misses the
 deadline, one that finishes in time and one that has already failed when the deadline passes."""
 
@@ -10,7 +10,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from nba_phase5 import sla
+from nba_phase5.airflow import sla
 
 
 @dag(

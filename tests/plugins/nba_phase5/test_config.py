@@ -14,14 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from nba_phase5 import config, sql, staging
+from nba_phase5 import config
+from nba_phase5.bigquery import sql
+from nba_phase5.core import staging
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 
 SANDBOXED = textwrap.dedent(
     """
     import json
-    from nba_phase5 import bq, config, provisioning, sql, staging
+    from nba_phase5.bigquery import bq, sql
+    from nba_phase5 import config
+    from nba_phase5_local import provisioning
+    from nba_phase5.core import staging
 
     print(json.dumps({
         "tables": sorted(vars(config.TABLES).values()),

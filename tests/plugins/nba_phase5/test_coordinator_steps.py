@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 
 from helpers import XComTI, ready_players, task_context, write_predictions
-from nba_phase5 import batch, config
-from nba_phase5.clients import publisher_client
-from nba_phase5.contract import Phase4CompletionEvent
-from nba_phase5.operators.bigquery_wait import DEADLINE_KEY, BigQueryWaitOperator
-from nba_phase5.operators.fan_out import PredictionFanOutOperator
-from nba_phase5.operators.phase4_event_wait import Phase4EventWaitOperator
-from nba_phase5.phase4_publisher import build_event, publish_completion_event
-from nba_phase5.prediction_requests import BODY_FIELDS, request_id
-from nba_phase5.seeding import seed_day
-from nba_phase5.sql import render
-from nba_phase5.triggers.phase4_event import Phase4EventTrigger
+from nba_phase5 import config
+from nba_phase5.airflow.operators.bigquery_wait import DEADLINE_KEY, BigQueryWaitOperator
+from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
+from nba_phase5.airflow.operators.phase4_event_wait import Phase4EventWaitOperator
+from nba_phase5.airflow.tasks import batch
+from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
+from nba_phase5.bigquery.clients import publisher_client
+from nba_phase5.bigquery.sql import render
+from nba_phase5.core.alert_kinds import AlertKind
+from nba_phase5.core.contract import Phase4CompletionEvent
+from nba_phase5.core.prediction_requests import BODY_FIELDS, request_id
+from nba_phase5_local.phase4_publisher import build_event, publish_completion_event
+from nba_phase5_local.seeding import seed_day
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +206,7 @@ def test_start_batch_internal_deduplication(bq, phase5_dag, drain) -> None:  # t
 
 def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
     from helpers import alerts
-    from nba_phase5.notifications import PipelineAlertNotifier
+    from nba_phase5.airflow.notifications import PipelineAlertNotifier
 
     day = date(2025, 10, 10)
     seed_day(bq, day, players=100, ready_pct=40)
@@ -217,7 +219,7 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
     context["ti"].xcom_push("return_value", row)
     context["ti"].task_id = batch.READINESS_GATE
     message = batch.phase4_not_ready_message(context["ti"], context["params"])
-    notifier = PipelineAlertNotifier(kind=config.ALERTS.phase4_not_ready, message=message, include_exception=False)
+    notifier = PipelineAlertNotifier(kind=AlertKind.phase4_not_ready, message=message, include_exception=False)
     notifier.notify({**context, "exception": RuntimeError("Test failed: [True, False]")})
     [alert] = alerts(bq, day)
     assert alert["severity"] == "critical"

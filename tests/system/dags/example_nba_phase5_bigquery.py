@@ -10,8 +10,8 @@ on Airflow's ``tests_common``: ``get_test_run`` and ``watcher`` are replicated b
   (NBA_PHASE5_BIGQUERY_LOCATION, default us-west2), labelled with ENV_ID, with every table the package uses;
   `seed_phase4`: Phase 4's day (schedule, features, run-history row).
 * **body**: `check_phase4_ready`: the readiness gate, `Phase4GateOperator` deferring on `BigQueryJobTrigger`;
-  `inbox_merge`: `nba_phase5.inbox.record` (twice: one row) and `find`; `consolidate_staged`: a staged table
-  merged by `nba_phase5.consolidation.consolidate` and deleted.
+  `inbox_merge`: `nba_phase5.bigquery.inbox.record` (twice: one row) and `find`; `consolidate_staged`: a staged table
+  merged by `nba_phase5.bigquery.consolidation.consolidate` and deleted.
 * **teardown**: `delete_sandbox`: the datasets this run labelled, and nothing else.
 
 Run by `make system-test` (tools/system_test.py: the project in NBA_PHASE5_SYSTEM_TEST_PROJECT, Application
@@ -37,8 +37,9 @@ import nba_phase5_sandbox as sandbox  # noqa: E402
 from airflow.sdk import DAG, TriggerRule, task  # noqa: E402
 from airflow.sdk.exceptions import AirflowException  # noqa: E402
 
-from nba_phase5 import config, query_params, sql  # noqa: E402
-from nba_phase5.operators.phase4_gate import Phase4GateOperator  # noqa: E402
+from nba_phase5 import config  # noqa: E402
+from nba_phase5.airflow.operators.phase4_gate import Phase4GateOperator  # noqa: E402
+from nba_phase5.bigquery import query_params, sql  # noqa: E402
 
 if not config.DATASET_SUFFIX:
     raise SystemExit(f"refusing to run: nba_phase5 was imported before {config.DATASET_SUFFIX_ENV} was set")
@@ -51,7 +52,7 @@ THRESHOLDS = config.DEFAULT_THRESHOLDS
 
 
 def _hook() -> Any:
-    from nba_phase5.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
     return Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID)
 

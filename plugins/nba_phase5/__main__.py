@@ -1,7 +1,0 @@
-import sys
-
-from nba_phase5.cli import main
-
-# Airflow's plugin manager imports every module under plugins/: only run when executed.
-if __name__ == "__main__":
-    sys.exit(main())

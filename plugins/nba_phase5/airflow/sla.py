@@ -1,0 +1,196 @@
+"""The plan's SLA as Airflow deadline alerts: the run for D must finish by 10:00 Eastern (wall clock) on D.
+
+Airflow (3.1+) gives a run a deadline when it creates the run: a reference plus a fixed interval
+(``_process_dagrun_deadline_alerts`` in ``airflow/serialization/definitions/dag.py``). The run for D ticks
+at 00:00 Eastern on D (``CronTriggerTimetable``, America/New_York), and 10:00 Eastern is 10 hours later on
+most days, but 9 on the night daylight saving time begins (2026-03-08: 00:00 EST → 10:00 EDT) and 11 on
+the night it ends (2026-11-01: 00:00 EDT → 10:00 EST). One fixed interval cannot follow that. A custom
+``DeadlineReference`` could, but Airflow resolves one only through an ``AirflowPlugin``'s
+``deadline_references``, in the DAG processor and the scheduler alike
+(``find_registered_custom_deadline_reference`` in ``airflow/serialization/helpers.py``), and this package
+has no plugin: Composer gets it under ``dags/``, its ``plugins/`` is empty. So the DAG carries three
+built-in alerts on the run's logical date, 9, 10 and 11 hours after it
+(:func:`deadline_alert_set`); the callback of each knows its interval, and only the one that lands on the
+run's 10:00 Eastern alerts: exactly one of them does, whatever the night, since Eastern time is UTC-5
+or UTC-4. When a run succeeds, the scheduler prunes its deadlines not yet passed; each one that passes
+with the run unfinished gets :func:`deadline_missed` run in the triggerer, which raises one **critical**
+alert, when it is the run's own and the run's to page for, through the same channels as every other
+alert (the ``pipeline_alerts`` row, Slack, e-mail).
+
+Which runs page:
+
+* **every scheduled run** still going at 10:00 Eastern on its date, a late one included: a run the
+  scheduler queued after 10:00 (an outage over midnight) has missed the SLA all the same, and pages the
+  moment it exists (Airflow fires a deadline already past at once);
+* a **manual** run: 10 hours of Eastern wall clock after its logical date (triggered now: 10 hours
+  later, an hour more or less across a clock change). One queued after that instant (a past date's
+  logical date, given by hand) could never have met it and does not page;
+* a **backfill** never pages (its dates are past; nobody waits for it at 10:00);
+* a run that has **already failed** does not page again: its failure already alerted (the DAG's
+  ``on_run_failure``, or the failing task's notifier). Airflow keeps a failed run's deadline (it prunes
+  deadlines only on success, ``DagRun.update_state``), so without this a failure at 03:00 paged twice.
+
+The UI marks a deadline "missed" when its instant passes with the run still going, whatever the
+callback then decides: a run still going at 09:00 Eastern on an ordinary day (the backup path starts
+then) shows ``…_if_clocks_went_forward`` missed although it raised nothing. The ``pipeline_alerts`` row
+is the page; the callback's result (kept by Airflow) says why a deadline raised nothing.
+
+Docs: https://airflow.apache.org/docs/apache-airflow/stable/howto/deadline-alerts.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nba_phase5 import config
+from nba_phase5.core.alert_kinds import AlertKind
+
+log = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
+#: How far the hours elapsed from the logical date may be from the wall-clock hours: America/New_York
+#: is UTC-5 or UTC-4, so a span crossing a clock change is an hour shorter (spring) or longer (autumn).
+CLOCK_CHANGES = {-HOUR: "_if_clocks_went_forward", timedelta(0): "", HOUR: "_if_clocks_went_back"}
+
+
+def deadline_alerts() -> list[Any] | None:
+    """The DAG's ``deadline``, or None where ``NBA_PHASE5_DEADLINE_ALERTS=off``.
+
+    ``airflow dags test`` in Airflow 3.3.2 fails a successful run of a DAG that has a deadline alert (at
+    the end it looks the alert definitions up as if they were database ids), so the local runs through
+    it (``make run``, ``make bench``, the in-process DAG tests) turn the alert off. The scheduler (Composer,
+    ``make up``, the e2e tests) always has it."""
+    import os
+
+    return None if os.environ.get(config.DEADLINE_ALERTS_ENV) == "off" else deadline_alert_set()
+
+
+def deadline_alert_set(after: timedelta = config.SLA_AFTER_RUN_START) -> list[Any]:
+    """The alerts for "finished ``after`` of Eastern wall clock from the logical date": one per clock change.
+
+    Each is the built-in logical-date reference plus a plain interval, which the DAG serializer stores as
+    it is; the callback gets the wall-clock span and its own interval as kwargs (JSON numbers). An
+    interval that would not be after the logical date is left out: a span of an hour or less (the e2e
+    probe's minute) never needs the spring one (:func:`due_at`).
+    """
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    span = f"{after // HOUR}h" if after % HOUR == timedelta(0) else f"{after.total_seconds():g}s"
+    return [
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+            interval=after + change,
+            callback=AsyncCallback(
+                deadline_missed,
+                kwargs={"sla_seconds": after.total_seconds(), "interval_seconds": (after + change).total_seconds()},
+            ),
+            name=f"predictions_within_{span}_et{suffix}",
+        )
+        for change, suffix in CLOCK_CHANGES.items()
+        if after + change > timedelta(0)
+    ]
+
+
+async def deadline_missed(
+    context: dict[str, Any] | None = None,
+    *,
+    sla_seconds: float | None = None,
+    interval_seconds: float | None = None,
+    **_: Any,
+) -> str:
+    """The deadline callback (run by the triggerer): one critical alert for a run that missed 10:00 ET."""
+    sla = timedelta(seconds=sla_seconds) if sla_seconds is not None else config.SLA_AFTER_RUN_START
+    interval = timedelta(seconds=interval_seconds) if interval_seconds is not None else None
+    return await asyncio.to_thread(alert_missed_deadline, context or {}, sla=sla, interval=interval)
+
+
+def due_at(
+    start: datetime, after: timedelta = config.SLA_AFTER_RUN_START, *, tz: str = config.DAG_TIMEZONE
+) -> datetime:
+    """``after`` of wall clock in ``tz`` from ``start``: 00:00 ET on D + 10 h is 10:00 ET on D, every night.
+
+    Added to the local time, not to the instant. A result that exists twice (autumn's 01:xx) takes the
+    start's own ``fold`` (a start in EST stays in EST); one that does not exist (spring's 02:xx) is read
+    with the offset before the change. Only a manual run's odd hour, or the probe's minute, meets either.
+    """
+    zone = ZoneInfo(tz)
+    local = start.astimezone(zone)
+    return (local.replace(tzinfo=None) + after).replace(tzinfo=zone, fold=local.fold)
+
+
+def alert_missed_deadline(
+    context: dict[str, Any], *, sla: timedelta = config.SLA_AFTER_RUN_START, interval: timedelta | None = None
+) -> str:
+    """Raise the critical alert for the run in the callback's ``context`` (``dag_run`` as JSON,
+    ``deadline``) unless :func:`no_page_reason` says otherwise; returns what it did, which Airflow keeps
+    as the callback's result. ``interval`` is the firing alert's own; None (an alert from before there
+    were three) counts as the run's."""
+    from nba_phase5.airflow.notifications import raise_alert
+    from nba_phase5.core.game_day import game_date_for_run
+
+    dag_run = context.get("dag_run") or {}
+    run_id = dag_run.get("dag_run_id") or dag_run.get("run_id")
+    started = _instant(dag_run.get("logical_date") or dag_run.get("run_after"))
+    due = due_at(started, sla)
+    reason = no_page_reason(dag_run, started, due, interval)
+    if reason:
+        log.info("Run %s (%s), due %s: %s", run_id, dag_run.get("run_type"), due.isoformat(), reason)
+        return reason
+    day = game_date_for_run(started, (dag_run.get("conf") or {}).get("game_date"))
+    message = (
+        f"Run {run_id} for {day} has not finished by its deadline {due:%Y-%m-%d %H:%M %Z} (predictions are due "
+        f"by 10:00 ET on the game date): Phase 6 and the 07:00 PT status check see no complete batch. "
+        f"Check the run's grid."
+    )
+    callback_context = {
+        "dag_run": SimpleNamespace(dag_id=dag_run.get("dag_id"), run_id=run_id),
+        "game_date": day.isoformat(),
+        "task_id": "deadline_missed",
+    }
+    raise_alert(callback_context, AlertKind.deadline_missed, message)
+    return f"critical alert raised for {run_id}"
+
+
+def no_page_reason(dag_run: dict[str, Any], started: datetime, due: datetime, interval: timedelta | None) -> str:
+    """Why this missed deadline raises nothing, or "" when it pages. See the module's docstring."""
+    if interval is not None and started + interval != due:
+        # One of the other nights' alerts: the run's own 10:00 ET is another of the three.
+        return f"not this run's deadline ({interval} after its logical date is not {due.isoformat()}): no alert"
+    if dag_run.get("state") == "failed":
+        # The run's state, not its pipeline_alerts rows. Airflow reads it from the metadata DB in the very
+        # transaction that marks this deadline missed (Deadline.handle_miss, airflow/models/deadline.py), and
+        # the scheduler hands the DAG's failure callback to the DAG processor as soon as it has committed
+        # `failed` (SchedulerJobRunner._do_scheduling), so a failed run has alerted or is about to
+        # (on_run_failure: critical, unless record_batch_run recorded the run, whose failed task's notifier
+        # alerted). The rows are a worse witness: on_run_failure writes them from the DAG processor, maybe
+        # after this runs (a failure at 09:59), and a BigQuery outage would fail the lookup when the page
+        # matters most. A run a person marked failed gets no failure callback (only listeners:
+        # api_fastapi/core_api/services/public/dag_run.py) and no page either: they know.
+        return "already failed, and its failure alerted: no second page"
+    if dag_run.get("run_type") == "backfill":
+        return "a backfill: no alert"
+    if queued_after(dag_run, due):
+        return "created after its deadline: no alert"
+    return ""
+
+
+def queued_after(dag_run: dict[str, Any], due: datetime) -> bool:
+    """Whether a run other than a scheduled one was queued at or after ``due`` (a past date triggered by
+    hand): it could never have met the deadline.
+
+    A scheduled run is never excused: queued late, it is the scheduler's outage that missed the SLA, and
+    people still wait for 10:00 ET's predictions.
+    """
+    if dag_run.get("run_type") == "scheduled":
+        return False
+    created = dag_run.get("queued_at") or dag_run.get("run_after")
+    return created is not None and _instant(created) >= due
+
+
+def _instant(value: object) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -1,0 +1,245 @@
+"""This DAG's row in the platform's shared ``processor_run_history`` (docs/platform.md §4).
+
+The row is the coordinator's: ``processor_name='PredictionCoordinator'``, ``phase='phase_5_predictions'``,
+the predictions table as output, ``records_processed`` the players predicted and ``records_skipped`` the
+players still missing, and ``summary`` with the coordinator's keys (expected, completed, failed,
+total_predictions, completion_percentage, batch_id, correlation_id, …), so the platform's monitoring
+(which filters ``processor_name LIKE 'Prediction%'``) reads it as it read the coordinator's. Phase 5's
+own figures (requests per round, latencies, degradation) travel in ``summary`` too.
+
+Four differences, all deliberate (docs/platform.md §4): ``run_id`` is the Airflow run id (how a person
+finds the run; the coordinator's was ``PredictionCoordinator_{date}_{8 hex}`` of its process);
+``records_skipped`` counts the players still missing after the straggler rounds (the coordinator's
+counted failed players and was always 0); ``triggered_by`` / ``trigger_source`` keep this DAG's
+vocabulary (the coordinator wrote ``api`` or ``scheduler``); and the row is written ``running`` when the
+batch starts and finished at the end through one MERGE keyed on (processor_name, data_date, run_id),
+where the coordinator appended two rows: a hung run stays visible as ``running``, and rerunning the
+recorder updates the row instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from datetime import UTC, date, datetime
+from typing import Any
+
+from nba_phase5 import config
+from nba_phase5.airflow.tasks import batch
+from nba_phase5.bigquery import sql
+from nba_phase5.bigquery.bq import parameter_types
+from nba_phase5.core.alert_kinds import AlertKind
+from nba_phase5.core.game_day import season_year
+from nba_phase5.core.run_summary import correlation_id, outcome, pull, summary
+
+log = logging.getLogger(__name__)
+PHASE = config.PHASE5_PHASE
+OUTPUT_DATASET, OUTPUT_TABLE = config.PREDICTIONS_TABLE.split(".")
+# triggered_by (what started the batch) → the platform's trigger_source vocabulary.
+TRIGGER_SOURCES = {"pubsub": "pubsub", "scheduler_backup": "scheduler", "manual": "manual", "backfill": "manual"}
+
+
+def run_trigger(context: Any) -> str:
+    """What started a run that never reached the event wait (dedup, off day, failure)."""
+    run_type = getattr(context.get("dag_run"), "run_type", "")
+    # Airflow's DagRunType is a str Enum whose str() is "DagRunType.BACKFILL": compare its value.
+    value = str(getattr(run_type, "value", run_type))
+    if value == "backfill":
+        return "backfill"
+    if value in ("manual", "operator_triggered", "asset_triggered"):
+        return "manual"
+    return "scheduler_backup"
+
+
+def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
+    """The production-shaped run-history row for this run (``running`` while the batch goes on)."""
+    day = date.fromisoformat(pull(context, batch.GAME_DAY, "game_date"))
+    started = pull(context, batch.GAME_DAY, "started_at") or datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
+    if running:
+        status, skip_reason, message = "running", None, "batch started"
+        # The coordinator's start row (docs/platform.md §4); expected_players is known after the gate.
+        figures: dict[str, Any] = {
+            "batch_id": pull(context, batch.GAME_DAY, "batch_id"),
+            "correlation_id": correlation_id(context),
+            "expected_players": None,
+            "status": "starting",
+            "outcome": "running",
+            "message": message,
+        }
+    else:
+        status, skip_reason, message = outcome(context)
+        figures = summary(context, status, skip_reason, message)
+    if not running:
+        figures["duration_seconds"] = round((now - datetime.fromisoformat(started)).total_seconds(), 1)
+    event = pull(context, batch.EVENT) or {}
+    triggered_by = event.get("triggered_by") or run_trigger(context)
+    # Only a run that reached the gate has a verdict on its dependency; a skipped or early-failed one has none.
+    reached_gate = pull(context, batch.READINESS_WAIT) is not None
+    gate_passed = (pull(context, batch.READINESS_VERDICT) is not None) if reached_gate and not running else None
+    return production_row(
+        run_id=context["run_id"],
+        day=day,
+        status=status,
+        skip_reason=skip_reason,
+        triggered_by=triggered_by,
+        started=datetime.fromisoformat(started),
+        finished=None if running else now,
+        force=bool(context["params"].get("force")),
+        figures=figures,
+        # The columns' DEFAULT 0: a run that predicted nothing (skipped, failed early) says 0, not NULL.
+        records=figures.get("records_processed") or 0,
+        records_skipped=figures.get("records_failed") or 0,
+        message_id=event.get("message_id"),
+        message_data=event.get("event"),
+        gate_passed=gate_passed,
+    )
+
+
+def production_row(
+    *,
+    run_id: str,
+    day: date,
+    status: str,
+    triggered_by: str,
+    started: datetime,
+    finished: datetime | None,
+    force: bool,
+    figures: dict[str, Any],
+    skip_reason: str | None = None,
+    records: int | None = None,
+    records_skipped: int | None = None,
+    message_id: str | None = None,
+    message_data: dict[str, Any] | None = None,
+    gate_passed: bool | None = None,
+) -> dict[str, Any]:
+    """Every column this DAG writes in the shared table, in the platform's vocabulary."""
+    return {
+        "processor_name": config.PHASE5_PROCESSOR,
+        "run_id": run_id,
+        "data_date": day,
+        "season_year": season_year(day),
+        "status": status,
+        "records_processed": records,
+        "records_skipped": records_skipped,
+        "triggered_by": triggered_by,
+        "trigger_source": TRIGGER_SOURCES.get(triggered_by, "manual"),
+        "trigger_message_id": message_id,
+        "trigger_message_data": json.dumps(message_data) if message_data else None,
+        "started_at": started,
+        "processed_at": finished,
+        "duration_seconds": round((finished - started).total_seconds(), 1) if finished else None,
+        "skipped": status == "skipped",
+        "skip_reason": skip_reason,
+        "backfill_mode": triggered_by == "backfill",
+        "force_reprocess": force,
+        "execution_host": socket.gethostname(),
+        "phase": PHASE,
+        "output_dataset": OUTPUT_DATASET,
+        "output_table": OUTPUT_TABLE,
+        "dependency_check_passed": gate_passed,
+        "upstream_dependencies": json.dumps([config.PHASE4_PROCESSOR]),
+        "summary": json.dumps(figures, default=str),
+    }
+
+
+def merge(hook: Any, row: dict[str, Any]) -> None:
+    """MERGE ``row`` into the run history with ``merge_run_history.sql``."""
+    types = parameter_types(config.RUN_HISTORY_TABLE)
+    hook.query_rows(
+        sql.render("merge_run_history.sql"),
+        {name: {"type": types[name], "value": value} for name, value in row.items()},
+    )
+
+
+def record(context: Any, *, running: bool = False) -> dict[str, Any]:
+    """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
+    row = build_row(context, running=running)
+    merge(batch.bq_hook(), row)
+    log.info("Run history %s: %s", row["status"], row["summary"])
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
+
+
+def record_batch_run(context: Any) -> dict[str, Any] | None:
+    """The DAG's last task (ALL_DONE): finish this run's row, whatever happened."""
+    if pull(context, batch.GAME_DAY, "game_date") is None:
+        log.error("No game date resolved: nothing to record")
+        return None
+    recorded = record(context)
+    alert_if_orphaned(context)
+    return recorded
+
+
+def alert_if_orphaned(context: Any) -> None:
+    """A run that yielded the date's batch to one that neither finished nor holds it raises a critical
+    alert: otherwise both end ``skipped`` (state success) and the date has no batch, in silence."""
+    from nba_phase5.airflow.batch_claims import orphaned_by
+    from nba_phase5.airflow.notifications import raise_alert
+    from nba_phase5.core.run_summary import held_by
+
+    holder = held_by(context)
+    why = orphaned_by(context, holder) if holder else None
+    if why:
+        day = pull(context, batch.GAME_DAY, "game_date")
+        raise_alert(context, AlertKind.batch_orphaned, f"Nobody is running the batch for {day}: {why}")
+
+
+def on_run_failure(context: Any) -> None:
+    """The DAG's failure callback: a run that died without recording itself (timeout, killed) is not silent.
+
+    When ``record_batch_run`` already wrote the run's final row, its tasks have alerted and there is
+    nothing to add. Otherwise (the row is still ``running``, or missing) the run is recorded ``failed``
+    and a critical alert says so.
+    """
+    from nba_phase5.airflow.notifications import raise_alert
+    from nba_phase5.core.game_day import game_date_for_run
+
+    dag_run = context.get("dag_run")
+    if dag_run is None:  # Airflow hands a bare context when the run's last task instance is unknown
+        log.error(
+            "Run %s failed (%s) and cannot be recorded: no dag_run in the callback's context",
+            context.get("run_id"),
+            context.get("reason"),
+        )
+        return
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    run_time = getattr(dag_run, "logical_date", None) or dag_run.run_after
+    day = game_date_for_run(run_time, conf.get("game_date"))
+    from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
+    from nba_phase5.airflow.job_labels import job_labels
+
+    # The DAG processor runs this callback: no task context, so the labels are given.
+    labels = job_labels(dag_id=dag_run.dag_id, task_id="on_run_failure", game_date=day.isoformat())
+    hook = Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID, job_labels=labels)
+    where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
+    rows = hook.query_rows(sql.render("run_status.sql"), where)
+    if rows and rows[0]["status"] != "running":
+        log.info("Run %s already recorded as %s", dag_run.run_id, rows[0]["status"])
+        return
+    reason = str(context.get("reason") or "the run failed before recording itself")
+    started = json.loads(rows[0]["summary"] or "{}") if rows else {}
+    # The running row's batch and correlation ids: the pointer to the staging tables the run leaves.
+    kept = {key: started.get(key) for key in ("batch_id", "correlation_id")}
+    leftover = (
+        f"; rows its batch {kept['batch_id']} staged are merged by the date's next run, or now by clearing "
+        "this run's retry_stragglers.consolidate_predictions"
+        if kept["batch_id"]
+        else ""
+    )
+    raise_alert(
+        {**context, "game_date": day.isoformat()},
+        AlertKind.run_died,
+        f"Run {dag_run.run_id} for {day} died: {reason}{leftover}",
+    )
+    row = production_row(
+        run_id=dag_run.run_id,
+        day=day,
+        status="failed",
+        triggered_by=run_trigger(context),
+        started=getattr(dag_run, "start_date", None) or datetime.now(UTC),
+        finished=datetime.now(UTC),
+        force=bool(conf.get("force")),
+        figures={**kept, "outcome": "failed", "message": reason},
+    )
+    merge(hook, row)

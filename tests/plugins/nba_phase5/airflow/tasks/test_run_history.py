@@ -1,0 +1,146 @@
+"""The run's row in the shared run history: running at start, finished at the end, never silent."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from helpers import alerts, run_history, task_context
+from nba_phase5.airflow.tasks import run_history as recorder
+
+
+def test_the_rows_season_year_is_the_platforms() -> None:
+    # September is still the season before (game_day.season_year, the platform's rule): 2025-26 → 2025.
+    started = datetime(2026, 9, 15, 5, tzinfo=UTC)
+    row = recorder.production_row(
+        run_id="r",
+        day=date(2026, 9, 15),
+        status="running",
+        triggered_by="manual",
+        started=started,
+        finished=None,
+        force=False,
+        figures={},
+    )
+    assert row["season_year"] == 2025
+
+
+def dead_run(day: date, run_id: str) -> dict[str, object]:
+    """What Airflow hands a DAG-level failure callback: no task instance, the run and a reason."""
+    run = SimpleNamespace(
+        run_id=run_id,
+        run_type="scheduled",
+        conf={"game_date": day.isoformat()},
+        logical_date=datetime(day.year, day.month, day.day, 5, tzinfo=UTC),
+        run_after=None,
+        start_date=datetime.now(UTC) - timedelta(hours=12),
+        dag_id="nba_phase5_predictions",
+    )
+    return {"dag_run": run, "reason": "timed_out"}
+
+
+@pytest.mark.integration
+def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 5, 20)
+    context = task_context(phase5_dag, "resolve_game_day", day)
+    context["ti"].xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
+    context["ti"].xcoms[("resolve_game_day", "batch_id")] = "batch_2025-05-20_1747717200"
+    context["run_id"] = "scheduled__timeout"
+    recorder.record(context, running=True)
+    assert [r["status"] for r in run_history(bq, day)] == ["running"]  # a hung run is visible
+
+    recorder.on_run_failure(dead_run(day, "scheduled__timeout"))
+    [row] = run_history(bq, day)
+    assert (row["status"], row["summary"]["outcome"], row["triggered_by"]) == ("failed", "failed", "scheduler_backup")
+    assert row["processed_at"] is not None
+    # The batch id survives: the pointer to the staging tables the run leaves behind.
+    assert (row["summary"]["batch_id"], row["summary"]["correlation_id"]) == ("batch_2025-05-20_1747717200",) * 2
+    [alert] = alerts(bq, day)
+    assert alert["severity"] == "critical"
+    assert "timed_out" in alert["message"]
+    assert "batch_2025-05-20_1747717200" in alert["message"]
+
+    # Called again (or after a run whose recorder ran): nothing more is written or alerted.
+    recorder.on_run_failure(dead_run(day, "scheduled__timeout"))
+    assert len(alerts(bq, day)) == 1
+    assert len(run_history(bq, day)) == 1
+
+
+@pytest.mark.integration
+def test_a_run_that_died_before_its_first_row_still_gets_one(bq) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 5, 21)
+    recorder.on_run_failure(dead_run(day, "scheduled__killed"))
+    [row] = run_history(bq, day)
+    assert (row["status"], row["run_id"]) == ("failed", "scheduled__killed")
+    assert [a["severity"] for a in alerts(bq, day)] == ["critical"]
+
+
+def test_the_trigger_of_a_run_that_never_waited_reads_airflows_run_type_enum() -> None:
+    from airflow.sdk.api.datamodels._generated import DagRunType  # what a task sees as dag_run.run_type
+
+    # str(DagRunType.BACKFILL) is "DagRunType.BACKFILL": a substring test on it labelled backfills wrongly.
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.BACKFILL)}) == "backfill"
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.MANUAL)}) == "manual"
+    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.SCHEDULED)}) == "scheduler_backup"
+
+
+def _finished_run_context(phase5_dag, day: date) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """A context whose XComs are those of a run that fanned out, consolidated and verified."""
+    context = task_context(phase5_dag, "record_batch_run", day)
+    xcoms = context["ti"].xcoms  # type: ignore[attr-defined]
+    batch = f"batch_{day}_1764306003"
+    xcoms[("resolve_game_day", "games")] = 7
+    xcoms[("resolve_game_day", "batch_id")] = batch
+    xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
+    event = {"game_date": day.isoformat(), "processor_name": "MLFeatureStoreProcessor", "correlation_id": "4f2a9c1e"}
+    waited = {"triggered_by": "pubsub", "event": event, "message_id": "9", "correlation_id": "4f2a9c1e"}
+    xcoms[("wait_for_phase4_event", "return_value")] = waited
+    readiness = {"players_ready": 120, "players_total": 130}
+    xcoms[("phase4_readiness.proceed_with_ready_players", "return_value")] = readiness
+    xcoms[("fan_out_requests", "return_value")] = {"published": 120, "batch_id": batch}
+    xcoms[("retry_stragglers.consolidate_predictions", "return_value")] = {"rows_affected": 118, "staging_tables": 3}
+    verify = {"players_ready": 120, "players_complete": 118, "players_missing": 2, "completion_pct": 98.33}
+    xcoms[("retry_stragglers.verify_completion", "return_value")] = verify
+    return context
+
+
+@pytest.mark.integration
+def test_the_row_is_the_coordinators_as_the_platforms_monitoring_reads_it(phase5_dag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """predictions/coordinator/run_history.py 52-57, 132-165, 217-259 (docs/platform.md §4): the names the
+    daily health e-mail filters on (processor_name LIKE 'Prediction%'), the counts and the summary keys."""
+    monkeypatch.setattr("nba_phase5.core.run_summary._alert_channels", lambda: [])
+    day = date(2025, 5, 22)
+    row = recorder.build_row(_finished_run_context(phase5_dag, day))
+    assert (row["processor_name"], row["phase"]) == ("PredictionCoordinator", "phase_5_predictions")
+    assert (row["output_dataset"], row["output_table"]) == ("nba_predictions", "player_prop_predictions")
+    assert (row["status"], row["records_processed"], row["records_skipped"]) == ("partial", 118, 2)
+    summary = json.loads(str(row["summary"]))
+    coordinator_keys = {
+        "expected": 120,
+        "completed": 118,
+        "failed": 2,
+        "total_predictions": 118,
+        "completion_percentage": 98.33,
+        "batch_id": f"batch_{day}_1764306003",
+        "correlation_id": "4f2a9c1e",  # Phase 4's, from its completion message
+        "records_processed": 118,
+        "records_failed": 2,
+    }
+    assert {k: summary[k] for k in coordinator_keys} == coordinator_keys
+    assert json.loads(str(row["upstream_dependencies"])) == ["MLFeatureStoreProcessor"]
+
+
+@pytest.mark.integration
+def test_the_start_row_says_starting_with_the_batch_and_correlation_ids(phase5_dag) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 5, 23)
+    row = recorder.build_row(_finished_run_context(phase5_dag, day), running=True)
+    assert (row["status"], row["processed_at"]) == ("running", None)
+    summary = json.loads(str(row["summary"]))
+    assert (summary["status"], summary["batch_id"], summary["correlation_id"]) == (
+        "starting",
+        f"batch_{day}_1764306003",
+        "4f2a9c1e",
+    )
