@@ -100,10 +100,13 @@ test-unit: venv
 system-test: venv
 	@$(PY) tools/system_test.py
 
+# lint-imports: the import contracts in pyproject.toml (core and config import neither Airflow nor Google,
+# nothing shipped imports nba_phase5_local, no import cycle at any depth).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=plugins $(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format .

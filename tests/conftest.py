@@ -84,14 +84,14 @@ def stack_strict(stack: localstack.Stack) -> Iterator[StrictBigQuery]:
 
 
 @pytest.fixture
-def bq(stack: localstack.Stack):  # type: ignore[no-untyped-def]
+def bq(stack: localstack.Stack):
     from nba_phase5.bigquery.clients import bigquery_client
 
     return bigquery_client(stack.project)
 
 
 @pytest.fixture
-def drain():  # type: ignore[no-untyped-def]
+def drain():
     """Pull (and ack) everything waiting on a subscription; returns the messages."""
     from helpers import drain_subscription
 
@@ -123,7 +123,7 @@ def airflow_db(stack: localstack.Stack) -> Path:
 
 
 @pytest.fixture(scope="session")
-def phase5_dag(airflow_db: Path):  # type: ignore[no-untyped-def]
+def phase5_dag(airflow_db: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
@@ -167,7 +167,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     longer reads."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class ByAirflow(LoadScopeScheduling):  # type: ignore[misc]
+    class ByAirflow(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             if nodeid.split("::", 1)[0] in SLOW_ALONE:
                 return "slow-alone"

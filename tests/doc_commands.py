@@ -175,13 +175,13 @@ def script_parser(script: str) -> argparse.ArgumentParser | None:
         raise _Built(self)
 
     parse_args = argparse.ArgumentParser.parse_args
-    argparse.ArgumentParser.parse_args = caught  # type: ignore[method-assign]
+    argparse.ArgumentParser.parse_args = caught
     try:
         module.main([])
     except _Built as built:
         return built.parser
     finally:
-        argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign]
+        argparse.ArgumentParser.parse_args = parse_args
     return None
 
 

@@ -77,21 +77,21 @@ class InjectingPublisher:
         self.injected = 0
 
     def topic_path(self, project: str, topic: str) -> str:
-        return self.real.topic_path(project, topic)  # type: ignore[no-any-return]
+        return self.real.topic_path(project, topic)
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> Future[str]:
         from google.api_core.exceptions import ServiceUnavailable
 
         rid = attributes.get("request_id")
         if rid is None:  # not a prediction request (the Phase 6 hand-off): passed through untouched
-            return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
+            return self.real.publish(topic, data, **attributes)
         self.attempts[rid] += 1
         if rid in self.fail_ids and self.attempts[rid] <= self.failures:
             self.injected += 1
             failed: Future[str] = Future()
             failed.set_exception(ServiceUnavailable("injected publish failure"))
             return failed
-        return self.real.publish(topic, data, **attributes)  # type: ignore[no-any-return]
+        return self.real.publish(topic, data, **attributes)
 
     def stop(self) -> None:
         """Kept open: tests hand the same publisher to every publishing task of a run."""

@@ -23,7 +23,7 @@ def test_every_e2e_module_is_in_exactly_one_group() -> None:
 
 def test_the_scheduler_keeps_each_group_on_one_worker_and_spreads_the_rest() -> None:
     config = SimpleNamespace(getvalue=lambda name: ["3*popen"] if name == "tx" else None, option=SimpleNamespace())
-    scheduler = conftest.pytest_xdist_make_scheduler(config, log=None)  # type: ignore[arg-type]
+    scheduler = conftest.pytest_xdist_make_scheduler(config, log=None)
     scope = scheduler._split_scope
     assert scope("tests/e2e/test_one_batch.py::test_a") == scope("tests/e2e/test_ui.py::test_b") == "e2e-airflow-a"
     assert scope("tests/e2e/test_backfill.py::test_c[x]") == "e2e-airflow-b"

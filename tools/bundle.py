@@ -103,7 +103,8 @@ def check_imports(dags: Path) -> None:
             as_package = dags.joinpath(*parts) / "__init__.py"
             # `from nba_phase5 import config` names a module; `from nba_phase5.x import Y` names a class.
             parent = dags.joinpath(*parts[:-1]).with_suffix(".py")
-            if not (as_module.exists() or as_package.exists() or parent.exists()):
+            parent_package = dags.joinpath(*parts[:-1]) / "__init__.py"
+            if not (as_module.exists() or as_package.exists() or parent.exists() or parent_package.exists()):
                 missing.append(f"{path.relative_to(dags)} imports {module}")
     if missing:
         raise SystemExit("The bundle imports modules it does not ship:\n  " + "\n  ".join(missing))

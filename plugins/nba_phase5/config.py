@@ -223,6 +223,7 @@ class TaskIds:
     """
 
     game_day: str = "resolve_game_day"
+    claim: str = "claim_batch"
     batch_status: str = "check_batch_status"
     already_complete: str = "skip_already_complete"
     concurrent_run: str = "skip_concurrent_run"

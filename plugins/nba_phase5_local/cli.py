@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from nba_phase5 import config
-from nba_phase5.core.contract import InvalidEventError, parse_game_date
-from nba_phase5_local import project_guard
+from nba_phase5.bigquery import clients
+from nba_phase5.core.contract import ENVELOPE_STATUSES, InvalidEventError, parse_game_date
+from nba_phase5_local import phase4_publisher, project_guard
+from nba_phase5_local.phase4_publisher import (
+    PHASE4_PROCESSORS,
+    SHAPES,
+    build_message,
+    count_production_ready,
+    latest_run,
+    publish_completion_event,
+)
+from nba_phase5_local.provisioning import check, provision
+from nba_phase5_local.seeding import seed_day
+from nba_phase5_local.status import COMPLETION_GOAL_PCT, render, report
+from nba_phase5_local.status_html import render_html
+from nba_phase5_local.worker import PredictionWorker, WorkerOptions
 
 
 def _game_date(value: str) -> date:
@@ -42,7 +61,6 @@ def _count(value: str) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from nba_phase5_local.provisioning import check, provision
 
     project = config.project_id(args.project)
     if not args.check:
@@ -59,10 +77,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from nba_phase5.bigquery.clients import bigquery_client
-    from nba_phase5_local.seeding import seed_day
 
-    client = bigquery_client(config.project_id(args.project))
+    client = clients.bigquery_client(config.project_id(args.project))
     report = seed_day(
         client,
         args.date,
@@ -77,14 +93,6 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_publish_phase4(args: argparse.Namespace) -> int:
-    from nba_phase5.bigquery.clients import bigquery_client, publisher_client
-    from nba_phase5_local import phase4_publisher
-    from nba_phase5_local.phase4_publisher import (
-        build_message,
-        count_production_ready,
-        latest_run,
-        publish_completion_event,
-    )
 
     project = config.project_id(args.project)
     try:  # what no feature store can make valid is refused before one is read
@@ -96,7 +104,7 @@ def cmd_publish_phase4(args: argparse.Namespace) -> int:
         return 2
     run_id, duration = args.run_id, 0.0
     if args.players_ready is None:
-        client = bigquery_client(project)
+        client = clients.bigquery_client(project)
         ready, total = count_production_ready(client, args.date)
         if total == 0:
             print(f"error: the feature store has no players for {args.date}; seed it first", file=sys.stderr)
@@ -123,7 +131,7 @@ def cmd_publish_phase4(args: argparse.Namespace) -> int:
     except InvalidEventError as exc:
         print(f"error: not published: {exc.reason}", file=sys.stderr)
         return 2
-    message_id = publish_completion_event(publisher_client(), project, event)
+    message_id = publish_completion_event(clients.publisher_client(), project, event)
     print(f"Published {event.to_json().decode()} as message {message_id}")
     return 0
 
@@ -136,7 +144,6 @@ def _rate(value: str) -> float:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from nba_phase5_local.worker import PredictionWorker, WorkerOptions
 
     options = WorkerOptions(
         project=config.project_id(args.project),
@@ -147,8 +154,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         max_messages=args.max_messages,
         idle_exit=args.idle_exit,
     )
-    import signal
-    import threading
 
     stop = threading.Event()
     # SIGTERM (make run stopping it, a container shutting down) ends the loop after the current batch.
@@ -163,10 +168,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from nba_phase5.bigquery.clients import bigquery_client
-    from nba_phase5_local.status import render, report
 
     if args.date and (args.date_from or args.date_to):
         print("error: give --date, or --from and --to", file=sys.stderr)
@@ -181,13 +182,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if first > last:
         print("error: --from is after --to", file=sys.stderr)
         return 2
-    result = report(bigquery_client(config.project_id(args.project)), first, last)
+    result = report(clients.bigquery_client(config.project_id(args.project)), first, last)
     if args.html:
-        from pathlib import Path
-
-        from nba_phase5_local.status import COMPLETION_GOAL_PCT
-        from nba_phase5_local.status_html import render_html
-
         Path(args.html).write_text(render_html(result, COMPLETION_GOAL_PCT), encoding="utf-8")
         print(f"Wrote {args.html}: {len(result.days)} dates, go/no-go {'GO' if result.go else 'NO-GO'}")
         return 0
@@ -203,8 +199,6 @@ def _add_publish_phase4(sub: Any) -> None:
 
     :param sub: the parser's sub-command registry.
     """
-    from nba_phase5.core.contract import ENVELOPE_STATUSES
-    from nba_phase5_local.phase4_publisher import PHASE4_PROCESSORS, SHAPES
 
     p = sub.add_parser("publish-phase4", help="publish Phase 4's completion message, as Phase 4 does")
     p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
@@ -290,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("google", "urllib3", "grpc"):
@@ -299,11 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Before any client, and before probing the emulators: a refused command touches nothing (exit 2).
     project_guard.enforce(args, parser.prog)
-    from nba_phase5.bigquery.clients import EmulatorUnreachableError, check_emulators
 
     try:
-        check_emulators()
-    except EmulatorUnreachableError as exc:
+        clients.check_emulators()
+    except clients.EmulatorUnreachableError as exc:
         raise SystemExit(str(exc)) from None
     result: int = args.func(args)
     return result

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nba_phase5 import config
+
 FLAG = "--allow-real-project"
 BIGQUERY = "BigQuery"
 PUBSUB = "Pub/Sub"
@@ -111,7 +113,6 @@ def enforce(args: argparse.Namespace, prog: str, environ: Mapping[str, str] = os
     :param prog: the program's name, for the argparse-style ``prog command: error: ...`` line.
     :param environ: the environment (the emulator variables and ``GCP_PROJECT``).
     """
-    from nba_phase5 import config
 
     action = action_for(args)
     if action is None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
 from nba_phase5.bigquery.clients import bigquery_client, publisher_client, subscriber_client, using_emulators
+from nba_phase5.config import bigquery_location
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -75,6 +76,7 @@ class ProvisionReport:
 
         Never an update: an existing resource, whatever its shape, is not touched.
         """
+        # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
         from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 
         try:
@@ -98,6 +100,7 @@ def table_specs() -> dict[str, dict[str, Any]]:
 
 
 def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp: bool) -> bigquery.Table:
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.cloud import bigquery
 
     table = bigquery.Table(
@@ -124,9 +127,8 @@ def build_table(project: str, table_name: str, spec: dict[str, Any], *, real_gcp
 
 def provision_bigquery(project: str, report: ProvisionReport, *, location: str | None = None) -> None:
     """Datasets (in ``location``, by default the package's: docs/platform.md §0) and tables, as specified."""
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.cloud import bigquery
-
-    from nba_phase5.config import bigquery_location
 
     client = bigquery_client(project)
     specs = table_specs()
@@ -149,6 +151,7 @@ def provision_bigquery(project: str, report: ProvisionReport, *, location: str |
 
 
 def provision_pubsub(project: str, report: ProvisionReport) -> None:
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.protobuf.duration_pb2 import Duration
 
     publisher = publisher_client()
@@ -224,6 +227,7 @@ def compare_columns(table_name: str, needed: Iterable[dict[str, Any]], live: Ite
 
 
 def check_bigquery(project: str) -> list[str]:
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.api_core.exceptions import NotFound
 
     client = bigquery_client(project)
@@ -274,6 +278,7 @@ def compare_layout(table_name: str, spec: dict[str, Any], table: Any, *, emulato
 
 
 def check_pubsub(project: str) -> list[str]:
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.api_core.exceptions import NotFound
 
     publisher = publisher_client()

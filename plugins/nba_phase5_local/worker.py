@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from nba_phase5 import config
+from nba_phase5.bigquery import clients
 from nba_phase5.core.staging import new_worker_id
 from nba_phase5_local.worker_answers import decide
 from nba_phase5_local.worker_faults import WorkerFaults
@@ -117,6 +118,7 @@ def may_be_poison(exc: BaseException) -> bool:
 
     A refused value (400) may; a missing column, a denied permission, a timeout or an outage may not.
     """
+    # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
     from google.api_core.exceptions import BadRequest, GoogleAPIError
 
     if isinstance(exc, StagingSchemaError):
@@ -143,10 +145,9 @@ class PredictionWorker:
 
     def run(self) -> WorkerStats:
         """Pull and answer until stopped (``max_messages``, ``idle_exit`` or :attr:`stop`); returns the stats."""
-        from nba_phase5.bigquery.clients import bigquery_client
 
         options = self.options
-        client = bigquery_client(options.project)
+        client = clients.bigquery_client(options.project)
         writer = StagingWriter(client)
         last_message = time.monotonic()
         with RequestSubscription(options.project, options.subscription, options.ready_topic) as pubsub:

@@ -117,6 +117,7 @@ class StagingWriter:
         :param worker_id: the worker part of the name (:func:`nba_phase5.core.staging.new_worker_id`).
         :param rows: the rows, as :func:`nba_phase5_local.worker_answers.staged_row` made them.
         """
+        # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
         from google.cloud import bigquery
 
         dataset_id = dataset(request, name=STAGING_DATASET)

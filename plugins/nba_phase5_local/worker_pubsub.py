@@ -14,6 +14,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nba_phase5.bigquery import clients
+
 log = logging.getLogger(__name__)
 PULL_TIMEOUT_S = 2.0
 READY_PUBLISH_TIMEOUT_S = 30.0
@@ -27,10 +29,9 @@ class RequestSubscription:
         :param subscription: the pull subscription on the request topic.
         :param ready_topic: where prediction-ready messages go.
         """
-        from nba_phase5.bigquery.clients import publisher_client, subscriber_client
 
-        self.subscriber = subscriber_client()
-        self.publisher = publisher_client()
+        self.subscriber = clients.subscriber_client()
+        self.publisher = clients.publisher_client()
         self.path = self.subscriber.subscription_path(project, subscription)
         self.ready_topic = self.publisher.topic_path(project, ready_topic)
 
@@ -42,6 +43,7 @@ class RequestSubscription:
 
     def pull(self, limit: int) -> list[Any]:
         """Up to ``limit`` received messages ([] after :data:`PULL_TIMEOUT_S` without any)."""
+        # Imported here, as ruff TID253 asks: a cloud client loads only for the command that uses it.
         from google.api_core.exceptions import DeadlineExceeded
 
         try:

@@ -51,13 +51,13 @@ def other_processor_event(day: date, processor: str) -> bytes:
     return json.dumps(build_envelope(day, record_count=300, processor=processor).to_dict()).encode()
 
 
-def staging_tables_of(bq, batch_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+def staging_tables_of(bq, batch_id: str) -> list[str]:
     from nba_phase5.bigquery.consolidation import batch_tables
 
     return batch_tables(bq, [batch_id])
 
 
-def active_predictions(bq, day: date) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def active_predictions(bq, day: date) -> dict[str, int]:
     rows = run_query(
         bq,
         f"SELECT player_lookup, COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` "
@@ -76,7 +76,7 @@ def job_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     real = Client._call_api
 
-    def spy(self, retry, span_name=None, span_attributes=None, job_ref=None, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(self, retry, span_name=None, span_attributes=None, job_ref=None, headers=None, **kwargs):
         path, body = str(kwargs.get("path", "")), kwargs.get("data")
         if kwargs.get("method") == "POST" and path.endswith(("/jobs", "/queries")) and isinstance(body, dict):
             sent.append(body)
@@ -112,16 +112,17 @@ def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: dat
     # sensor), the poll sensor's and the fan-out's
     assert {
         "resolve_game_day",
+        "claim_batch",
         "check_batch_status",
         "wait_for_phase4_event",
         "phase4_readiness-wait_for_phase4_ready",
         "fan_out_requests",
         "record_batch_run",
     } <= tasks, tasks
-    # The jobs before the fan-out (issue 26: a happy run's BigQuery jobs are budgeted): the game day with the
-    # date's batches in one job, then the running row; the claims with the dedup coverage in one job; one
-    # readiness poll (this run waited for the event, so check_batch_status's readiness row is not reused);
-    # and no job for the gate, which judges the poll's row.
+    # The jobs before the fan-out (issue 26: a happy run's BigQuery jobs are budgeted): the game day with the date's
+    # batches in one job (resolve_game_day), then the running row (claim_batch); the claims with the dedup coverage
+    # in one job; one readiness poll (this run waited for the event, so check_batch_status's readiness row is not
+    # reused); and no job for the gate, which judges the poll's row.
     per_task = Counter(labels(b)["airflow-task"] for b in ours)
     assert {task: per_task[task] for task in FIRST_JOBS} == FIRST_JOBS, [
         (labels(b)["airflow-task"], query(b).strip().splitlines()[0]) for b in ours
@@ -129,7 +130,8 @@ def assert_every_job_of_the_dag_is_labelled(sent: list[dict[str, Any]], day: dat
 
 
 FIRST_JOBS = {
-    "resolve_game_day": 2,
+    "resolve_game_day": 1,
+    "claim_batch": 1,
     "check_batch_status": 1,
     "phase4_readiness-wait_for_phase4_ready": 1,
     "phase4_readiness-check_phase4_ready": 0,
@@ -140,7 +142,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     stack,
     bq,
     phase5_dag,
-    drain,  # type: ignore[no-untyped-def]
+    drain,
     job_requests: list[dict[str, Any]],
 ) -> None:
     # A game day whose 06:00 PT deadline is still ahead, so a rerun that waited would wait for hours.
@@ -233,7 +235,7 @@ def test_real_event_on_a_partial_phase4_day_then_a_rerun_skips_at_once(
     assert next_day["triggered_by"] == "pubsub"
 
 
-def test_a_happy_run_spends_one_job_on_the_fan_out_one_on_the_straggler_poll_and_one_on_consolidation(  # type: ignore[no-untyped-def]
+def test_a_happy_run_spends_one_job_on_the_fan_out_one_on_the_straggler_poll_and_one_on_consolidation(
     stack, bq, phase5_dag, drain, job_requests: list[dict[str, Any]]
 ) -> None:
     """issue 26's budget: with no event wait, the readiness wait's first try reuses check_batch_status's
@@ -264,7 +266,7 @@ def test_a_happy_run_spends_one_job_on_the_fan_out_one_on_the_straggler_poll_and
     }, jobs
 
 
-def test_no_event_takes_the_backup_path(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_no_event_takes_the_backup_path(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 4)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     seed_day(bq, day, players=80, ready_pct=90)
@@ -277,7 +279,7 @@ def test_no_event_takes_the_backup_path(stack, bq, phase5_dag, drain) -> None:  
     assert row["summary"]["event_received_at"] is None
 
 
-def test_degraded_day_proceeds_with_the_ready_players(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_degraded_day_proceeds_with_the_ready_players(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 13)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=200, ready_pct=35)  # 70 ready: under 80 % and under 100, but 50 or more
@@ -293,7 +295,7 @@ def test_degraded_day_proceeds_with_the_ready_players(stack, bq, phase5_dag, dra
     assert (row["status"], row["summary"]["degraded"], row["dependency_check_passed"]) == ("success", True, True)
 
 
-def test_off_day_ends_cleanly_without_alert(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_off_day_ends_cleanly_without_alert(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 9)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day - timedelta(days=1), players=40)  # games the day before: the schedule is alive
@@ -309,7 +311,7 @@ def test_off_day_ends_cleanly_without_alert(stack, bq, phase5_dag, drain) -> Non
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
-def test_schedule_outage_warns_and_lets_the_gates_decide(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_outage_warns_and_lets_the_gates_decide(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 4, 20)  # no test seeds a date within 14 days of this one (and it is after start_date)
     seed_day(bq, day, players=80, ready_pct=90)
     delete_date(bq, config.SCHEDULE_TABLE, "game_date", day)  # features and Phase 4 ran; no schedule at all
@@ -335,7 +337,7 @@ def test_schedule_outage_warns_and_lets_the_gates_decide(stack, bq, phase5_dag, 
     ],
     ids=["40-ready", "no-run-row"],
 )
-def test_phase4_not_ready_fails_with_one_critical_alert(stack, bq, phase5_dag, drain, day, seed, words) -> None:  # type: ignore[no-untyped-def]
+def test_phase4_not_ready_fails_with_one_critical_alert(stack, bq, phase5_dag, drain, day, seed, words) -> None:
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, **seed)
     # A bounded wait (here a few seconds of polling), then the gate.
@@ -357,7 +359,7 @@ def test_forty_missing_players_are_the_only_ones_republished(
     stack,
     bq,
     phase5_dag,
-    drain,  # type: ignore[no-untyped-def]
+    drain,
 ) -> None:
     day = date(2025, 11, 7)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -375,7 +377,7 @@ def test_forty_missing_players_are_the_only_ones_republished(
     assert len(active_predictions(bq, day)) == 420
 
 
-def test_worker_drops_are_filled_by_a_straggler_round(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_worker_drops_are_filled_by_a_straggler_round(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 8)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=200, ready_pct=90)
@@ -394,7 +396,7 @@ def test_worker_drops_are_filled_by_a_straggler_round(stack, bq, phase5_dag, dra
 def test_deleted_trigger_subscription_takes_the_backup_path_and_provision_restores_it(
     stack,
     bq,
-    phase5_dag,  # type: ignore[no-untyped-def]
+    phase5_dag,
 ) -> None:
     from nba_phase5.bigquery.clients import subscriber_client
     from nba_phase5_local.provisioning import provision
@@ -421,7 +423,7 @@ def test_deleted_trigger_subscription_takes_the_backup_path_and_provision_restor
     subscriber.get_subscription(subscription=path)
 
 
-def test_worker_outage_fails_the_run_with_a_critical_alert(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_worker_outage_fails_the_run_with_a_critical_alert(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 15)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=60, ready_pct=100)
@@ -437,7 +439,7 @@ def test_worker_outage_fails_the_run_with_a_critical_alert(stack, bq, phase5_dag
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the requests nobody answered
 
 
-def test_the_same_event_three_times_makes_one_batch(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_event_three_times_makes_one_batch(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 11, 6)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)

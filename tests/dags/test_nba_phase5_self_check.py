@@ -22,7 +22,7 @@ DAG_FILE = DAGS / "nba_phase5_self_check.py"
 
 
 @pytest.fixture(scope="module")
-def parsed():  # type: ignore[no-untyped-def]
+def parsed():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAG_FILE))
@@ -30,7 +30,7 @@ def parsed():  # type: ignore[no-untyped-def]
     return bag.dags[self_check.DAG_ID]
 
 
-def test_it_is_manual_tagged_and_defers_on_the_packages_own_triggers(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_it_is_manual_tagged_and_defers_on_the_packages_own_triggers(parsed) -> None:
     from nba_phase5.airflow.operators.phase4_gate import Phase4GateOperator
     from nba_phase5.airflow.operators.self_check import Phase4EventTriggerCheckOperator
 
@@ -96,7 +96,7 @@ def test_the_sql_reads_one_partition_of_each_dataset() -> None:
 
 
 @pytest.fixture
-def self_check_dag(airflow_db: Path):  # type: ignore[no-untyped-def]
+def self_check_dag(airflow_db: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAG_FILE))
@@ -153,7 +153,7 @@ def _publish(project: str, *bodies: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
-def test_a_run_defers_on_both_triggers_in_the_location_and_takes_no_phase4_message(  # type: ignore[no-untyped-def]
+def test_a_run_defers_on_both_triggers_in_the_location_and_takes_no_phase4_message(
     stack, bq, self_check_dag, trigger_spies, drain
 ) -> None:
     from nba_phase5.bigquery.bq import run_query

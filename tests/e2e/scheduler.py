@@ -53,7 +53,7 @@ def run_path(run_id: str, dag_id: str = DAG_ID) -> str:
 
 def task_state(api: local_airflow.AirflowAPI, run_id: str, task_id: str) -> str | None:
     ti = api.get(f"{run_path(run_id)}/taskInstances/{task_id}")
-    return ti["state"]  # type: ignore[no-any-return]
+    return ti["state"]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300, every: float = 2) -> Any:

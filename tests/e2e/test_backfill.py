@@ -17,7 +17,7 @@ GAME_DAYS = (date(2025, 3, 10), date(2025, 3, 12))
 OFF_DAY = date(2025, 3, 11)
 
 
-def test_backfill_over_three_dates_records_one_backfill_row_per_date(stack, airflow, api) -> None:  # type: ignore[no-untyped-def]
+def test_backfill_over_three_dates_records_one_backfill_row_per_date(stack, airflow, api) -> None:
     client = bigquery_client(stack.project)
     for day in GAME_DAYS:
         seed_day(client, day, players=70, ready_pct=90)
@@ -32,7 +32,7 @@ def test_backfill_over_three_dates_records_one_backfill_row_per_date(stack, airf
         "--dag-run-conf", conf_json(),
     )  # fmt: skip
 
-    def backfill_runs() -> list[dict] | None:  # type: ignore[type-arg]
+    def backfill_runs() -> list[dict] | None:
         runs = api.get(f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=50")["dag_runs"]
         done = [r for r in runs if r["state"] in FINISHED]
         return runs if len(runs) == 3 and len(done) == 3 else None

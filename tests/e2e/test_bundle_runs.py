@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_component_runs_with_the_bundle_alone_on_its_path(stack, airflow: local_airflow.LocalAirflow) -> None:  # type: ignore[no-untyped-def]
+def test_every_component_runs_with_the_bundle_alone_on_its_path(stack, airflow: local_airflow.LocalAirflow) -> None:
     # What every component was started with (their /proc environ is unreadable: setproctitle reuses it).
     env = airflow.env(stack.env())
     dags = Path(airflow.composer) / "dags"

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 LATE, ON_TIME, FAILED = date(2025, 8, 27), date(2025, 8, 28), date(2025, 8, 29)
 
 
-def _trigger(api, run_id: str, day: date, seconds: int, fail: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _trigger(api, run_id: str, day: date, seconds: int, fail: bool = False) -> None:
     body = {
         "dag_run_id": run_id,
         "logical_date": datetime.now(UTC).isoformat(),
@@ -36,14 +36,14 @@ def _critical(client: Any, day: date) -> list[dict[str, Any]]:
     return [a for a in alerts(client, day) if a["severity"] == "critical"]
 
 
-def _missed(api, run_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _missed(api, run_id: str) -> list[dict[str, Any]]:
     """The run's deadlines the scheduler marked missed (and queued the callback of): the UI's own endpoint,
     /ui/dags/{dag_id}/dagRuns/{run_id}/deadlines, as the public /api/v2 has none."""
     path = f"/ui/dags/sla_probe/dagRuns/{urllib.parse.quote(run_id, safe='')}/deadlines?missed=true"
-    return api._request("GET", path, auth=True)["deadlines"]  # type: ignore[no-any-return]
+    return api._request("GET", path, auth=True)["deadlines"]
 
 
-def test_a_run_past_its_deadline_alerts_once_and_one_in_time_or_failed_does_not(stack, api) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_past_its_deadline_alerts_once_and_one_in_time_or_failed_does_not(stack, api) -> None:
     client = bigquery_client(stack.project)
     # The failed run first: its deadline passes before the late run's, so the late run's alert comes after.
     _trigger(api, "sla_failed", FAILED, seconds=0, fail=True)

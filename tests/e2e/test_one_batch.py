@@ -64,7 +64,7 @@ def tapped(day: date, key: str = "player_lookup") -> Counter[str]:
     return Counter(f[key] for f in found if f["game_date"] == day.isoformat())
 
 
-def test_two_runs_for_one_date_seconds_apart_publish_each_request_once(stack, airflow, api, request_tap) -> None:  # type: ignore[no-untyped-def]
+def test_two_runs_for_one_date_seconds_apart_publish_each_request_once(stack, airflow, api, request_tap) -> None:
     day = date(2025, 3, 25)
     client = bigquery_client(stack.project)
     seed_day(client, day, players=120, ready_pct=90)
@@ -116,7 +116,7 @@ def _kill_task(api: Any, run_id: str, task_id: str) -> dict[str, Any]:
 
 def test_a_fan_out_killed_mid_batch_is_retried_and_sends_only_what_was_never_recorded(
     stack, airflow, api, request_tap
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     day, run_id, chunk = date(2025, 3, 26), "e2e_fan_out_killed_2025-03-26", 10
     client = bigquery_client(stack.project)
     seed_day(client, day, players=1000, ready_pct=100)

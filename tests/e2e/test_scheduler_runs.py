@@ -42,12 +42,12 @@ RUN_ID = "e2e_event_2025-03-04"
 
 
 @pytest.fixture(scope="module")
-def client(stack):  # type: ignore[no-untyped-def]
+def client(stack):
     return bigquery_client(stack.project)
 
 
 @pytest.fixture(scope="module")
-def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def event_run(stack, api, client, request_tap) -> dict[str, Any]:
     """The day's run: waits deferred for the event, which Phase 4 publishes while it waits."""
     seed_day(client, DAY, players=120, ready_pct=90)
     request_tap()
@@ -64,7 +64,7 @@ def event_run(stack, api, client, request_tap) -> dict[str, Any]:  # type: ignor
     }
 
 
-def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_run, client) -> None:  # type: ignore[no-untyped-def]
+def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_run, client) -> None:
     assert event_run["run"]["state"] == "success", event_run["tasks"]
     assert event_run["tasks"]["skip_already_complete"] == "skipped"
     ready = event_run["ready"]
@@ -86,7 +86,7 @@ def test_event_published_while_the_sensor_is_deferred_completes_the_batch(event_
     assert prediction_count(client, DAY) == len(ready)
 
 
-def _clear(api, task_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def _clear(api, task_ids: list[str]) -> list[str]:
     body = {
         "dry_run": False,
         "only_failed": False,
@@ -99,7 +99,7 @@ def _clear(api, task_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-de
     return sorted(ti["task_id"] for ti in cleared)
 
 
-def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, api, client, request_tap) -> None:  # type: ignore[no-untyped-def]
+def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, api, client, request_tap) -> None:
     ready = event_run["ready"]
     lost = ready[10:17]  # predictions lost after the run: the group's rerun must fill exactly these
     run_query(
@@ -122,7 +122,7 @@ def test_clearing_the_retry_group_republishes_only_the_still_missing(event_run, 
     assert (row["status"], row["run_id"], row["summary"]["completion_pct"]) == ("success", RUN_ID, 100.0)
 
 
-def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, client, request_tap) -> None:  # type: ignore[no-untyped-def]
+def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, client, request_tap) -> None:
     cleared = _clear(api, ["fan_out_requests"])
     assert {"fan_out_requests", "retry_stragglers.verify_completion", "record_batch_run"} <= set(cleared)
     run = wait_finished(api, RUN_ID)
@@ -133,7 +133,7 @@ def test_clearing_the_fan_out_after_success_publishes_nothing(event_run, api, cl
     assert (row["status"], row["triggered_by"]) == ("success", "pubsub")
 
 
-def test_phase6_ran_once_on_the_asset_however_often_the_run_was_cleared(event_run, api, airflow) -> None:  # type: ignore[no-untyped-def]
+def test_phase6_ran_once_on_the_asset_however_often_the_run_was_cleared(event_run, api, airflow) -> None:
     """After the batch and the two clears above (each reran record_batch_run and the hand-off), Phase 6
     ran once for this date (other tests' batches start runs of their own)."""
 

@@ -53,7 +53,7 @@ PULL_ACK_AND_DIE = textwrap.dedent(
 )
 
 
-def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, api) -> None:  # type: ignore[no-untyped-def]
+def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, api) -> None:
     client = bigquery_client(stack.project)
     seed_day(client, DAY, players=60, ready_pct=90)
     drain_subscription(config.PHASE5_TRIGGER_SUBSCRIPTION)

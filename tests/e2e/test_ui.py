@@ -25,7 +25,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def test_login_and_grid_show_the_task_groups(airflow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_login_and_grid_show_the_task_groups(airflow, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import Future
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,13 @@ from helpers import (
 )
 from nba_phase5 import config
 from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
-from nba_phase5.airflow.tasks import batch
 from nba_phase5.airflow.tasks import run_history as run_history_module
 from nba_phase5.bigquery.sql import render
 from nba_phase5.core.prediction_requests import PredictionRequest
 from nba_phase5_local.seeding import seed_day
+
+WAIT_1 = config.TASKS.in_group(config.TASKS.retry_group, config.TASKS.wait_round(1))
+REPUBLISH_1 = config.TASKS.in_group(config.TASKS.retry_group, config.TASKS.republish_round(1))
 
 pytestmark = pytest.mark.integration
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
@@ -43,7 +45,7 @@ def _requests(project: str, n: int) -> list[PredictionRequest]:
     ]
 
 
-def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(stack, drain) -> None:
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     requests = _requests(stack.project, 300)
     failing = {r.request_id for r in requests[::7]}
@@ -60,7 +62,7 @@ def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(
     assert sorted(delivered) == sorted(r.request_id for r in requests)
 
 
-def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag, drain, monkeypatch) -> None:
     from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
 
     day = date(2025, 6, 2)
@@ -87,7 +89,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
     assert len(drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)) == 55
 
 
-def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:
     from google.api_core.exceptions import ServiceUnavailable, TooManyRequests
 
     from nba_phase5.bigquery import bq as bq_module
@@ -98,7 +100,7 @@ def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> 
     real_query = type(bq).query
     sleeps: list[float] = []
 
-    def flaky_query(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky_query(self, *args, **kwargs):
         if errors:
             raise errors.pop(0)
         return real_query(self, *args, **kwargs)
@@ -111,7 +113,7 @@ def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> 
     assert sleeps[1] > sleeps[0]
 
 
-def test_a_bad_query_is_not_retried(bq, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_query_is_not_retried(bq, monkeypatch) -> None:
     from google.api_core.exceptions import BadRequest
 
     from nba_phase5.bigquery import bq as bq_module
@@ -125,17 +127,19 @@ def test_a_bad_query_is_not_retried(bq, monkeypatch) -> None:  # type: ignore[no
     assert sleeps == []
 
 
-def test_record_batch_run_twice_keeps_one_row(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_record_batch_run_twice_keeps_one_row(bq, phase5_dag) -> None:
     day = date(2025, 6, 4)
     context = task_context(phase5_dag, "record_batch_run", day)
-    context["ti"].xcoms[("resolve_game_day", "games")] = 0  # an off day: the simplest complete run
-    run_history_module.record_batch_run(context)
-    run_history_module.record_batch_run(context)
+    # An off day: the simplest complete run.
+    game_day = {"game_date": day.isoformat(), "started_at": datetime.now(UTC).isoformat(), "games": 0}
+    facts = run_history_module.run_facts(context, {"game_day": game_day})
+    run_history_module.record_batch_run(facts, context)
+    run_history_module.record_batch_run(facts, context)
     [row] = run_history(bq, day)
     assert (row["status"], row["skip_reason"], row["run_id"]) == ("skipped", "no_data", "test_run")
 
 
-def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_dag, drain) -> None:
     from helpers import write_predictions
     from nba_phase5.airflow.operators.fan_out import PredictionFanOutOperator
 
@@ -160,7 +164,7 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     assert sorted(set(delivered[72:])) == ready_players(bq, day)[60:]
 
 
-def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 6, 6)
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=150, ready_pct=90)
@@ -193,7 +197,7 @@ def test_crashed_worker_leaves_a_partial_run_and_one_warning(stack, bq, phase5_d
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)  # the republished requests nobody answered
 
 
-def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase5_dag, drain) -> None:
     """A cleared group starts with no XCom: its wait polls afresh and its republish sends only what is missing."""
     from helpers import XComTI, write_predictions
     from nba_phase5.airflow.operators.bigquery_wait import BigQueryWaitOperator
@@ -206,20 +210,20 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     write_predictions(bq, day, ready[:65])
     xcoms: dict[tuple[str, str], Any] = {}
     wait = BigQueryWaitOperator(
-        task_id=batch.wait_task(1),
+        task_id=WAIT_1,
         sql=render("prediction_coverage.sql"),
         query_params=coverage_params(day),
         max_wait_minutes=0,
     )
-    xcoms[(batch.wait_task(1), "return_value")] = wait.execute({"ti": XComTI(batch.wait_task(1), xcoms)})
-    assert xcoms[(batch.wait_task(1), "return_value")]["players_missing"] == 7
+    xcoms[(WAIT_1, "return_value")] = wait.execute({"ti": XComTI(WAIT_1, xcoms)})
+    assert xcoms[(WAIT_1, "return_value")]["players_missing"] == 7
     republish = PredictionFanOutOperator(
-        task_id=batch.republish_task(1),
+        task_id=REPUBLISH_1,
         game_date=day.isoformat(),
         batch_id=f"batch_{day}_1748736000",
-        coverage=xcoms[(batch.wait_task(1), "return_value")],
+        coverage=xcoms[(WAIT_1, "return_value")],
     )
-    result = republish.execute({"run_id": "cleared", "ti": XComTI(batch.republish_task(1), xcoms)})
+    result = republish.execute({"run_id": "cleared", "ti": XComTI(REPUBLISH_1, xcoms)})
     assert result["published"] == 7
     delivered = sorted(json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
     assert delivered == ready[65:]

@@ -48,7 +48,7 @@ def _deliveries_for(worker: Any, ids: set[str]) -> Counter[str]:
 
 def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twice(
     stack, bq, phase5_dag, drain, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     day = date(2025, 7, 21)
     ready = _fresh_day(bq, drain, day, players=200, ready_pct=90)
     flaky = request_ids(day, ready[::7])
@@ -68,7 +68,7 @@ def test_partly_failing_publishes_are_retried_alone_and_nobody_is_requested_twic
 
 def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_those(
     stack, bq, phase5_dag, drain, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     day = date(2025, 7, 22)
     ready = _fresh_day(bq, drain, day, players=60, ready_pct=100)
     doomed = request_ids(day, ready[:5])
@@ -103,7 +103,7 @@ def test_requests_that_never_publish_fail_the_run_loudly_and_a_rerun_sends_only_
 
 def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     stack, bq, phase5_dag, drain, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Every job the run submits (game day, batch status, fan-out, coverage, consolidation, history; the
     readiness wait takes the batch status's row and the gate the wait's) first meets a 503 or a 429 from
     BigQuery; the run still ends exactly as a clean one would."""
@@ -116,7 +116,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     injected: list[str] = []
     seen: set[str] = set()
 
-    def flaky_api_request(self, method, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky_api_request(self, method, path, *args, **kwargs):
         query = ((kwargs.get("data") or {}).get("configuration") or {}).get("query", {}).get("query")
         if method == "POST" and path.endswith("/jobs") and query and query not in seen:
             seen.add(query)
@@ -146,7 +146,7 @@ def test_transient_bigquery_errors_on_every_query_of_a_run_are_retried(
     assert alerts(bq, day) == []
 
 
-def test_a_stopped_emulator_fails_the_run_with_a_message_naming_the_fix(stack, bq, phase5_dag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_stopped_emulator_fails_the_run_with_a_message_naming_the_fix(stack, bq, phase5_dag, monkeypatch) -> None:
     from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
     from nba_phase5.bigquery.clients import EmulatorUnreachableError
 

@@ -223,7 +223,7 @@ def spy_on_trigger(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
 
     real_run = BigQueryJobTrigger.run
 
-    async def run(self):  # type: ignore[no-untyped-def]
+    async def run(self):
         proxy.trigger_running.set()
         try:
             async for event in real_run(self):

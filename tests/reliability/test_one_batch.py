@@ -63,11 +63,11 @@ def _deliveries_for(worker: Any, ids: set[str]) -> Counter[str]:
 
 
 def _claim(bq: Any, day: date, run_id: str, claimed_at: datetime) -> None:
-    """The claim another run's resolve_game_day made on ``day``."""
+    """The claim another run's claim_batch made on ``day``."""
     insert_rows(bq, config.BATCH_CLAIMS_TABLE, [{"game_date": day, "run_id": run_id, "claimed_at": claimed_at}])
 
 
-def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 8, 11)
     ready = _fresh_day(bq, drain, day)
     holder = f"manual__holder_{datetime.now(UTC):%H%M%S%f}"
@@ -93,11 +93,11 @@ def test_a_live_run_of_the_date_holds_its_batch_and_a_dead_one_does_not(stack, b
 
 def test_a_run_that_yielded_holds_nothing_so_a_later_claim_is_not_made_to_yield_to_it(
     stack, bq, phase5_dag, drain
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # Run B yields to a live holder H for real (its own check_batch_status). B is still live (recording
     # itself) when the holder's place passes to a later claim: H died, and this run claims now. Before,
     # this run yielded to B, which had itself yielded: both ended skipped (state success), nothing was
-    # published and nobody was told. The same ordering arises when a holder's resolve_game_day is retried
+    # published and nobody was told. The same ordering arises when a holder's claim_batch is retried
     # or cleared after B yielded to it (its latest claim is then the later one).
     day = date(2025, 8, 15)
     ready = _fresh_day(bq, drain, day, players=30)
@@ -142,7 +142,7 @@ def _published(bq: Any, day: date) -> Callable[[], bool]:
 )
 def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_once(
     stack, bq, phase5_dag, drain, waits, start_after, guard
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     day = date(2025, 8, 12) if guard == "settle" else date(2025, 8, 13)
     ready = _fresh_day(bq, drain, day)
     slow = running_worker(stack.project, start_when=_published(bq, day), start_after=start_after)
@@ -155,7 +155,7 @@ def test_a_worker_slow_to_start_inside_the_in_flight_window_gets_each_request_on
     assert (row["status"], row["summary"]["completion_pct"]) == ("success", 100.0)
 
 
-def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, phase5_dag, drain) -> None:
     day = date(2025, 8, 14)
     ready = _fresh_day(bq, drain, day, players=40)
     with running_worker(stack.project) as worker:
@@ -190,12 +190,14 @@ def test_force_is_a_new_generation_that_supersedes_every_prediction(stack, bq, p
     assert (rows_by_force[True]["status"], rows_by_force[True]["records_processed"]) == ("success", len(ready))
 
 
-def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, bq) -> None:  # type: ignore[no-untyped-def]
+def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, bq) -> None:
     """resolve_game_day's one query (game_day.sql) returns, beside the games, each run's first claim and
     each batch's last accepted request: enough to adopt a dead run's published batch, never a live run's
     or one still in flight, and for a retry to find the run's first claim."""
     from nba_phase5.airflow.batch_claims import adoptable, first_claim
+    from nba_phase5.airflow.tasks.batch_start import _with_times
     from nba_phase5.bigquery import sql
+    from nba_phase5.core.coverage import plain_row
     from nba_phase5.core.staging import mint_batch_id
 
     day = date(2025, 8, 14)
@@ -223,7 +225,8 @@ def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, b
 
     [row] = run_query(bq, sql.render("game_day.sql"), {"game_date": day})
     assert set(row) == {"games", "games_around", "batches"}
-    batches = row["batches"]
+    # As claim_batch gets them: through resolve_game_day's XCom (times as ISO strings) and back.
+    batches = [_with_times(plain_row(dict(batch))) for batch in row["batches"]]
     assert first_claim(batches, "dead") == first.isoformat()
     assert first_claim(batches, "mine") is None
     cutoff = now - timedelta(minutes=5)

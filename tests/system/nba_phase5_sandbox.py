@@ -183,4 +183,4 @@ def consolidate_staged(hook: Any, game_date: date, players: list[str]) -> dict[s
     again = hook.consolidate(game_date.isoformat(), batch_id)
     if active != len(players) or again.staging_tables != 0:
         raise SandboxError(f"{active} active predictions after consolidating {len(players)}; rerun found {again}")
-    return result.to_dict()  # type: ignore[no-any-return]
+    return result.to_dict()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 TASKS = ("create_sandbox", "seed_phase4", "check_phase4_ready", "inbox_merge", "consolidate_staged", "delete_sandbox")
 
 
-def test_the_system_test_passes_on_the_emulators_and_leaves_only_the_platforms_datasets(  # type: ignore[no-untyped-def]
+def test_the_system_test_passes_on_the_emulators_and_leaves_only_the_platforms_datasets(
     stack, bq, tmp_path: Path
 ) -> None:
     endpoints = {name: os.environ[name] for name in system_test.EMULATOR_VARS}  # the stack's (the strict proxy's)

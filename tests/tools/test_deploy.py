@@ -116,7 +116,7 @@ def test_the_real_run_deletes_what_its_own_backup_shows_is_stale(
     assert dag_file < calls.index(deletes[0])
 
 
-def _fake_run(calls: list[list[str]], failing: str | None = None):  # type: ignore[no-untyped-def]
+def _fake_run(calls: list[list[str]], failing: str | None = None):
     """Stands in for subprocess.run: records each command; the one containing ``failing`` fails."""
 
     def run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:

@@ -85,7 +85,7 @@ def assert_secrets_owner_only(local: Path) -> None:
     assert {"airflow.env", "server.json", "local-secrets.json", "passwords.json"} <= named, named
 
 
-def assert_metadata_db_wants_a_password(home: Path, state: dict) -> None:  # type: ignore[type-arg]
+def assert_metadata_db_wants_a_password(home: Path, state: dict) -> None:
     import psycopg2
 
     hba = (local_postgres.cluster_dir(home) / "pg_hba.conf").read_text().splitlines()

@@ -40,7 +40,7 @@ def test_start_then_stop_frees_ports_and_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_busy_port_is_a_clear_error(stack) -> None:  # type: ignore[no-untyped-def]
+def test_busy_port_is_a_clear_error(stack) -> None:
     with pytest.raises(localstack.StackError, match="already in use"):
         localstack.start_stack("x", pubsub_port=stack.pubsub.port, bq_port=localstack.free_port())
 
@@ -89,7 +89,7 @@ def test_the_scheduler_keeps_the_deadline_alert_a_sourced_stack_env_turns_off(
 
 
 @pytest.mark.integration
-def test_dags_test_by_hand_from_a_plain_shell_that_sourced_stack_env(  # type: ignore[no-untyped-def]
+def test_dags_test_by_hand_from_a_plain_shell_that_sourced_stack_env(
     stack, airflow_db: Path, bq, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The README's by-hand run: `source .local/stack.env && .venv/bin/airflow dags test DAG DATE` exits 0
@@ -135,7 +135,7 @@ def test_bigquery_data_survives_a_restart_with_a_data_dir(tmp_path: Path) -> Non
     os.environ["BIGQUERY_EMULATOR_HOST"] = f"http://127.0.0.1:{ports[1]}"
     try:
         for round_ in range(2):
-            stack = localstack.start_stack("persist", **kwargs)  # type: ignore[arg-type]
+            stack = localstack.start_stack("persist", **kwargs)
             try:
                 client = bigquery_client("persist")
                 if round_ == 0:

@@ -30,7 +30,7 @@ def field(output: str, name: str) -> str:
     return match.group(1).strip()
 
 
-def test_a_whole_day_then_a_rerun_that_dedups(stack, airflow_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_whole_day_then_a_rerun_that_dedups(stack, airflow_db) -> None:
     first = make_run("2025-12-02")
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout

@@ -14,6 +14,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow.sdk import BaseHook, Variable
+from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+
 from nba_phase5 import config
 from nba_phase5.airflow.alert_links import Link
 
@@ -24,8 +27,6 @@ TITLE_MESSAGE_CHARS = 120
 
 def _connection_exists(conn_id: str) -> bool:
     """Whether ``conn_id`` resolves the way a task resolves it (env var, secrets backend, metadata DB)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
 
     try:
         BaseHook.get_connection(conn_id)
@@ -41,8 +42,6 @@ def _connection_exists(conn_id: str) -> bool:
 def _recipients(email_to: str | Sequence[str] | None) -> list[str]:
     """Explicit recipients, else the comma-separated Variable; blanks dropped."""
     if email_to is None:
-        from airflow.sdk import Variable
-
         try:
             email_to = str(Variable.get(config.ALERT_EMAILS_VARIABLE, default="") or "")
         except Exception:
@@ -117,6 +116,7 @@ def _html_line(line: str | Link) -> str:
 
 
 def _send_slack(context: Any, title: str, lines: list[str | Link], *, conn_id: str) -> None:
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
     text = "\n".join([_slack_escape(title), *(_slack_line(line) for line in lines)])
@@ -125,6 +125,7 @@ def _send_slack(context: Any, title: str, lines: list[str | Link], *, conn_id: s
 
 
 def _send_email(context: Any, title: str, lines: list[str | Link], *, conn_id: str, to: list[str]) -> None:
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     body = "<br>\n".join(_html_line(line) for line in lines)

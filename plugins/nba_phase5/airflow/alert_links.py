@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from airflow.sdk.configuration import conf
+
 from nba_phase5.core.alert_kinds import AlertKind
 
 #: Airflow's own fallback for ``[api] base_url`` (the task instance's ``log_url`` uses the same).
@@ -28,7 +30,6 @@ class Link:
 
 def airflow_base_url() -> str:
     """Airflow's ``[api] base_url``, as the task instance's ``log_url`` reads it, without a trailing ``/``."""
-    from airflow.sdk.configuration import conf
 
     base = conf.get("api", "base_url", fallback="") or AIRFLOW_DEFAULT_BASE_URL
     return str(base).rstrip("/")

@@ -1,7 +1,7 @@
 """One live batch per game date: which run, if not this one, holds the date's batch.
 
 A manual trigger beside the scheduled run, a backfill given the date, or a cleared run all resolve to
-the same game date, and ``max_active_runs`` lets them run together. Every try of ``resolve_game_day``
+the same game date, and ``max_active_runs`` lets them run together. Every try of ``claim_batch``
 appends a claim ``(game_date, run_id, claimed_at)`` to this package's own table
 ``nba_reference.phase5_batch_claims`` before anything is asked; then the candidates are the runs that
 claimed the date, and Airflow says which of them are still live (queued or running). The live run
@@ -9,7 +9,7 @@ whose latest claim is the earliest (ties: run id) holds the batch; the others re
 ``skipped``, say to whom they yielded (an XCom, and ``held_by`` in their run-history row) and publish
 nothing. Three rules keep that from skipping a day in silence:
 
-* a run that has yielded holds nothing: a holder whose ``resolve_game_day`` is retried or cleared
+* a run that has yielded holds nothing: a holder whose ``claim_batch`` is retried or cleared
   claims again, and the runs that yielded to it meanwhile are passed over, so it keeps its place;
 * a run that was cleared (Airflow's ``clear_number`` grew) claims again before it asks, even when only
   its fan-out was cleared: an old finished run queues behind the live holder instead of overtaking it;
@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nba_phase5 import config
+from nba_phase5.airflow.hooks import bigquery_hook
+from nba_phase5.core.staging import mint_batch_id
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ HELD_BY_KEY = "batch_held_by"
 CLAIM_KEY = "batch_claim"
 #: The tasks that may yield the batch (and push ``HELD_BY_KEY``), and those that may claim it.
 YIELDING_TASKS = (config.TASKS.batch_status, config.TASKS.fan_out)
-CLAIMING_TASKS = (config.TASKS.game_day, *YIELDING_TASKS)
+CLAIMING_TASKS = (config.TASKS.claim, *YIELDING_TASKS)
 
 
 @dataclass(frozen=True)
@@ -121,13 +123,11 @@ def claim_for_run(context: Any, client: Any, day: str, claimed_at: str) -> None:
 def claim_again_if_cleared(context: Any, day: str) -> None:
     """Claim again when the run was cleared after its latest claim (say only its fan-out was cleared):
     its place was earned in an earlier life, and a live holder may have taken the date since."""
-    from nba_phase5.airflow.tasks.batch import bq_hook
-
     pulled = context["ti"].xcom_pull(task_ids=list(CLAIMING_TASKS), key=CLAIM_KEY) or []
     claimed = max((int(c.get("clear_number", 0)) for c in pulled if c), default=-1)
     if claimed >= clear_number(context):
         return
-    hook = bq_hook()
+    hook = bigquery_hook()
     log.info("Run %s was cleared since its latest claim on %s: claiming again", context["run_id"], day)
     claim_for_run(context, hook.get_client(project_id=hook.project_id), day, datetime.now(UTC).isoformat())
 
@@ -184,8 +184,6 @@ def adoptable(rows: list[dict[str, Any]], *, day: str, own_run: str, cutoff: dat
     ``day`` that it published (the ledger), whose last request was accepted before ``cutoff`` and whose
     run ``live(run_id)`` says is over. The run's batch id is minted from its first claim, as it minted it.
     """
-    from nba_phase5.core.staging import mint_batch_id
-
     published = {row["name"]: row["happened_at"] for row in rows if row["kind"] == "batch"}
     adopted = []
     for row in sorted((r for r in rows if r["kind"] == "claim"), key=lambda r: r["happened_at"]):
@@ -210,14 +208,12 @@ def adoptable_batches(
     which its players would be requested again anyway. ``rows`` are ``_date_batches.sql``'s (read by
     ``game_day.sql``, no query of its own); Airflow is asked only about the batches that qualify otherwise.
 
-    :param context: the Airflow context of ``resolve_game_day``.
+    :param context: the Airflow context of ``claim_batch``.
     :param day: the game date (ISO).
     :param rows: the date's claims and published batches (``_date_batches.sql``).
     :param in_flight_seconds: the in-flight window: a batch whose last request is younger is not adopted.
     :param now: the time the window ends at.
     """
-    from datetime import timedelta
-
     ti, dag_id = context["ti"], context["dag"].dag_id
     adopted = adoptable(
         rows,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk import Param
+
 from nba_phase5 import config
 from nba_phase5.config import DEFAULT_THRESHOLDS as THRESHOLDS
 from nba_phase5.config import WAIT_LIMITS as LIMITS
@@ -20,7 +22,6 @@ def trigger_form() -> dict[str, Any]:
 
 
 def _param(default: Any, section: str, title: str, description: str, **schema: Any) -> Any:
-    from airflow.sdk import Param
 
     return Param(default, title=title, description=description, section=section, **schema)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from airflow.sdk import get_current_context
+
 from nba_phase5.core.game_day import game_date_for_run
 
 #: The label keys, in one place: dashboards and cost queries group by them.
@@ -68,7 +70,6 @@ def labels_for(context: Any) -> dict[str, str]:
 
 def current_labels() -> dict[str, str]:
     """The running task's labels; none outside a task (the CLI, the triggerer: it is given its own)."""
-    from airflow.sdk import get_current_context
 
     try:
         context = get_current_context()

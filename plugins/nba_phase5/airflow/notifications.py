@@ -21,6 +21,7 @@ from airflow.sdk import BaseNotifier
 from nba_phase5 import config
 from nba_phase5.airflow.alert_channels import deliver
 from nba_phase5.airflow.alert_links import alert_links
+from nba_phase5.airflow.job_labels import job_labels
 from nba_phase5.core.alert_kinds import AlertKind
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def _game_date(context: Any) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def raise_alert(
+def send_alert(
     context: Any,
     kind: AlertKind,
     message: str,
@@ -61,8 +62,8 @@ def raise_alert(
     :param slack_conn_id: Slack incoming-webhook connection.
     :return: the row written, plus ``delivered``: the channels that took it, e.g. ``["bigquery", "slack"]``.
     """
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
-    from nba_phase5.airflow.job_labels import job_labels
 
     if not isinstance(kind, AlertKind):
         raise TypeError(f"kind must be an AlertKind (nba_phase5.core.alert_kinds), got {kind!r}")
@@ -111,7 +112,7 @@ def warn(context: Any, kind: AlertKind, message: str) -> None:
     :param message: what happened, in full.
     """
     try:
-        raise_alert(context, kind, message)
+        send_alert(context, kind, message)
     except Exception:
         log.exception("Could not record the %s alert: %s", kind.name, message)
 
@@ -169,7 +170,7 @@ class PipelineAlertNotifier(BaseNotifier):
         if getattr(exception, "alert_message", None):
             message = str(exception.alert_message)  # type: ignore[union-attr]
         try:
-            raise_alert(
+            send_alert(
                 context,
                 kind,
                 message,

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from nba_phase5 import config
+from nba_phase5.bigquery import inbox
 from nba_phase5.core.contract import Phase4CompletionEvent
 
 DAG_ID = "nba_phase5_self_check"
@@ -79,7 +80,6 @@ def probe_event() -> Phase4CompletionEvent:
 
 def record_probe(hook: Any) -> None:
     """MERGE the probe into the inbox (a no-op after the first check, but the job runs: Data Editor)."""
-    from nba_phase5.bigquery import inbox
 
     entry = inbox.InboxEntry(PROBE_MESSAGE_ID, probe_event(), datetime.now(UTC))
     inbox.record(hook, [entry], pulled_for=PROBE_DATE)

@@ -42,13 +42,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
 from nba_phase5 import config
+from nba_phase5.airflow.notifications import send_alert
 from nba_phase5.core.alert_kinds import AlertKind
+from nba_phase5.core.game_day import game_date_for_run
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -64,7 +70,6 @@ def deadline_alerts() -> list[Any] | None:
     the end it looks the alert definitions up as if they were database ids), so the local runs through
     it (``make run``, ``make bench``, the in-process DAG tests) turn the alert off. The scheduler (Composer,
     ``make up``, the e2e tests) always has it."""
-    import os
 
     return None if os.environ.get(config.DEADLINE_ALERTS_ENV) == "off" else deadline_alert_set()
 
@@ -77,8 +82,6 @@ def deadline_alert_set(after: timedelta = config.SLA_AFTER_RUN_START) -> list[An
     interval that would not be after the logical date is left out: a span of an hour or less (the e2e
     probe's minute) never needs the spring one (:func:`due_at`).
     """
-    from airflow.sdk.definitions.callback import AsyncCallback
-    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
     span = f"{after // HOUR}h" if after % HOUR == timedelta(0) else f"{after.total_seconds():g}s"
     return [
@@ -130,8 +133,6 @@ def alert_missed_deadline(
     ``deadline``) unless :func:`no_page_reason` says otherwise; returns what it did, which Airflow keeps
     as the callback's result. ``interval`` is the firing alert's own; None (an alert from before there
     were three) counts as the run's."""
-    from nba_phase5.airflow.notifications import raise_alert
-    from nba_phase5.core.game_day import game_date_for_run
 
     dag_run = context.get("dag_run") or {}
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id")
@@ -152,7 +153,7 @@ def alert_missed_deadline(
         "game_date": day.isoformat(),
         "task_id": "deadline_missed",
     }
-    raise_alert(callback_context, AlertKind.deadline_missed, message)
+    send_alert(callback_context, AlertKind.deadline_missed, message)
     return f"critical alert raised for {run_id}"
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from nba_phase5 import config
+from nba_phase5.core.states import TriggerStatus
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def is_transient(exc: BaseException) -> bool:
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.api_core import exceptions
 
     transient = (
@@ -55,6 +57,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def is_concurrent_update(exc: BaseException) -> bool:
     """Whether ``exc`` is BigQuery's DML conflict: the job failed and changed nothing."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.api_core import exceptions
 
     return isinstance(exc, exceptions.GoogleAPICallError) and CONFLICT_MARK in str(exc)
@@ -99,6 +102,7 @@ def _scalar_type(value: object) -> str:
 
 def query_parameter(name: str | None, value: object, type_: str | None = None) -> Any:
     """A typed parameter; ``{"type": T, "value": v}`` names the type (for values rendered as strings)."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
 
     if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter, bigquery.StructQueryParameter)):
@@ -121,6 +125,7 @@ def query_parameter(name: str | None, value: object, type_: str | None = None) -
 
 def query_config(params: Mapping[str, object] | None, labels: Mapping[str, str] | None) -> bigquery.QueryJobConfig:
     """A standard-SQL job's configuration: every value a typed parameter, the job labelled."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
 
     return bigquery.QueryJobConfig(
@@ -168,6 +173,7 @@ def _plain(value: object) -> object:
 
 def lookup_retry() -> Any:
     """The retry of a job lookup: the client's own, cut to ``LOOKUP_RETRY_DEADLINE_S``."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud.bigquery.retry import DEFAULT_RETRY
 
     return DEFAULT_RETRY.with_deadline(LOOKUP_RETRY_DEADLINE_S)
@@ -179,10 +185,10 @@ def job_outcome(job: Any) -> dict[str, Any] | None:
     if job.state != "DONE":
         return None
     if job.error_result:
-        return {"status": "error", "message": f"BigQuery job {job.job_id} failed: {job.error_result}"}
+        return {"status": str(TriggerStatus.ERROR), "message": f"BigQuery job {job.job_id} failed: {job.error_result}"}
     rows = list(job.result(max_results=1, timeout=QUERY_TIMEOUT_S, retry=lookup_retry()))
     row = {key: _plain(value) for key, value in rows[0].items()} if rows else None
-    return {"status": "success", "message": f"BigQuery job {job.job_id} done", "row": row}
+    return {"status": str(TriggerStatus.SUCCESS), "message": f"BigQuery job {job.job_id} done", "row": row}
 
 
 def table_schema(table_name: str) -> list[dict[str, Any]]:
@@ -229,6 +235,7 @@ def insert_rows(
 
     JSON columns take a dict, a list or JSON text; REPEATED columns take a list (None is empty).
     """
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
 
     columns = [_insert_column(f) for f in table_schema(table_name)]
@@ -273,6 +280,7 @@ def _run_dml(client: bigquery.Client, sql: str, job_config: bigquery.QueryJobCon
 
 def delete_date(client: bigquery.Client, table_name: str, column: str, day: date, **equals: str) -> int:
     """Delete one date's rows (optionally narrowed by string columns); returns the count."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
 
     where = [f"{column} = @day"] + [f"{k} = @{k}" for k in equals]

@@ -8,7 +8,11 @@ same commands provision and seed real GCP.
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from nba_phase5.config import bigquery_location
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -21,14 +25,18 @@ def using_emulators() -> bool:
 
 def bigquery_client(project: str) -> bigquery.Client:
     """A client whose jobs run and are looked up in the package's location (docs/platform.md §0)."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
-
-    from nba_phase5.config import bigquery_location
 
     host = os.environ.get("BIGQUERY_EMULATOR_HOST")
     if host:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.api_core.client_options import ClientOptions
+
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.auth.credentials import AnonymousCredentials
+
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.cloud.bigquery import client as client_module
 
         # Load jobs (the stand-in worker's staging writes) upload their rows as "*/*", which BigQuery
@@ -45,12 +53,14 @@ def bigquery_client(project: str) -> bigquery.Client:
 
 
 def publisher_client(**kwargs: object) -> PublisherClient:
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud.pubsub_v1 import PublisherClient
 
     return PublisherClient(**kwargs)  # type: ignore[arg-type]
 
 
 def subscriber_client() -> SubscriberClient:
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud.pubsub_v1 import SubscriberClient
 
     return SubscriberClient()
@@ -67,8 +77,6 @@ def check_emulators() -> None:
     calls it once at start; the hooks call it each time a task builds a client, so a stack that stopped
     mid-run fails the task at once instead of after ten minutes of retries.
     """
-    import socket
-    from urllib.parse import urlsplit
 
     for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
         value = os.environ.get(variable)

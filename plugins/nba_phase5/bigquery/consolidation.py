@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nba_phase5.bigquery import sql
+from nba_phase5.bigquery.bq import QUERY_TIMEOUT_S, query_parameter, with_transient_retry
 from nba_phase5.core import staging
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,8 @@ def columns_of(client: Any, table: str) -> list[str]:
 
 def _dml(client: Any, query: str, game_date: str, labels: Any) -> int:
     """Run one DML statement with the date as its only parameter; returns the rows it affected."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
-
-    from nba_phase5.bigquery.bq import QUERY_TIMEOUT_S, query_parameter, with_transient_retry
 
     config = bigquery.QueryJobConfig(
         query_parameters=[query_parameter("game_date", game_date, "DATE")], labels=dict(labels or {})
@@ -121,6 +121,7 @@ def merge_staged(client: Any, game_date: str, tables: list[str], labels: Any = N
 
     :raises ConsolidationError: the statement refused to leave active duplicate keys (nothing written).
     """
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.api_core.exceptions import BadRequest
 
     columns = columns_of(client, tables[0])

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 from nba_phase5.bigquery import sql
+from nba_phase5.bigquery.bq import query_parameter
 from nba_phase5.core.contract import InvalidEventError, Phase4CompletionEvent
 
 ROW_TYPES = (
@@ -41,9 +42,8 @@ class InboxEntry:
 
 def record(hook: Any, entries: list[InboxEntry], *, pulled_for: date) -> None:
     """Write ``entries`` (idempotent per message id); raises if BigQuery did not take them."""
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from google.cloud import bigquery
-
-    from nba_phase5.bigquery.bq import query_parameter
 
     if not entries:
         return

@@ -59,8 +59,3 @@ def readiness(day: Any, params: Mapping[str, Any] | None = None) -> dict[str, di
         "phase4_ran_statuses": {"type": "ARRAY<STRING>", "value": list(config.PHASE4_RAN_STATUSES)},
         **thresholds,
     }
-
-
-def rendered_bool(value: Any) -> bool:
-    """A boolean param as a templated operator field holds it: a bool, or the string Jinja rendered."""
-    return str(value).lower() in ("true", "1")

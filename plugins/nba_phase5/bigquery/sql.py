@@ -10,13 +10,11 @@ render through :func:`render`.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import jinja2
 
 from nba_phase5 import config
-
-if TYPE_CHECKING:
-    import jinja2
-
 
 #: The identifiers a template may take besides the table names (:func:`render`'s ``names``), and the
 #: switch ``with_claims`` (``missing_requests.sql``), each with an example, so the checks of every
@@ -37,8 +35,6 @@ def macros() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4)
 def _environment(sql_dir: str) -> jinja2.Environment:
-    import jinja2
-
     # SQL, not HTML: escaping would corrupt it, and nothing from a message or a param is rendered in.
     return jinja2.Environment(  # noqa: S701
         loader=jinja2.FileSystemLoader(sql_dir), undefined=jinja2.StrictUndefined, keep_trailing_newline=True

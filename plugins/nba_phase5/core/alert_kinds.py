@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from enum import Enum
 
+from nba_phase5.core.states import Severity
+
 #: Where the runbook lives, relative to the repository's root.
 RUNBOOK_PATH = "docs/runbook.md"
 #: Optional, per environment: where the repository can be browsed, e.g. ``https://<git host>/<org>/<repo>/blob/main``.
 #: Set, alerts link ``<it>/docs/runbook.md#<kind>``; unset, they name the section repo-relative.
 RUNBOOK_BASE_URL_ENV = "NBA_PHASE5_RUNBOOK_BASE_URL"
-SEVERITIES = ("info", "warning", "error", "critical")
+SEVERITIES = tuple(str(severity) for severity in Severity)
 
 
 class AlertKind(Enum):
@@ -42,7 +44,7 @@ class AlertKind(Enum):
     handoff_refused = ("warning", "A finished batch Phase 6 would drop: not announced to Phase 6.")
 
     def __init__(self, severity: str, meaning: str) -> None:
-        self.severity = severity
+        self.severity = str(Severity(severity))
         self.meaning = meaning
 
     @property

@@ -20,7 +20,7 @@ from nba_phase5.airflow.tasks.handoff import predictions_asset_alias
 )
 def phase6_consumer() -> None:
     @task
-    def read_the_hand_off(**context) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    def read_the_hand_off(**context) -> dict:
         """What the triggering asset events say (game date, status, batch, Pub/Sub message), and where this
         task process imported the package from (the test checks: the bundle, not the checkout)."""
         import nba_phase5

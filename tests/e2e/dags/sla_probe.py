@@ -28,7 +28,7 @@ from nba_phase5.airflow import sla
 )
 def sla_probe() -> None:
     @task(retries=0)
-    def work(**context) -> None:  # type: ignore[no-untyped-def]
+    def work(**context) -> None:
         """Sleeps `params.seconds`, then fails if `params.fail`."""
         time.sleep(int(context["params"]["seconds"]))
         if context["params"]["fail"]:

@@ -24,7 +24,9 @@ from nba_phase5.bigquery.clients import publisher_client
 from nba_phase5.bigquery.sql import render
 from nba_phase5.core.alert_kinds import AlertKind
 from nba_phase5.core.contract import Phase4CompletionEvent
+from nba_phase5.core.coverage import readiness_words
 from nba_phase5.core.prediction_requests import BODY_FIELDS, request_id
+from nba_phase5.core.staging import mint_batch_id
 from nba_phase5_local.phase4_publisher import build_event, publish_completion_event
 from nba_phase5_local.seeding import seed_day
 
@@ -74,7 +76,7 @@ def ctx(task_id: str) -> dict[str, Any]:
 # 1–3: _validate_phase4_ready
 
 
-def test_validate_phase4_ready_success(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_validate_phase4_ready_success(bq, phase5_dag) -> None:
     day = date(2025, 10, 1)
     seed_day(bq, day, players=450, ready_pct=93.34)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
@@ -83,7 +85,7 @@ def test_validate_phase4_ready_success(bq, phase5_dag) -> None:  # type: ignore[
     assert round(100 * row["players_ready"] / row["players_total"], 1) == 93.3
 
 
-def test_validate_phase4_ready_not_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_validate_phase4_ready_not_complete(bq, phase5_dag) -> None:
     day = date(2025, 10, 2)
     seed_day(bq, day, players=450, ready_pct=93.34, phase4_run=False)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
@@ -92,14 +94,14 @@ def test_validate_phase4_ready_not_complete(bq, phase5_dag) -> None:  # type: ig
     assert row["timed_out"] is True
 
 
-def test_validate_phase4_ready_partial_run_counts_as_ran(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_validate_phase4_ready_partial_run_counts_as_ran(bq, phase5_dag) -> None:
     day = date(2025, 10, 16)
     seed_day(bq, day, players=450, ready_pct=93.34, phase4_status="partial")
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
     assert (row["phase4_ran"], row["phase4_status"], row["done"]) == (True, "partial", True)
 
 
-def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:
     day = date(2025, 10, 3)
     seed_day(bq, day, players=450, ready_pct=13.34)
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
@@ -112,7 +114,7 @@ def test_validate_phase4_ready_below_threshold(bq, phase5_dag) -> None:  # type:
     assert (row["players_ready"], row["done"]) == (108, True)
 
 
-def test_a_small_ready_slate_passes_the_gate(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_a_small_ready_slate_passes_the_gate(bq, phase5_dag) -> None:
     day = date(2025, 10, 17)
     seed_day(bq, day, players=30, ready_pct=90)  # one game: 27 of 30 ready, under the 50-player floor
     row = readiness_sensor(phase5_dag, day).execute(ctx("wait"))
@@ -122,7 +124,7 @@ def test_a_small_ready_slate_passes_the_gate(bq, phase5_dag) -> None:  # type: i
 # 4–5: _wait_for_phase4
 
 
-def test_wait_for_phase4_immediate(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_wait_for_phase4_immediate(bq, phase5_dag) -> None:
     day = date(2025, 10, 4)
     seed_day(bq, day, players=100, ready_pct=90)
     # Ready on the first poll: returns at once, never defers.
@@ -131,7 +133,7 @@ def test_wait_for_phase4_immediate(bq, phase5_dag) -> None:  # type: ignore[no-u
     assert row["timed_out"] is False
 
 
-def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:
     from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -155,24 +157,33 @@ def test_wait_for_phase4_timeout(bq, phase5_dag) -> None:  # type: ignore[no-unt
 # 6–7: _get_batch_status
 
 
-def test_get_batch_status_fully_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def claimed_day(day: date) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What resolve_game_day and claim_batch hand check_batch_status for ``day``: a game day, claimed now."""
+    started = datetime.now(UTC).isoformat()
+    batch_id = mint_batch_id(day, datetime.fromisoformat(started))
+    game_day = {"game_date": day.isoformat(), "started_at": started, "games": 7, "schedule_outage": False}
+    claim = {"batch_started_at": started, "batch_id": batch_id, "staged_batches": [batch_id]}
+    return {**game_day, "batches": []}, claim
+
+
+def test_get_batch_status_fully_complete(bq, phase5_dag) -> None:
     day = date(2025, 10, 6)
     seed_day(bq, day, players=100, ready_pct=90)
     write_predictions(bq, day, ready_players(bq, day))
     context = task_context(phase5_dag, "check_batch_status", day)
-    assert batch.check_batch_status(context) == batch.ALREADY_COMPLETE
-    status = context["ti"].xcom_pull(batch.BATCH_STATUS, "batch_status")
+    assert batch.check_batch_status(*claimed_day(day), context) == config.TASKS.already_complete
+    status = context["ti"].xcom_pull(config.TASKS.batch_status, batch.BATCH_STATUS_KEY)
     assert status["state"] == "fully_complete"
     assert status["players_complete"] == status["players_ready"] == 90
 
 
-def test_get_batch_status_partially_complete(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_get_batch_status_partially_complete(bq, phase5_dag) -> None:
     day = date(2025, 10, 7)
     seed_day(bq, day, players=450, ready_pct=93.34)
     write_predictions(bq, day, ready_players(bq, day)[:300])
     context = task_context(phase5_dag, "check_batch_status", day)
-    assert batch.check_batch_status(context) == batch.EVENT
-    status = context["ti"].xcom_pull(batch.BATCH_STATUS, "batch_status")
+    assert batch.check_batch_status(*claimed_day(day), context) == config.TASKS.event
+    status = context["ti"].xcom_pull(config.TASKS.batch_status, batch.BATCH_STATUS_KEY)
     assert status["state"] == "partially_complete"
     assert (status["players_complete"], status["players_ready"]) == (300, 420)
 
@@ -180,7 +191,7 @@ def test_get_batch_status_partially_complete(bq, phase5_dag) -> None:  # type: i
 # 8: _get_players_needing_retry
 
 
-def test_get_players_needing_retry(bq) -> None:  # type: ignore[no-untyped-def]
+def test_get_players_needing_retry(bq) -> None:
     day = date(2025, 10, 8)
     seed_day(bq, day, players=450, ready_pct=93.34)
     ready = ready_players(bq, day)
@@ -194,17 +205,18 @@ def test_get_players_needing_retry(bq) -> None:  # type: ignore[no-untyped-def]
 # 9–10: _start_batch_internal
 
 
-def test_start_batch_internal_deduplication(bq, phase5_dag, drain) -> None:  # type: ignore[no-untyped-def]
+def test_start_batch_internal_deduplication(bq, phase5_dag, drain) -> None:
     day = date(2025, 10, 9)
     seed_day(bq, day, players=100, ready_pct=90)
     write_predictions(bq, day, ready_players(bq, day))
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
-    assert batch.check_batch_status(task_context(phase5_dag, "check_batch_status", day)) == batch.ALREADY_COMPLETE
+    context = task_context(phase5_dag, "check_batch_status", day)
+    assert batch.check_batch_status(*claimed_day(day), context) == config.TASKS.already_complete
     assert fan_out(day).execute(ctx("fan_out_requests"))["published"] == 0
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
-def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_dag) -> None:
     from helpers import alerts
     from nba_phase5.airflow.notifications import PipelineAlertNotifier
 
@@ -217,7 +229,7 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
     context["ti"].xcom_push("return_value", row)
     context["ti"].task_id = batch.READINESS_WAIT
     context["ti"].xcom_push("return_value", row)
-    context["ti"].task_id = batch.READINESS_GATE
+    context["ti"].task_id = config.TASKS.in_group(config.TASKS.readiness_group, config.TASKS.readiness_gate)
     message = batch.phase4_not_ready_message(context["ti"], context["params"])
     notifier = PipelineAlertNotifier(kind=AlertKind.phase4_not_ready, message=message, include_exception=False)
     notifier.notify({**context, "exception": RuntimeError("Test failed: [True, False]")})
@@ -231,10 +243,10 @@ def test_start_batch_internal_phase4_not_ready_raises_critical_alert(bq, phase5_
 
 
 def test_not_ready_reasons_are_words() -> None:
-    assert batch.readiness_words({"phase4_ran": False}, "2025-11-28", 50) == (
+    assert readiness_words({"phase4_ran": False}, "2025-11-28", 50) == (
         "MLFeatureStoreProcessor has not run for 2025-11-28"
     )
-    assert batch.readiness_words({"phase4_ran": True, "players_total": 0}, "2025-11-28", 50).startswith(
+    assert readiness_words({"phase4_ran": True, "players_total": 0}, "2025-11-28", 50).startswith(
         "No feature records found"
     )
 
@@ -255,7 +267,7 @@ def _trigger(day: date, deadline_in: float) -> Phase4EventTrigger:
 
 async def _first_event(trigger: Phase4EventTrigger) -> dict[str, Any]:
     async for event in trigger.run():
-        return event.payload  # type: ignore[no-any-return]
+        return event.payload
     raise AssertionError("trigger ended without an event")
 
 
@@ -266,7 +278,7 @@ def _publish_raw(project: str, *bodies: bytes) -> None:
         publisher.publish(topic, body).result(timeout=10)
 
 
-def test_trigger_endpoint_valid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_endpoint_valid_message(stack, drain) -> None:
     day = date(2025, 10, 11)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     event = build_event(day, 420, 450, run_id="phase4-run-1")
@@ -277,7 +289,7 @@ def test_trigger_endpoint_valid_message(stack, drain) -> None:  # type: ignore[n
     assert drain(config.PHASE5_TRIGGER_SUBSCRIPTION) == []  # acked after validation
 
 
-def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_endpoint_invalid_message(stack, drain) -> None:
     day = date(2025, 10, 12)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     later = day + timedelta(days=18)  # a date no other test of the session waits for
@@ -304,7 +316,7 @@ def test_trigger_endpoint_invalid_message(stack, drain) -> None:  # type: ignore
         assert Phase4CompletionEvent.from_dict(found["event"]) == event
 
 
-def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_start_endpoint_scheduler_trigger(stack, drain) -> None:
     day = date(2025, 10, 13)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     # Deadline already passed and nothing waiting: exactly one pull, then the backup path.
@@ -326,7 +338,7 @@ def test_start_endpoint_scheduler_trigger(stack, drain) -> None:  # type: ignore
 # 14–15: /retry
 
 
-def test_retry_endpoint_no_players(bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_retry_endpoint_no_players(bq, drain) -> None:
     day = date(2025, 10, 14)
     seed_day(bq, day, players=100, ready_pct=90)
     write_predictions(bq, day, ready_players(bq, day))
@@ -336,7 +348,7 @@ def test_retry_endpoint_no_players(bq, drain) -> None:  # type: ignore[no-untype
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []
 
 
-def test_retry_endpoint_with_players(bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_retry_endpoint_with_players(bq, drain) -> None:
     day = date(2025, 10, 15)
     seed_day(bq, day, players=450, ready_pct=93.34)
     ready = ready_players(bq, day)

@@ -34,7 +34,7 @@ def test_help_lists_every_command() -> None:
 
 
 @pytest.mark.integration
-def test_provision_seed_publish_round_trip(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_provision_seed_publish_round_trip(stack, drain) -> None:
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     assert "Nothing to create" in cli("provision").stdout
     seeded = cli("seed", "--date", "2025-11-21", "--players", "200", "--ready-pct", "85")
@@ -72,7 +72,7 @@ def test_provision_seed_publish_round_trip(stack, drain) -> None:  # type: ignor
         (["publish-phase4", "--date", "2025-11-21", "--shape", "plan", "--status", "failed"], "no status"),
     ],
 )
-def test_invalid_input_is_refused_and_nothing_published(stack, drain, args, message) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_input_is_refused_and_nothing_published(stack, drain, args, message) -> None:
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     result = cli(*args)
     assert result.returncode != 0
@@ -132,7 +132,7 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     calls: list[str] = []
 
-    def trap(name: str):  # type: ignore[no-untyped-def]
+    def trap(name: str):
         def factory(*_: object, **__: object) -> None:
             calls.append(name)
             raise ClientReachedError(name)

@@ -151,7 +151,7 @@ def test_build_message_builds_each_shape_and_refuses_impossible_ones() -> None:
         ({"shape": "envelope", "players_ready": 1, "players_total": 3, "status": "done"}, "status must be one of"),
     ]:
         with pytest.raises(InvalidEventError, match=reason):
-            build_message(DAY, **kwargs)  # type: ignore[arg-type]
+            build_message(DAY, **kwargs)
 
 
 def test_phase4_run_ids_are_in_the_platforms_format() -> None:
@@ -188,7 +188,7 @@ def test_run_history_row_is_the_shared_tables_shape() -> None:
 
 
 @pytest.mark.integration
-def test_published_envelope_validates_and_carries_bigquery_counts(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_published_envelope_validates_and_carries_bigquery_counts(stack, drain) -> None:
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     client = bigquery_client(stack.project)
     seed_day(client, DAY, players=120, ready_pct=75)
@@ -210,14 +210,14 @@ def test_published_envelope_validates_and_carries_bigquery_counts(stack, drain) 
 
 
 @pytest.mark.integration
-def test_latest_run_id_is_none_when_phase4_has_not_run(bq) -> None:  # type: ignore[no-untyped-def]
+def test_latest_run_id_is_none_when_phase4_has_not_run(bq) -> None:
     day = date(2025, 11, 19)
     seed_day(bq, day, players=30, phase4_run=False)
     assert latest_run_id(bq, day) is None
 
 
 @pytest.mark.integration
-def test_impossible_counts_never_reach_pubsub(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_impossible_counts_never_reach_pubsub(stack, drain) -> None:
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     with pytest.raises(InvalidEventError):
         build_event(DAY, 500, 20)
@@ -237,7 +237,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-def test_cli_publishes_the_envelope_by_default_and_the_plans_shape_on_request(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_cli_publishes_the_envelope_by_default_and_the_plans_shape_on_request(stack, drain) -> None:
     day = date(2025, 11, 18)
     drain(config.PHASE5_TRIGGER_SUBSCRIPTION)
     seed_day(bigquery_client(stack.project), day, players=80, ready_pct=90)

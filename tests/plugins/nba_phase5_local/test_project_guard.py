@@ -15,7 +15,7 @@ SEED = Action("seed", (BIGQUERY,), "delete rows")
 WORKER = Action("worker", (PUBSUB, BIGQUERY), "consume requests")
 
 
-def _args(*argv: str):  # type: ignore[no-untyped-def]
+def _args(*argv: str):
     return build_parser().parse_args(list(argv))
 
 

@@ -51,7 +51,7 @@ def recreate_table(bq: Any, project: str, table_name: str, change: Any) -> None:
 
 
 @integration
-def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-def]
+def test_second_run_creates_nothing(stack) -> None:
     # The session fixture already provisioned once; run twice more to be sure it is stable.
     first = provision(stack.project)
     second = provision(stack.project)
@@ -62,7 +62,7 @@ def test_second_run_creates_nothing(stack) -> None:  # type: ignore[no-untyped-d
 
 
 @integration
-def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_project_gets_everything_once(stack) -> None:
     first = provision("fresh-project")
     # 5 topics (Phase 4's, the requests, their dead letters, Phase 5's completion, the workers' ready
     # messages), 5 subscriptions (the trigger's and, on the emulators, the local worker's, the dead
@@ -73,7 +73,7 @@ def test_a_new_project_gets_everything_once(stack) -> None:  # type: ignore[no-u
 
 
 @integration
-def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:  # type: ignore[no-untyped-def]
+def test_every_named_resource_exists_with_its_layout(stack, bq) -> None:
     from nba_phase5.bigquery.clients import publisher_client, subscriber_client
 
     publisher = publisher_client()
@@ -196,7 +196,7 @@ def test_partition_expiration_comes_from_the_spec() -> None:
 
 
 @integration
-def test_an_existing_table_is_never_altered(stack) -> None:  # type: ignore[no-untyped-def]
+def test_an_existing_table_is_never_altered(stack) -> None:
     # Production's run history belongs to the platform: whatever its shape, provision leaves it as it is.
     from google.cloud import bigquery
 
@@ -282,7 +282,7 @@ def test_nested_fields_are_compared_too() -> None:
 
 
 @integration
-def test_a_fully_provisioned_project_has_no_problems(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_fully_provisioned_project_has_no_problems(stack) -> None:
     assert check(stack.project) == []
     done = cli("provision", "--check", "--project", stack.project)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -292,7 +292,7 @@ def test_a_fully_provisioned_project_has_no_problems(stack) -> None:  # type: ig
 
 
 @integration
-def test_check_names_a_missing_and_a_mistyped_column(stack) -> None:  # type: ignore[no-untyped-def]
+def test_check_names_a_missing_and_a_mistyped_column(stack) -> None:
     from nba_phase5.bigquery.clients import bigquery_client
 
     project = "check-nba-props"
@@ -324,7 +324,7 @@ def test_check_names_a_missing_and_a_mistyped_column(stack) -> None:  # type: ig
 
 
 @integration
-def test_check_names_missing_tables_topics_and_subscriptions(stack) -> None:  # type: ignore[no-untyped-def]
+def test_check_names_missing_tables_topics_and_subscriptions(stack) -> None:
     from nba_phase5.bigquery.clients import bigquery_client, publisher_client, subscriber_client
 
     project = "check-missing-nba-props"
@@ -360,7 +360,7 @@ def _pull(subscriber: Any, path: str) -> list[Any]:
 
 
 @integration
-def test_the_emulator_moves_a_request_nacked_five_times_to_the_dlq(stack) -> None:  # type: ignore[no-untyped-def]
+def test_the_emulator_moves_a_request_nacked_five_times_to_the_dlq(stack) -> None:
     # The policy provision sets is honoured by the emulator, as by Pub/Sub: delivery 6 never comes.
     import time
 
@@ -395,7 +395,7 @@ def test_the_emulator_moves_a_request_nacked_five_times_to_the_dlq(stack) -> Non
 
 
 @integration
-def test_an_existing_worker_subscription_without_a_dead_letter_policy_is_left_alone_and_reported(stack) -> None:  # type: ignore[no-untyped-def]
+def test_an_existing_worker_subscription_without_a_dead_letter_policy_is_left_alone_and_reported(stack) -> None:
     from nba_phase5.bigquery.clients import publisher_client, subscriber_client
 
     project = "legacy-dlq-nba-props"

@@ -85,7 +85,7 @@ def test_small_slate_and_lookup_rule() -> None:
         build_day(DAY, players=0)
 
 
-def _counts(bq, day: date) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+def _counts(bq, day: date) -> tuple[int, int, int, int]:
     project = bq.project
     schedule = run_query(
         bq, f"SELECT COUNT(DISTINCT game_id) n FROM `{project}.{config.SCHEDULE_TABLE}` WHERE game_date=@d", {"d": day}
@@ -105,7 +105,7 @@ def _counts(bq, day: date) -> tuple[int, int, int, int]:  # type: ignore[no-unty
 
 
 @pytest.mark.integration
-def test_reseeding_replaces_that_date_only(bq) -> None:  # type: ignore[no-untyped-def]
+def test_reseeding_replaces_that_date_only(bq) -> None:
     other = date(2025, 11, 27)
     seed_day(bq, other, players=60)
     report = seed_day(bq, DAY, players=100, ready_pct=90)
@@ -120,7 +120,7 @@ def test_reseeding_replaces_that_date_only(bq) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.integration
-def test_rows_read_back_in_the_production_shapes(bq) -> None:  # type: ignore[no-untyped-def]
+def test_rows_read_back_in_the_production_shapes(bq) -> None:
     day = date(2025, 11, 26)
     report = seed_day(bq, day, players=50, ready_pct=80, phase4_status="partial")
     assert "with a 'partial' Phase 4 run-history row" in report.summary()

@@ -18,7 +18,7 @@ from nba_phase5_local.status import DayStatus, checklist
 PLUGINS = str(Path(__file__).resolve().parents[3] / "plugins")
 
 
-def day(d: str, **kwargs) -> DayStatus:  # type: ignore[no-untyped-def]
+def day(d: str, **kwargs) -> DayStatus:
     base = {
         "status": "success",
         "scheduled_status": "success",
@@ -49,7 +49,7 @@ def test_three_good_days_with_a_retry_is_a_go() -> None:
         ({"batches": 2}, "No duplicate processing"),
     ],
 )
-def test_each_check_fails_on_its_own_cause(change, failing) -> None:  # type: ignore[no-untyped-def]
+def test_each_check_fails_on_its_own_cause(change, failing) -> None:
     days = [day("2025-12-01", straggler_rounds=1), day("2025-12-02"), day("2025-12-03", **change)]
     results = by_name(days)
     assert results[failing] is False
@@ -104,7 +104,7 @@ def test_month_one_metrics_meet_their_goals_on_good_days() -> None:
         ({"batches": 2}, "Duplicate processing"),
     ],
 )
-def test_each_month_one_metric_misses_on_its_own_cause(change, failing) -> None:  # type: ignore[no-untyped-def]
+def test_each_month_one_metric_misses_on_its_own_cause(change, failing) -> None:
     good = {"players_ready": 400, "straggler_requests": [4, 0], "triggered_by": "pubsub"}
     days = [day("2025-12-01", **good), day("2025-12-02", **good), day("2025-12-03", **{**good, **change})]
     metrics = _metrics(days)
@@ -113,7 +113,7 @@ def test_each_month_one_metric_misses_on_its_own_cause(change, failing) -> None:
 
 
 @pytest.mark.integration
-def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None:  # type: ignore[no-untyped-def]
+def test_status_cli_prints_one_row_per_date_and_the_checklist(stack, bq) -> None:
     first = date(2025, 8, 1)
     now = datetime.now(UTC)
     runs = []

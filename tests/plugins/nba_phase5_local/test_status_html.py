@@ -169,7 +169,7 @@ def test_the_page_opens_in_chromium_and_shows_both_charts(tmp_path: Path) -> Non
             page = browser.new_page(viewport={"width": 900, "height": 1100})
             page.goto(page_file.as_uri(), wait_until="load")
             assert page.locator("svg").count() == 2
-            assert page.locator("svg").first.bounding_box()["height"] > 100  # type: ignore[index]
+            assert page.locator("svg").first.bounding_box()["height"] > 100
             assert page.get_by_text("Go/no-go checklist").is_visible()
             legends = page.locator(".legend")
             for status, _ in OUTCOMES:

@@ -60,9 +60,9 @@ class FakeWriter:
     """A staging writer whose loads fail with ``error`` when they hold a ``poison`` player's rows."""
 
     def __init__(self, poison: set[str], error: Exception) -> None:
-        self.poison, self.error, self.loads = poison, error, []  # type: ignore[var-annotated]
+        self.poison, self.error, self.loads = poison, error, []
 
-    def load(self, request, *, batch, worker_id, rows):  # type: ignore[no-untyped-def]
+    def load(self, request, *, batch, worker_id, rows):
         self.loads.append((batch, worker_id, len(rows)))
         if any(row["player_lookup"] in self.poison for row in rows):
             raise self.error
@@ -92,7 +92,7 @@ def test_a_failing_load_is_split_until_the_poison_requests_stand_alone() -> None
 
     worker = PredictionWorker(WorkerOptions(project="p"))
     writer = FakeWriter({"p5"}, BadRequest("Invalid NUMERIC value"))
-    answered = worker.stage(writer, _answered([f"p{i}" for i in range(32)]))  # type: ignore[arg-type]
+    answered = worker.stage(writer, _answered([f"p{i}" for i in range(32)]))
     refused = [(m.name, a.status, a.reason, a.ready) for m, a in answered if not a.acked]
     assert refused == [("p5", RETRY, "staging write failed: BadRequest: 400 Invalid NUMERIC value", None)]
     assert len(writer.loads) == 1 + 2 * 5  # bisection: the whole pull, then two halves per level
@@ -107,12 +107,12 @@ def test_a_fault_no_request_can_cause_is_never_blamed_on_one() -> None:
     for error in (Forbidden("no access"), ServiceUnavailable("outage"), StagingSchemaError("no column x")):
         worker = PredictionWorker(WorkerOptions(project="p"))
         writer = FakeWriter(set(players), error)
-        answered = worker.stage(writer, _answered(players))  # type: ignore[arg-type]
+        answered = worker.stage(writer, _answered(players))
         assert len(writer.loads) == 1  # not isolated: one try, every request 500
         assert {a.status for _, a in answered} == {RETRY}
     # Refused for every request alike: bisected down to each one, and each one is answered 500.
     worker = PredictionWorker(WorkerOptions(project="p"))
-    answered = worker.stage(FakeWriter(set(players), BadRequest("Syntax error")), _answered(players))  # type: ignore[arg-type]
+    answered = worker.stage(FakeWriter(set(players), BadRequest("Syntax error")), _answered(players))
     assert {a.status for _, a in answered} == {RETRY}
     assert worker.stats.staged_requests == 0
 
@@ -121,7 +121,7 @@ def test_one_load_per_batch_of_a_pull() -> None:
     worker = PredictionWorker(WorkerOptions(project="p", revision="rev-1"))
     writer = FakeWriter(set(), RuntimeError())
     pull = _answered(["a", "b"], "b1") + _answered(["c"], "b2") + _answered(["d", "e"], None)
-    worker.stage(writer, pull)  # type: ignore[arg-type]
+    worker.stage(writer, pull)
     assert sorted((batch, rows) for batch, _, rows in writer.loads) == sorted(
         [("b1", 2), ("b2", 1), (pull[-1][1].staging_batch, 2)]
     )
@@ -134,14 +134,14 @@ class FakeSubscription:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def publish_ready(self, messages):  # type: ignore[no-untyped-def]
+    def publish_ready(self, messages):
         self.calls.append(("ready", sorted(m["player_lookup"] for m in messages)))
         return len(messages), 0
 
-    def ack(self, received):  # type: ignore[no-untyped-def]
+    def ack(self, received):
         self.calls.append(("ack", sorted(m.message.message_id for m in received)))
 
-    def nack(self, received):  # type: ignore[no-untyped-def]
+    def nack(self, received):
         self.calls.append(("nack", sorted(m.message.message_id for m in received)))
 
 
@@ -149,7 +149,7 @@ def _message(message_id: str, data: bytes) -> Any:
     return SimpleNamespace(message=SimpleNamespace(message_id=message_id, data=data, attributes={}))
 
 
-def test_a_pull_is_staged_then_announced_then_acked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_pull_is_staged_then_announced_then_acked(monkeypatch) -> None:
     from google.api_core.exceptions import BadRequest
 
     monkeypatch.setattr(
@@ -165,7 +165,7 @@ def test_a_pull_is_staged_then_announced_then_acked(monkeypatch) -> None:  # typ
         _message("no-lines", json.dumps(_body(DAY, "nolines", "g", "b1", line_values=[])).encode()),  # 500 today
         _message("poison", json.dumps(_body(DAY, "poison", "g", "b1")).encode()),  # its load fails
     ]
-    worker.handle(None, FakeWriter({"poison"}, BadRequest("refused")), pubsub, pull)  # type: ignore[arg-type]
+    worker.handle(None, FakeWriter({"poison"}, BadRequest("refused")), pubsub, pull)
     assert pubsub.calls == [
         ("ready", ["good"]),  # after staging, before the ack; none for a 500
         ("ack", ["good", "no-game"]),
@@ -181,7 +181,7 @@ def test_a_pull_is_staged_then_announced_then_acked(monkeypatch) -> None:  # typ
 # --- against the emulators ----------------------------------------------------------------------
 
 
-def _seeded(bq, drain, day: date, players: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _seeded(bq, drain, day: date, players: int) -> dict[str, str]:
     """A fresh day with every player production-ready and empty subscriptions: {player: game_id}."""
     for subscription in (
         config.PREDICTION_REQUESTS_SUBSCRIPTION,
@@ -202,7 +202,7 @@ def _publish(project: str, bodies: list[dict[str, Any]] | list[bytes]) -> None:
         future.result(timeout=30)
 
 
-def _staged(bq, batch_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _staged(bq, batch_id: str) -> list[dict[str, Any]]:
     """Every row staged for ``batch_id`` (its tables found as consolidation finds them)."""
     rows: list[dict[str, Any]] = []
     for table in bq.list_tables(f"{bq.project}.nba_predictions"):
@@ -211,18 +211,18 @@ def _staged(bq, batch_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyp
     return rows
 
 
-def _ready(drain, day: date) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _ready(drain, day: date) -> list[dict[str, Any]]:
     """The ready messages for ``day`` (earlier tests' runs leave thousands of their own on the subscription)."""
     found = [json.loads(m.data) for m in drain(config.PREDICTION_READY_LOCAL_SUBSCRIPTION, empty_pulls=2)]
     return [m for m in found if m["game_date"] == day.isoformat()]
 
 
-def _predictions(bq, day: date) -> int:  # type: ignore[no-untyped-def]
+def _predictions(bq, day: date) -> int:
     sql = f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d"
     return int(run_query(bq, sql, {"d": day})[0]["n"])
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -231,7 +231,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
     raise AssertionError("condition not met in time")
 
 
-def _drain_dlq(drain, expected: int, timeout: float = 60.0) -> list[Any]:  # type: ignore[no-untyped-def]
+def _drain_dlq(drain, expected: int, timeout: float = 60.0) -> list[Any]:
     """The dead-letter subscription's messages, once ``expected`` have arrived (forwarding is asynchronous)."""
     messages: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -242,7 +242,7 @@ def _drain_dlq(drain, expected: int, timeout: float = 60.0) -> list[Any]:  # typ
 
 
 @pytest.mark.integration
-def test_every_delivery_is_staged_again_and_announced(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_every_delivery_is_staged_again_and_announced(stack, bq, drain) -> None:
     day, batch = date(2025, 9, 1), "batch_2025-09-01_1756684800"
     games = _seeded(bq, drain, day, 5)
     with running_worker(stack.project) as worker:
@@ -257,7 +257,7 @@ def test_every_delivery_is_staged_again_and_announced(stack, bq, drain) -> None:
     assert drain(config.PREDICTION_REQUESTS_SUBSCRIPTION) == []  # everything acked
 
 
-def _poison_features(bq, day: date, player: str) -> None:  # type: ignore[no-untyped-def]
+def _poison_features(bq, day: date, player: str) -> None:
     """A feature row the model turns into a prediction too big for NUMERIC: its staging write fails."""
     run_query(
         bq,
@@ -268,7 +268,7 @@ def _poison_features(bq, day: date, player: str) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.integration
-def test_bad_requests_never_hold_back_the_good_ones_of_their_pull(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_never_hold_back_the_good_ones_of_their_pull(stack, bq, drain) -> None:
     day, batch = date(2025, 9, 7), "batch_2025-09-07_1757203200"
     games = _seeded(bq, drain, day, 6)
     bad_player, *valid = sorted(games)
@@ -299,7 +299,7 @@ def test_bad_requests_never_hold_back_the_good_ones_of_their_pull(stack, bq, dra
 
 
 @pytest.mark.integration
-def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, monkeypatch) -> None:
     from google.api_core.exceptions import ServiceUnavailable
 
     day, batch = date(2025, 9, 8), "batch_2025-09-08_1757289600"
@@ -307,7 +307,7 @@ def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, 
     real_load = StagingWriter.load
     failures: list[int] = []
 
-    def flaky(self, request, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(self, request, **kwargs):
         if not failures:
             failures.append(1)
             raise ServiceUnavailable("BigQuery is away")
@@ -325,13 +325,13 @@ def test_a_load_failing_transiently_is_redelivered_and_staged(stack, bq, drain, 
 
 
 @pytest.mark.integration
-def test_loads_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, drain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_loads_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, drain, monkeypatch) -> None:
     from google.api_core.exceptions import Forbidden
 
     day, batch = date(2025, 9, 9), "batch_2025-09-09_1757376000"
     games = _seeded(bq, drain, day, 3)
 
-    def denied(self, request, **kwargs):  # type: ignore[no-untyped-def]
+    def denied(self, request, **kwargs):
         raise Forbidden("Access Denied: Dataset nba_predictions")
 
     monkeypatch.setattr(StagingWriter, "load", denied)
@@ -347,7 +347,7 @@ def test_loads_that_keep_failing_go_to_the_dlq_after_five_deliveries(stack, bq, 
 
 
 @pytest.mark.integration
-def test_dropped_requests_are_staged_when_republished(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_dropped_requests_are_staged_when_republished(stack, bq, drain) -> None:
     day, batch = date(2025, 9, 2), "batch_2025-09-02_1756771200"
     games = _seeded(bq, drain, day, 60)
     with running_worker(stack.project, drop_rate=0.25, seed=11) as worker:
@@ -379,7 +379,7 @@ def _worker_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-def test_crash_after_exits_hard_without_staging_or_acking(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_crash_after_exits_hard_without_staging_or_acking(stack, bq, drain) -> None:
     day, batch = date(2025, 9, 3), "batch_2025-09-03_1756857600"
     games = _seeded(bq, drain, day, 20)
     _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])
@@ -392,7 +392,7 @@ def test_crash_after_exits_hard_without_staging_or_acking(stack, bq, drain) -> N
 
 
 @pytest.mark.integration
-def test_max_messages_and_idle_exit_end_the_cli_worker(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_max_messages_and_idle_exit_end_the_cli_worker(stack, bq, drain) -> None:
     day, batch = date(2025, 9, 4), "batch_2025-09-04_1756944000"
     games = _seeded(bq, drain, day, 12)
     _publish(stack.project, [_body(day, p, g, batch) for p, g in games.items()])

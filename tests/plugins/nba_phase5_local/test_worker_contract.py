@@ -430,7 +430,7 @@ def _publish(project: str, bodies: list[dict[str, Any]]) -> None:
         future.result(timeout=30)
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -439,7 +439,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
     raise AssertionError("condition not met in time")
 
 
-def _staged(bq, batch_id: str) -> tuple[list[str], list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+def _staged(bq, batch_id: str) -> tuple[list[str], list[dict[str, Any]]]:
     """The batch's staging tables (as consolidation finds them, BSW 455-478) and their rows."""
     tables = sorted(
         t.table_id
@@ -452,7 +452,7 @@ def _staged(bq, batch_id: str) -> tuple[list[str], list[dict[str, Any]]]:  # typ
     return tables, rows
 
 
-def _seed(bq, drain, day: date, players: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _seed(bq, drain, day: date, players: int) -> dict[str, str]:
     from nba_phase5_local.seeding import build_day, seed_day
 
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
@@ -462,7 +462,7 @@ def _seed(bq, drain, day: date, players: int) -> dict[str, str]:  # type: ignore
     return {row["player_lookup"]: row["game_id"] for row in build_day(day, players=players, ready_pct=100)[1]}
 
 
-def _dead_letters(drain, expected: int, timeout: float = 60.0) -> list[Any]:  # type: ignore[no-untyped-def]
+def _dead_letters(drain, expected: int, timeout: float = 60.0) -> list[Any]:
     """The dead-letter subscription's messages, once ``expected`` arrived (the policy forwards asynchronously)."""
     messages: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -472,13 +472,13 @@ def _dead_letters(drain, expected: int, timeout: float = 60.0) -> list[Any]:  # 
     return messages
 
 
-def _predictions(bq, day: date) -> int:  # type: ignore[no-untyped-def]
+def _predictions(bq, day: date) -> int:
     sql = f"SELECT COUNT(*) AS n FROM `{bq.project}.{config.PREDICTIONS_TABLE}` WHERE game_date = @d"
     return int(run_query(bq, sql, {"d": day})[0]["n"])
 
 
 @pytest.mark.integration
-def test_a_good_request_is_staged_and_announced(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_a_good_request_is_staged_and_announced(stack, bq, drain) -> None:
     from helpers import running_worker
 
     _ready_subscription(stack.project)
@@ -511,7 +511,7 @@ def test_a_good_request_is_staged_and_announced(stack, bq, drain) -> None:  # ty
 
 
 @pytest.mark.integration
-def test_a_500_is_redelivered_until_the_dead_letter_policy_takes_it(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_a_500_is_redelivered_until_the_dead_letter_policy_takes_it(stack, bq, drain) -> None:
     from helpers import running_worker
 
     _ready_subscription(stack.project)

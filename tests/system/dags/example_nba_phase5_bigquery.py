@@ -97,11 +97,11 @@ with DAG(
     )
 
     @task
-    def inbox_merge() -> dict:  # type: ignore[type-arg]
+    def inbox_merge() -> dict:
         return sandbox.inbox_round_trip(_hook(), GAME_DATE, f"st-{ENV_ID}")
 
     @task
-    def consolidate_staged() -> dict:  # type: ignore[type-arg]
+    def consolidate_staged() -> dict:
         hook = _hook()
         return sandbox.consolidate_staged(hook, GAME_DATE, sandbox.ready_players(hook, GAME_DATE)[:3])
 

@@ -11,8 +11,11 @@ from airflow.providers.google.common.hooks.base_google import PROVIDE_PROJECT_ID
 
 from nba_phase5 import config
 from nba_phase5.airflow.job_labels import current_labels
+from nba_phase5.bigquery import sql
 from nba_phase5.bigquery.bq import insert_rows, job_outcome, lookup_retry, run_query, start_query
 from nba_phase5.bigquery.clients import check_emulators
+from nba_phase5.bigquery.consolidation import consolidate, counted_tables
+from nba_phase5.core import staging
 
 # A line table is named by an Airflow Variable: only `dataset.table` of plain identifiers is accepted,
 # because the name (unlike values) cannot be a query parameter.
@@ -81,9 +84,6 @@ class Phase5BigQueryHook(BigQueryHook):
         """``template`` (a query over ``_prediction_state.sql``) rendered with the staging tables of
         ``batch_ids`` whose staged players count as predicted (a ``force`` batch: its own only), so the
         staged players are read in the query's own job (:func:`nba_phase5.bigquery.consolidation.counted_tables`)."""
-        from nba_phase5.bigquery import sql
-        from nba_phase5.bigquery.consolidation import counted_tables
-        from nba_phase5.core import staging
 
         client = self.get_client(project_id=self.project_id)
         tables = counted_tables(client, batch_ids, own_batch_only=force)
@@ -91,7 +91,6 @@ class Phase5BigQueryHook(BigQueryHook):
 
     def consolidate(self, game_date: str, batch_id: str, adopted: Sequence[str] = ()) -> Any:
         """Merge the batch's (and the adopted batches') staging tables (:mod:`nba_phase5.bigquery.consolidation`)."""
-        from nba_phase5.bigquery.consolidation import consolidate
 
         client = self.get_client(project_id=self.project_id)
         return consolidate(client, game_date=game_date, batch_id=batch_id, adopted=adopted, labels=self._labels())

@@ -71,6 +71,7 @@ class BatchPublishHook(PubSubHook):
         self.max_outstanding_messages = max_outstanding_messages
 
     def get_batch_publisher(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.cloud.pubsub_v1 import PublisherClient, types
 
         check_emulators()  # a stopped local stack fails the task now, not after minutes of retries

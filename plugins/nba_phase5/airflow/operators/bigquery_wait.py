@@ -12,27 +12,19 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, ClassVar, TypeGuard
+from typing import Any, ClassVar
 
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
-from nba_phase5.bigquery.query_params import rendered_bool
+from nba_phase5.core.coverage import covered, plain_row
+from nba_phase5.core.states import parse_flag
 
 DEADLINE_KEY = "poll_deadline"
 # Polls at least this far apart defer (no worker slot held); shorter ones sleep in the task.
 MIN_DEFERRAL_S = 30.0
 PROGRESS_KEY = "poll_progress"
-
-
-def covered(row: Any) -> TypeGuard[dict[str, Any]]:
-    """Whether a poll result says the work is complete (not merely that the wait ended)."""
-    return isinstance(row, dict) and bool(row.get("done"))
-
-
-def plain_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A poll's row as the wait returns it: timestamps as ISO strings (an XCom, read by later tasks)."""
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 class BigQueryWaitOperator(BaseOperator):
@@ -123,6 +115,7 @@ class BigQueryWaitOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id)
@@ -131,7 +124,7 @@ class BigQueryWaitOperator(BaseOperator):
         """This poll's SQL: with a batch, the template rendered with the staging tables that exist now."""
         if not self.staged_batches:
             return str(self.sql)
-        force = rendered_bool(((self.query_params or {}).get("force") or {}).get("value"))
+        force = parse_flag(((self.query_params or {}).get("force") or {}).get("value"))
         query: str = self.hook.prediction_state_sql(self.sql_template, list(self.staged_batches), force=force)
         return query
 
@@ -195,7 +188,6 @@ class BigQueryWaitOperator(BaseOperator):
 
     def _pause(self, interval: float) -> None:
         """Wait ``interval`` seconds before the next poll: deferred (``execute_complete`` polls next) when long."""
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
         if interval >= MIN_DEFERRAL_S:
             self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=interval)), method_name="execute_complete")

@@ -10,11 +10,16 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from nba_phase5 import config
-from nba_phase5.bigquery.ledger import UNCONFIRMED, LedgerEntry
-from nba_phase5.bigquery.query_params import rendered_bool
+from nba_phase5.airflow import batch_claims
+from nba_phase5.bigquery import query_params
+from nba_phase5.bigquery.ledger import UNCONFIRMED, LedgerEntry, record
+from nba_phase5.core.coverage import covered
 from nba_phase5.core.prediction_requests import PredictionRequest
+from nba_phase5.core.staging import check_batch_id
+from nba_phase5.core.states import TriggeredBy, parse_flag, triggered_by_run_type
 
 
 class PredictionFanOutOperator(BaseOperator):
@@ -124,19 +129,21 @@ class PredictionFanOutOperator(BaseOperator):
 
     @cached_property
     def bigquery_hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id)
 
     @cached_property
     def pubsub_hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
 
         return BatchPublishHook(gcp_conn_id=self.gcp_conn_id)
 
     @property
     def forced(self) -> bool:
-        return rendered_bool(self.force)
+        return parse_flag(self.force)
 
     @property
     def started_at(self) -> str:
@@ -145,7 +152,6 @@ class PredictionFanOutOperator(BaseOperator):
 
     def state_rows(self) -> list[dict[str, Any]]:
         """``sql``'s rows, in one job: the players to request and, with ``check_holder``, the date's claims."""
-        from nba_phase5.bigquery import query_params
 
         params = query_params.prediction_state(
             self.game_date,
@@ -170,12 +176,11 @@ class PredictionFanOutOperator(BaseOperator):
 
     def wanted_requests(self, context: Any, wanted: list[dict[str, Any]]) -> list[PredictionRequest]:
         """The requests for the ``wanted`` rows (``sql``'s players) in the coordinator's format."""
-        from nba_phase5.airflow.tasks.run_history import run_trigger
-        from nba_phase5.core.staging import check_batch_id
 
         batch = check_batch_id(str(self.batch_id))
         lines = self.bigquery_hook.points_lines(self.line_table, self.game_date, [r["player_lookup"] for r in wanted])
-        mode = "BACKFILL" if run_trigger(context) == "backfill" else "OVERNIGHT"
+        backfill = triggered_by_run_type(context["dag_run"].run_type) is TriggeredBy.BACKFILL
+        mode = "BACKFILL" if backfill else "OVERNIGHT"
         # Naive, as the coordinator writes it (datetime.now().isoformat()); one stamp for the whole batch.
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat()
         correlation = self.correlation_id
@@ -200,10 +205,6 @@ class PredictionFanOutOperator(BaseOperator):
 
     def players_to_request(self, context: Any) -> list[dict[str, Any]]:
         """The players still to request; skips the task when another live run holds the date's batch."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from nba_phase5.airflow import batch_claims
-        from nba_phase5.airflow.operators.bigquery_wait import covered
 
         if self.check_holder:
             batch_claims.claim_again_if_cleared(context, self.game_date)
@@ -214,6 +215,10 @@ class PredictionFanOutOperator(BaseOperator):
         if self.check_holder:
             held_by = batch_claims.holder_among(context, self.game_date, [r for r in rows if r["kind"] == "claim"])
             if held_by:
+                # The task's result even though it skips: the run's record says to whom it yielded.
+                context["ti"].xcom_push(
+                    key="return_value", value={"held_by": held_by.run_id, "batch_id": self.batch_id}
+                )
                 raise AirflowSkipException(held_by.words(self.game_date))
         return [row for row in rows if row["kind"] == "request"]
 
@@ -261,8 +266,8 @@ class PredictionFanOutOperator(BaseOperator):
         published. A chunk with requests Pub/Sub would not take stops the fan-out once what it
         accepted is recorded.
         """
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.pubsub import PublishResult
-        from nba_phase5.bigquery.ledger import record
 
         total = PublishResult()
         if not requests:

@@ -13,15 +13,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
+from nba_phase5.airflow.hooks import bigquery_hook
 from nba_phase5.airflow.job_labels import labels_for
-from nba_phase5.bigquery.query_params import rendered_bool
+from nba_phase5.airflow.notifications import warn
+from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
+from nba_phase5.bigquery.late_events import came_late, finished_at, words
 from nba_phase5.core.alert_kinds import AlertKind
 from nba_phase5.core.game_day import event_deadline
-
-PUBSUB = "pubsub"
-SCHEDULER_BACKUP = "scheduler_backup"
-MANUAL = "manual"
-BACKFILL = "backfill"
+from nba_phase5.core.states import TriggeredBy, TriggerStatus, skipped_wait
 
 
 def _total(payload: dict[str, Any]) -> object:
@@ -30,21 +29,6 @@ def _total(payload: dict[str, Any]) -> object:
         if payload.get(key) is not None:
             return payload[key]
     return "an unknown total"
-
-
-def skipped_wait(run_type: str, skip_wait: str | bool) -> str | None:
-    """Why a run does not wait for the event (its ``triggered_by``: a backfill, or ``skip_event_wait``'s
-    manual run), or ``None`` when it waits. One rule for the wait and for ``check_batch_status``, which
-    hands Phase 4's readiness to the readiness wait only when no event wait comes between them.
-
-    :param run_type: the DAG run's ``run_type``.
-    :param skip_wait: the ``skip_event_wait`` param, as a bool or as the string Jinja rendered.
-    """
-    if run_type == "backfill":
-        return BACKFILL
-    if rendered_bool(skip_wait):
-        return MANUAL
-    return None
 
 
 class Phase4EventWaitOperator(BaseOperator):
@@ -101,7 +85,6 @@ class Phase4EventWaitOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
         skipped = skipped_wait(context["dag_run"].run_type, self.skip_wait)
         if skipped:
@@ -133,6 +116,7 @@ class Phase4EventWaitOperator(BaseOperator):
         )
 
     def _project_id(self) -> str:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
         return self.project_id or str(GoogleBaseHook(gcp_conn_id=self.gcp_conn_id).project_id)
@@ -145,7 +129,7 @@ class Phase4EventWaitOperator(BaseOperator):
             self.log.info("Acked Phase 4 messages that are not the feature store's ready event: %s", others)
         result: dict[str, Any] = {"rejected": event.get("rejected") or [], "others": others}
         result["late_phase4_events"] = self._report_late(context, event.get("late") or [])
-        if event.get("status") == "event":
+        if event.get("status") == TriggerStatus.EVENT:
             payload = event["event"]
             self.log.info(
                 "Phase 4 event %s from %s: %s players ready of %s (correlation id %s)",
@@ -157,7 +141,7 @@ class Phase4EventWaitOperator(BaseOperator):
             )
             return {
                 **result,
-                "triggered_by": PUBSUB,
+                "triggered_by": str(TriggeredBy.PUBSUB),
                 "event": payload,
                 "message_id": event["message_id"],
                 "event_received_at": event["received_at"],
@@ -165,14 +149,14 @@ class Phase4EventWaitOperator(BaseOperator):
                 "correlation_id": payload.get("correlation_id") or payload.get("run_id"),
                 "execution_id": payload.get("execution_id"),
             }
-        if event.get("status") == "deadline":
+        if event.get("status") == TriggerStatus.DEADLINE:
             self.log.warning(
                 "No Phase 4 event by %s after %s pulls: going on to the readiness gates (scheduled backup path)",
                 event["deadline"],
                 event.get("pulls"),
             )
-            return {**result, "triggered_by": SCHEDULER_BACKUP}
-        if event.get("status") == "unavailable":
+            return {**result, "triggered_by": str(TriggeredBy.SCHEDULER_BACKUP)}
+        if event.get("status") == TriggerStatus.UNAVAILABLE:
             return self._wait_despite(context, event)
         raise RuntimeError(f"Unexpected trigger event: {event!r}")
 
@@ -182,8 +166,6 @@ class Phase4EventWaitOperator(BaseOperator):
         Going on to the readiness gates at once would judge Phase 4 hours before it normally finishes;
         the backup path belongs at the deadline, as on any day without an event.
         """
-        from nba_phase5.airflow.notifications import warn
-        from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
         warn(
             context,
@@ -209,11 +191,8 @@ class Phase4EventWaitOperator(BaseOperator):
         """A warning for each pulled event of a date whose batch had already finished (:mod:`late_events`)."""
         if not late:
             return []
-        from nba_phase5.airflow.notifications import warn
-        from nba_phase5.airflow.tasks.batch import bq_hook
-        from nba_phase5.bigquery.late_events import came_late, finished_at, words
 
-        found = came_late(late, finished_at(bq_hook(), [event["game_date"] for event in late]))
+        found = came_late(late, finished_at(bigquery_hook(), [event["game_date"] for event in late]))
         for event in found:
             warn(context, AlertKind.phase4_event_late, words(event))
         return found
@@ -222,7 +201,6 @@ class Phase4EventWaitOperator(BaseOperator):
         """One warning per run for every unusable event it saw, so a broken publisher is noticed at once."""
         if not rejected:
             return
-        from nba_phase5.airflow.notifications import warn
 
         reasons = "; ".join(f"{r['message_id']}: {r['reason']}" for r in rejected[:5])
         warn(

@@ -31,6 +31,9 @@ from airflow.sdk import BaseNotifier, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nba_phase5 import config
+from nba_phase5.airflow.triggers.bigquery_job import BigQueryJobTrigger
+from nba_phase5.bigquery.bq import QUERY_TIMEOUT_S, job_outcome
+from nba_phase5.core.states import TriggerStatus
 
 #: The columns of ``phase4_gate.sql``'s row, which the readiness wait's row (``phase4_readiness.sql``) has too.
 GATE_COLUMNS = ("phase4_ran", "can_proceed")
@@ -51,7 +54,7 @@ def verdict(outcome: dict[str, Any]) -> dict[str, Any]:
     """The gate's answer from a job's outcome (:func:`nba_phase5.bigquery.bq.job_outcome`): the row when every
     column is true; :class:`Phase4NotReady` when the row is missing or a column is falsy; a retryable
     ``AirflowException`` when the job failed."""
-    if outcome.get("status") != "success":
+    if outcome.get("status") != TriggerStatus.SUCCESS:
         raise AirflowException(str(outcome.get("message") or outcome))
     row = outcome.get("row")
     if not row:
@@ -114,6 +117,7 @@ class Phase4GateOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
         return Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location or None)
@@ -128,13 +132,11 @@ class Phase4GateOperator(BaseOperator):
         return {column: row[column] for column in GATE_COLUMNS}
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from nba_phase5.airflow.triggers.bigquery_job import BigQueryJobTrigger
-        from nba_phase5.bigquery.bq import QUERY_TIMEOUT_S, job_outcome
 
         reused = self.reused_row(context)
         if reused is not None:
             self.log.info("Readiness gate: judging the readiness wait's last row, no query: %s", reused)
-            return verdict({"status": "success", "row": reused})
+            return verdict({"status": str(TriggerStatus.SUCCESS), "row": reused})
         job = self.hook.start_query(self.sql, self.query_params)
         # Created in the hook's location (its client's default), so looked up there too.
         self.log.info("Readiness gate: job %s in %s", job.job_id, self.hook.location)

@@ -5,11 +5,16 @@ Why the probe, and why the trigger never pulls the real subscription: :mod:`nba_
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from nba_phase5 import config
+from nba_phase5.airflow import self_check
+from nba_phase5.airflow.job_labels import labels_for
+from nba_phase5.airflow.self_check import event_verdict
+from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
 
 class Phase4EventTriggerCheckOperator(BaseOperator):
@@ -33,12 +38,9 @@ class Phase4EventTriggerCheckOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Any) -> None:
-        from datetime import UTC, datetime, timedelta
 
-        from nba_phase5.airflow import self_check
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
-        from nba_phase5.airflow.job_labels import labels_for
-        from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
         hook = Phase5BigQueryHook(gcp_conn_id=self.gcp_conn_id)
         # Recorded first, so the trigger's first inbox look ends its wait before it would pull.
@@ -60,6 +62,5 @@ class Phase4EventTriggerCheckOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resumed after the trigger: the probe, found without a pull, or an error saying what went wrong."""
-        from nba_phase5.airflow.self_check import event_verdict
 
         return event_verdict(event)

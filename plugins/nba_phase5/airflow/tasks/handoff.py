@@ -24,7 +24,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.exceptions import AirflowSkipException
+
 from nba_phase5 import config
+from nba_phase5.airflow.hooks import bigquery_hook
+from nba_phase5.airflow.notifications import warn
+from nba_phase5.airflow.tasks.run_history import OUTPUT_DATASET, OUTPUT_TABLE
 from nba_phase5.bigquery import sql
 from nba_phase5.core.alert_kinds import AlertKind
 
@@ -37,7 +43,6 @@ PHASE6_MIN_PREDICTIONS = 10
 
 def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     """The platform's completion envelope for the run-history ``row`` ``record_batch_run`` wrote."""
-    from nba_phase5.airflow.tasks.run_history import OUTPUT_DATASET, OUTPUT_TABLE
 
     figures = json.loads(row["summary"]) if isinstance(row.get("summary"), str) else dict(row.get("summary") or {})
     batch = figures.get("batch_id") or row["run_id"]
@@ -145,7 +150,6 @@ def predictions_asset(*, project: str) -> Any:
 
     :param project: the project the hand-off's BigQuery connection works in.
     """
-    from airflow.sdk import Asset
 
     return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=predictions_asset_uri(project=project))
 
@@ -154,17 +158,15 @@ def predictions_asset_alias() -> Any:
     """The stable name a finished batch is announced under: the hand-off's ``outlets`` and Phase 6's
     ``schedule``. Each announcement adds an event for :func:`predictions_asset` through it (Airflow's
     pattern for an asset whose URI is only known at run time)."""
-    from airflow.sdk import AssetAlias
 
     return AssetAlias(name=config.PREDICTIONS_ASSET_NAME)
 
 
 def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     """Announce this run's batch to Phase 6, once; skip (no message, no asset event) otherwise."""
-    from airflow.sdk.exceptions import AirflowSkipException
 
+    # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
-    from nba_phase5.airflow.tasks.batch import bq_hook
 
     status = (row or {}).get("status")
     if row is None or status not in ANNOUNCED_STATUSES:
@@ -173,11 +175,9 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
         # The platform's publisher skips downstream in backfill mode: a backfilled date starts no export.
         raise AirflowSkipException("Backfill run: the platform does not start Phase 6 from backfills")
     message = completion_message(row, now=datetime.now(UTC))
-    hook = bq_hook()
+    hook = bigquery_hook()
     refusal = phase6_refusal(message, lambda: prediction_rows(hook, message["game_date"]))
     if refusal:
-        from nba_phase5.airflow.notifications import warn
-
         words = f"Batch {message['execution_id']} for {message['game_date']} is not handed to Phase 6: {refusal}"
         warn(context, AlertKind.handoff_refused, f"{words}, so Phase 6 would not export it")
         raise AirflowSkipException(words)

@@ -26,67 +26,83 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from nba_phase5 import config
-from nba_phase5.airflow.tasks import batch
+from nba_phase5.airflow.alert_channels import configured_channels
+from nba_phase5.airflow.batch_claims import orphaned_by
+from nba_phase5.airflow.hooks import bigquery_hook
+from nba_phase5.airflow.job_labels import job_labels
+from nba_phase5.airflow.notifications import send_alert
 from nba_phase5.bigquery import sql
 from nba_phase5.bigquery.bq import parameter_types
 from nba_phase5.core.alert_kinds import AlertKind
-from nba_phase5.core.game_day import season_year
-from nba_phase5.core.run_summary import correlation_id, outcome, pull, summary
+from nba_phase5.core.game_day import game_date_for_run, season_year
+from nba_phase5.core.run_facts import RunFacts
+from nba_phase5.core.run_summary import correlation_id, held_by, outcome, summary
+from nba_phase5.core.states import RunStatus, TriggeredBy, parse_flag, triggered_by_run_type
 
 log = logging.getLogger(__name__)
 PHASE = config.PHASE5_PHASE
 OUTPUT_DATASET, OUTPUT_TABLE = config.PREDICTIONS_TABLE.split(".")
-# triggered_by (what started the batch) → the platform's trigger_source vocabulary.
-TRIGGER_SOURCES = {"pubsub": "pubsub", "scheduler_backup": "scheduler", "manual": "manual", "backfill": "manual"}
 
 
-def run_trigger(context: Any) -> str:
-    """What started a run that never reached the event wait (dedup, off day, failure)."""
-    run_type = getattr(context.get("dag_run"), "run_type", "")
-    # Airflow's DagRunType is a str Enum whose str() is "DagRunType.BACKFILL": compare its value.
-    value = str(getattr(run_type, "value", run_type))
-    if value == "backfill":
-        return "backfill"
-    if value in ("manual", "operator_triggered", "asset_triggered"):
-        return "manual"
-    return "scheduler_backup"
+def run_facts(context: Any, results: dict[str, Any], *, channels: bool = True) -> RunFacts:
+    """The run's facts: ``results`` (each task's result, by :class:`RunFacts` field) and the run's own.
+
+    ``channels``: whether to look up the configured alert channels (Airflow connections), which only the
+    finished row reports.
+    """
+    status = results.pop("batch_status", None)
+    if isinstance(status, (list, tuple)):  # the skip path taken returns the branch's facts; the other is None
+        status = next((value for value in status if value), None)
+    return RunFacts(
+        run_id=str(context["run_id"]),
+        triggered_by=triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")),
+        force=parse_flag(context["params"].get("force")),
+        batch_status=status,
+        alert_channels=tuple(_configured(configured_channels)) if channels else (),
+        **results,
+    )
 
 
-def build_row(context: Any, *, running: bool = False) -> dict[str, Any]:
+def _configured(channels: Any) -> list[str]:
+    try:
+        return list(channels())
+    except Exception:
+        log.exception("Could not tell which alert channels are configured")
+        return []
+
+
+def build_row(facts: RunFacts, *, running: bool = False) -> dict[str, Any]:
     """The production-shaped run-history row for this run (``running`` while the batch goes on)."""
-    day = date.fromisoformat(pull(context, batch.GAME_DAY, "game_date"))
-    started = pull(context, batch.GAME_DAY, "started_at") or datetime.now(UTC).isoformat()
+    day = date.fromisoformat(str(facts.game_date))
+    started = facts.get("game_day").get("started_at") or datetime.now(UTC).isoformat()
     now = datetime.now(UTC)
     if running:
-        status, skip_reason, message = "running", None, "batch started"
+        status, skip_reason, message = RunStatus.RUNNING, None, "batch started"
         # The coordinator's start row (docs/platform.md §4); expected_players is known after the gate.
         figures: dict[str, Any] = {
-            "batch_id": pull(context, batch.GAME_DAY, "batch_id"),
-            "correlation_id": correlation_id(context),
+            "batch_id": facts.batch_id,
+            "correlation_id": correlation_id(facts),
             "expected_players": None,
             "status": "starting",
             "outcome": "running",
             "message": message,
         }
     else:
-        status, skip_reason, message = outcome(context)
-        figures = summary(context, status, skip_reason, message)
-    if not running:
+        status, skip_reason, message = outcome(facts)
+        figures = summary(facts, status, skip_reason, message)
         figures["duration_seconds"] = round((now - datetime.fromisoformat(started)).total_seconds(), 1)
-    event = pull(context, batch.EVENT) or {}
-    triggered_by = event.get("triggered_by") or run_trigger(context)
+    event = facts.get("event")
     # Only a run that reached the gate has a verdict on its dependency; a skipped or early-failed one has none.
-    reached_gate = pull(context, batch.READINESS_WAIT) is not None
-    gate_passed = (pull(context, batch.READINESS_VERDICT) is not None) if reached_gate and not running else None
+    gate_passed = (facts.verdict is not None) if facts.readiness is not None and not running else None
     return production_row(
-        run_id=context["run_id"],
+        run_id=facts.run_id,
         day=day,
         status=status,
         skip_reason=skip_reason,
-        triggered_by=triggered_by,
+        triggered_by=TriggeredBy(event.get("triggered_by") or facts.triggered_by),
         started=datetime.fromisoformat(started),
         finished=None if running else now,
-        force=bool(context["params"].get("force")),
+        force=facts.force,
         figures=figures,
         # The columns' DEFAULT 0: a run that predicted nothing (skipped, failed early) says 0, not NULL.
         records=figures.get("records_processed") or 0,
@@ -101,8 +117,8 @@ def production_row(
     *,
     run_id: str,
     day: date,
-    status: str,
-    triggered_by: str,
+    status: RunStatus,
+    triggered_by: TriggeredBy,
     started: datetime,
     finished: datetime | None,
     force: bool,
@@ -120,19 +136,19 @@ def production_row(
         "run_id": run_id,
         "data_date": day,
         "season_year": season_year(day),
-        "status": status,
+        "status": str(status),
         "records_processed": records,
         "records_skipped": records_skipped,
-        "triggered_by": triggered_by,
-        "trigger_source": TRIGGER_SOURCES.get(triggered_by, "manual"),
+        "triggered_by": str(triggered_by),
+        "trigger_source": TriggeredBy(triggered_by).trigger_source,
         "trigger_message_id": message_id,
         "trigger_message_data": json.dumps(message_data) if message_data else None,
         "started_at": started,
         "processed_at": finished,
         "duration_seconds": round((finished - started).total_seconds(), 1) if finished else None,
-        "skipped": status == "skipped",
-        "skip_reason": skip_reason,
-        "backfill_mode": triggered_by == "backfill",
+        "skipped": status == RunStatus.SKIPPED,
+        "skip_reason": str(skip_reason) if skip_reason else None,
+        "backfill_mode": triggered_by == TriggeredBy.BACKFILL,
         "force_reprocess": force,
         "execution_host": socket.gethostname(),
         "phase": PHASE,
@@ -153,36 +169,36 @@ def merge(hook: Any, row: dict[str, Any]) -> None:
     )
 
 
-def record(context: Any, *, running: bool = False) -> dict[str, Any]:
+def record(facts: RunFacts, *, running: bool = False) -> dict[str, Any]:
     """MERGE this run's row; returns it (JSON-friendly) for the task's XCom."""
-    row = build_row(context, running=running)
-    merge(batch.bq_hook(), row)
+    row = build_row(facts, running=running)
+    merge(bigquery_hook(), row)
     log.info("Run history %s: %s", row["status"], row["summary"])
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
 
-def record_batch_run(context: Any) -> dict[str, Any] | None:
-    """The DAG's last task (ALL_DONE): finish this run's row, whatever happened."""
-    if pull(context, batch.GAME_DAY, "game_date") is None:
+def record_running(context: Any, game_day: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
+    """Write the run's ``running`` row, once its batch is claimed (``claim_batch``)."""
+    return record(run_facts(context, {"game_day": game_day, "claim": claim}, channels=False), running=True)
+
+
+def record_batch_run(facts: RunFacts, context: Any) -> dict[str, Any] | None:
+    """The DAG's last task (ALL_DONE): finish this run's row from its facts, whatever happened."""
+    if not facts.game_date:
         log.error("No game date resolved: nothing to record")
         return None
-    recorded = record(context)
-    alert_if_orphaned(context)
+    recorded = record(facts)
+    alert_if_orphaned(facts, context)
     return recorded
 
 
-def alert_if_orphaned(context: Any) -> None:
+def alert_if_orphaned(facts: RunFacts, context: Any) -> None:
     """A run that yielded the date's batch to one that neither finished nor holds it raises a critical
     alert: otherwise both end ``skipped`` (state success) and the date has no batch, in silence."""
-    from nba_phase5.airflow.batch_claims import orphaned_by
-    from nba_phase5.airflow.notifications import raise_alert
-    from nba_phase5.core.run_summary import held_by
-
-    holder = held_by(context)
+    holder = held_by(facts)
     why = orphaned_by(context, holder) if holder else None
     if why:
-        day = pull(context, batch.GAME_DAY, "game_date")
-        raise_alert(context, AlertKind.batch_orphaned, f"Nobody is running the batch for {day}: {why}")
+        send_alert(context, AlertKind.batch_orphaned, f"Nobody is running the batch for {facts.game_date}: {why}")
 
 
 def on_run_failure(context: Any) -> None:
@@ -192,9 +208,6 @@ def on_run_failure(context: Any) -> None:
     nothing to add. Otherwise (the row is still ``running``, or missing) the run is recorded ``failed``
     and a critical alert says so.
     """
-    from nba_phase5.airflow.notifications import raise_alert
-    from nba_phase5.core.game_day import game_date_for_run
-
     dag_run = context.get("dag_run")
     if dag_run is None:  # Airflow hands a bare context when the run's last task instance is unknown
         log.error(
@@ -206,15 +219,15 @@ def on_run_failure(context: Any) -> None:
     conf = dict(getattr(dag_run, "conf", None) or {})
     run_time = getattr(dag_run, "logical_date", None) or dag_run.run_after
     day = game_date_for_run(run_time, conf.get("game_date"))
+    # Imported here to keep the DAG file's parse light: the provider's hook loads the BigQuery client.
     from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
-    from nba_phase5.airflow.job_labels import job_labels
 
     # The DAG processor runs this callback: no task context, so the labels are given.
     labels = job_labels(dag_id=dag_run.dag_id, task_id="on_run_failure", game_date=day.isoformat())
     hook = Phase5BigQueryHook(gcp_conn_id=config.GCP_CONN_ID, job_labels=labels)
     where = {"data_date": day, "processor_name": config.PHASE5_PROCESSOR, "run_id": dag_run.run_id}
     rows = hook.query_rows(sql.render("run_status.sql"), where)
-    if rows and rows[0]["status"] != "running":
+    if rows and rows[0]["status"] != RunStatus.RUNNING:
         log.info("Run %s already recorded as %s", dag_run.run_id, rows[0]["status"])
         return
     reason = str(context.get("reason") or "the run failed before recording itself")
@@ -227,7 +240,7 @@ def on_run_failure(context: Any) -> None:
         if kept["batch_id"]
         else ""
     )
-    raise_alert(
+    send_alert(
         {**context, "game_date": day.isoformat()},
         AlertKind.run_died,
         f"Run {dag_run.run_id} for {day} died: {reason}{leftover}",
@@ -235,11 +248,11 @@ def on_run_failure(context: Any) -> None:
     row = production_row(
         run_id=dag_run.run_id,
         day=day,
-        status="failed",
-        triggered_by=run_trigger(context),
+        status=RunStatus.FAILED,
+        triggered_by=triggered_by_run_type(getattr(dag_run, "run_type", "")),
         started=getattr(dag_run, "start_date", None) or datetime.now(UTC),
         finished=datetime.now(UTC),
-        force=bool(conf.get("force")),
+        force=parse_flag(conf.get("force")),
         figures={**kept, "outcome": "failed", "message": reason},
     )
     merge(hook, row)

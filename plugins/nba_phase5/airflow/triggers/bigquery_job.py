@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nba_phase5 import config
+from nba_phase5.core.states import TriggerStatus
 
 
 class BigQueryJobTrigger(BaseTrigger):
@@ -59,6 +60,7 @@ class BigQueryJobTrigger(BaseTrigger):
 
     @cached_property
     def hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
         # The job already exists: no job of the trigger's needs labels.
@@ -75,7 +77,7 @@ class BigQueryJobTrigger(BaseTrigger):
                 outcome = await asyncio.to_thread(self.outcome)
             except Exception as exc:
                 self.log.warning("Could not look up BigQuery job %s in %s: %s", self.job_id, self.location, exc)
-                yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+                yield TriggerEvent({"status": str(TriggerStatus.ERROR), "message": f"{type(exc).__name__}: {exc}"})
                 return
             if outcome is not None:
                 yield TriggerEvent(outcome)

@@ -20,7 +20,9 @@ from nba_phase5.airflow.triggers.phase4_messages import (
     count_other,
     sort_messages,
 )
+from nba_phase5.bigquery import inbox
 from nba_phase5.bigquery.inbox import InboxEntry
+from nba_phase5.core.states import TriggerStatus
 
 # Re-exported: tests and tools import them from the trigger's module.
 __all__ = ["MAX_OTHER_KEYS", "MAX_REPORTED", "Phase4EventTrigger", "Sorted", "classify", "count_other"]
@@ -111,6 +113,7 @@ class Phase4EventTrigger(BaseTrigger):
 
     @cached_property
     def hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.pubsub import Phase5PubSubAsyncHook
 
         return Phase5PubSubAsyncHook(
@@ -119,6 +122,7 @@ class Phase4EventTrigger(BaseTrigger):
 
     @cached_property
     def bigquery_hook(self) -> Any:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from nba_phase5.airflow.hooks.bigquery import Phase5BigQueryHook
 
         return Phase5BigQueryHook(
@@ -126,7 +130,10 @@ class Phase4EventTrigger(BaseTrigger):
         )
 
     async def _pull(self, timeout: float) -> list[Any]:
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from airflow.providers.google.cloud.hooks.pubsub import PubSubException
+
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.api_core.exceptions import DeadlineExceeded
 
         try:
@@ -148,6 +155,7 @@ class Phase4EventTrigger(BaseTrigger):
     @staticmethod
     def unavailable_reason(exc: BaseException) -> str | None:
         """Why the subscription cannot be read at all (missing, forbidden), or None for other errors."""
+        # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
         from google.api_core.exceptions import NotFound, PermissionDenied
 
         cause = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], BaseException) else exc
@@ -167,7 +175,6 @@ class Phase4EventTrigger(BaseTrigger):
         return sort_messages(self.log, messages, target, rejected, others, late)
 
     async def _find(self, target: date) -> InboxEntry | None:
-        from nba_phase5.bigquery import inbox
 
         return await asyncio.to_thread(inbox.find, self.bigquery_hook, target)
 
@@ -180,7 +187,6 @@ class Phase4EventTrigger(BaseTrigger):
         late: list[dict[str, Any]] | None = None,
     ) -> Sorted:
         """One pull: record ready feature-store events in the inbox, then ack them; ack the rest at once."""
-        from nba_phase5.bigquery import inbox
 
         messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
         sorted_ = self.sort_messages(messages, target, rejected, others, late)
@@ -196,7 +202,7 @@ class Phase4EventTrigger(BaseTrigger):
     def _event(self, entry: InboxEntry, pulls: int, seen: dict[str, Any]) -> TriggerEvent:
         return TriggerEvent(
             {
-                "status": "event",
+                "status": str(TriggerStatus.EVENT),
                 "event": entry.event.to_dict(),
                 "message_id": entry.message_id,
                 "received_at": entry.received_at.isoformat(),
@@ -249,7 +255,11 @@ class Phase4EventTrigger(BaseTrigger):
                 errors += 1
                 reason = await self._after_error(exc, errors, deadline)
                 if reason is not None:
-                    ended: dict[str, Any] = {"status": "unavailable", "reason": reason, "deadline": self.deadline}
+                    ended: dict[str, Any] = {
+                        "status": str(TriggerStatus.UNAVAILABLE),
+                        "reason": reason,
+                        "deadline": self.deadline,
+                    }
                     yield TriggerEvent({**ended, "pulls": pulls, **seen})
                     return
                 if datetime.now(UTC) < deadline:
@@ -258,7 +268,7 @@ class Phase4EventTrigger(BaseTrigger):
                 yield self._event(entry, pulls, seen)
                 return
             if datetime.now(UTC) >= deadline and (pulls or self.tolerate_errors):
-                ended = {"status": "deadline", "deadline": self.deadline, "pulls": pulls}
+                ended = {"status": str(TriggerStatus.DEADLINE), "deadline": self.deadline, "pulls": pulls}
                 yield TriggerEvent({**ended, **seen})
                 return
             if not (pulled.ack_now or pulled.ack_after_record):

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from nba_phase5.bigquery.inbox import InboxEntry
+from nba_phase5.config import DAG_TIMEZONE
 from nba_phase5.core.contract import InvalidEventError, Phase4CompletionEvent
 
 MAX_REPORTED = 10
@@ -55,9 +57,6 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
     :param game_date: the awaited game date.
     :param today: today's date (Eastern) for tests; default now.
     """
-    from zoneinfo import ZoneInfo
-
-    from nba_phase5.config import DAG_TIMEZONE
 
     try:
         event = Phase4CompletionEvent.from_json(data, today=today)
@@ -73,9 +72,6 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
 
 def rerun_of_its_day(event: Phase4CompletionEvent) -> bool:
     """Whether a ready event was published within ``RERUN_WINDOW_DAYS`` of its game date (Eastern)."""
-    from zoneinfo import ZoneInfo
-
-    from nba_phase5.config import DAG_TIMEZONE
 
     if event.timestamp is None:
         return False

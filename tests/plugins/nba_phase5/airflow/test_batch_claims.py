@@ -97,7 +97,7 @@ class FakeTI:
         self.states, self.yields, self.claims = states, yields, claims
         self.pushed: dict[str, object] = {}
 
-    def xcom_pull(self, task_ids: object = None, dag_id: str | None = None, key: str = "", run_id: str | None = None):  # type: ignore[no-untyped-def]
+    def xcom_pull(self, task_ids: object = None, dag_id: str | None = None, key: str = "", run_id: str | None = None):
         from nba_phase5.airflow.batch_claims import CLAIM_KEY, HELD_BY_KEY
 
         if key == CLAIM_KEY:
@@ -124,20 +124,20 @@ def _context(ti: FakeTI, run_id: str = "mine", clears: int = 0) -> dict[str, obj
     }
 
 
-def test_a_run_cleared_after_its_latest_claim_claims_again_before_it_asks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_cleared_after_its_latest_claim_claims_again_before_it_asks(monkeypatch) -> None:
     from nba_phase5.airflow import batch_claims
 
     appended: list[tuple[str, str]] = []
     monkeypatch.setattr(batch_claims, "claim", lambda client, day, run_id, at: appended.append((day, run_id)))
     monkeypatch.setattr(
-        "nba_phase5.airflow.tasks.batch.bq_hook",
+        "nba_phase5.airflow.batch_claims.bigquery_hook",
         lambda: type("H", (), {"project_id": "p", "get_client": lambda self, **k: None})(),
     )
     # Claimed in its first life (clear 0) and cleared once since (only the fan-out, say): claims again.
     ti = FakeTI(states={}, yields={}, claims=[{"claimed_at": "t0", "clear_number": 0}])
     batch_claims.claim_again_if_cleared(_context(ti, clears=1), "2025-03-04")
     assert appended == [("2025-03-04", "mine")]
-    assert ti.pushed[batch_claims.CLAIM_KEY]["clear_number"] == 1  # type: ignore[index]
+    assert ti.pushed[batch_claims.CLAIM_KEY]["clear_number"] == 1
     # Claimed in this life already (resolve_game_day ran again after the clear): nothing more.
     appended.clear()
     ti = FakeTI(

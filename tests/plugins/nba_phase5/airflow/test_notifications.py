@@ -25,7 +25,7 @@ from helpers import alerts, task_context
 from nba_phase5 import config
 from nba_phase5.airflow.alert_channels import alert_text, configured_channels
 from nba_phase5.airflow.alert_links import Link
-from nba_phase5.airflow.notifications import PipelineAlertNotifier, raise_alert
+from nba_phase5.airflow.notifications import PipelineAlertNotifier, send_alert
 from nba_phase5.core.alert_kinds import RUNBOOK_BASE_URL_ENV, AlertKind
 
 GATE_TASK = "phase4_readiness.check_phase4_ready"
@@ -143,7 +143,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.integration
-def test_critical_alert_reaches_slack_and_email_with_its_full_text(  # type: ignore[no-untyped-def]
+def test_critical_alert_reaches_slack_and_email_with_its_full_text(
     bq, phase5_dag, slack_webhook, smtp_server, monkeypatch
 ) -> None:
     day = date(2025, 7, 3)
@@ -152,7 +152,7 @@ def test_critical_alert_reaches_slack_and_email_with_its_full_text(  # type: ign
     _configure_email(monkeypatch, smtp_port, " oncall@example.com,data-eng@example.com , ")
     assert configured_channels() == ["slack", "email"]
 
-    row = raise_alert(task_context(phase5_dag, GATE_TASK, day), AlertKind.phase4_not_ready, NOT_READY)
+    row = send_alert(task_context(phase5_dag, GATE_TASK, day), AlertKind.phase4_not_ready, NOT_READY)
 
     assert row["delivered"] == ["bigquery", "slack", "email"]
     [stored] = alerts(bq, day)
@@ -193,9 +193,7 @@ def test_critical_alert_reaches_slack_and_email_with_its_full_text(  # type: ign
 
 
 @pytest.mark.integration
-def test_failure_callback_alert_reaches_both_receivers(  # type: ignore[no-untyped-def]
-    bq, phase5_dag, slack_webhook, smtp_server, monkeypatch
-) -> None:
+def test_failure_callback_alert_reaches_both_receivers(bq, phase5_dag, slack_webhook, smtp_server, monkeypatch) -> None:
     day = date(2025, 7, 4)
     smtp_port, mail = smtp_server
     _configure_slack(monkeypatch, slack_webhook.port)
@@ -227,7 +225,7 @@ def test_failure_callback_alert_reaches_both_receivers(  # type: ignore[no-untyp
 
 
 @pytest.mark.integration
-def test_webhook_500_and_smtp_port_closed_do_not_fail_the_alert(  # type: ignore[no-untyped-def]
+def test_webhook_500_and_smtp_port_closed_do_not_fail_the_alert(
     bq, phase5_dag, slack_webhook, monkeypatch, caplog
 ) -> None:
     day = date(2025, 7, 5)
@@ -236,7 +234,7 @@ def test_webhook_500_and_smtp_port_closed_do_not_fail_the_alert(  # type: ignore
     _configure_email(monkeypatch, _closed_port(), "oncall@example.com")
     caplog.set_level(logging.INFO, logger="nba_phase5")
 
-    row = raise_alert(task_context(phase5_dag, GATE_TASK, day), AlertKind.phase4_not_ready, NOT_READY)
+    row = send_alert(task_context(phase5_dag, GATE_TASK, day), AlertKind.phase4_not_ready, NOT_READY)
 
     assert row["delivered"] == ["bigquery"]
     [stored] = alerts(bq, day)
@@ -247,27 +245,25 @@ def test_webhook_500_and_smtp_port_closed_do_not_fail_the_alert(  # type: ignore
 
 
 @pytest.mark.integration
-def test_one_channel_failing_leaves_the_other_delivered(  # type: ignore[no-untyped-def]
-    bq, phase5_dag, smtp_server, monkeypatch
-) -> None:
+def test_one_channel_failing_leaves_the_other_delivered(bq, phase5_dag, smtp_server, monkeypatch) -> None:
     day = date(2025, 7, 6)
     smtp_port, mail = smtp_server
     _configure_slack(monkeypatch, _closed_port())  # the webhook host is down
     _configure_email(monkeypatch, smtp_port, "oncall@example.com")
     context = task_context(phase5_dag, "retry_stragglers.verify_completion", day)
-    row = raise_alert(context, AlertKind.stragglers_remaining, "29 missing")
+    row = send_alert(context, AlertKind.stragglers_remaining, "29 missing")
     assert row["delivered"] == ["bigquery", "email"]
     assert len(mail.envelopes) == 1
     assert [r["alert_id"] for r in alerts(bq, day)] == [row["alert_id"]]
 
 
 @pytest.mark.integration
-def test_no_channel_configured_records_only_in_bigquery(bq, phase5_dag, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_no_channel_configured_records_only_in_bigquery(bq, phase5_dag, caplog) -> None:
     day = date(2025, 7, 1)
     caplog.set_level(logging.INFO, logger="nba_phase5")
     context = task_context(phase5_dag, "retry_stragglers.verify_completion", day)
     assert configured_channels() == []
-    row = raise_alert(context, AlertKind.stragglers_remaining, "29 players still lack a prediction")
+    row = send_alert(context, AlertKind.stragglers_remaining, "29 players still lack a prediction")
     assert row["delivered"] == ["bigquery"]
     [stored] = alerts(bq, day)
     assert stored["alert_id"] == row["alert_id"]
@@ -277,32 +273,30 @@ def test_no_channel_configured_records_only_in_bigquery(bq, phase5_dag, caplog) 
 
 
 @pytest.mark.integration
-def test_recipients_without_smtp_connection_are_not_mailed(bq, phase5_dag, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_recipients_without_smtp_connection_are_not_mailed(bq, phase5_dag, monkeypatch, caplog) -> None:
     day = date(2025, 7, 2)
     monkeypatch.setenv(EMAILS_VAR, "oncall@example.com")
     caplog.set_level(logging.INFO, logger="nba_phase5")
     assert configured_channels() == []
     context = task_context(phase5_dag, GATE_TASK, day)
-    row = raise_alert(context, AlertKind.gate_unavailable, "x", email_to="other@example.com")
+    row = send_alert(context, AlertKind.gate_unavailable, "x", email_to="other@example.com")
     assert row["delivered"] == ["bigquery"]
     assert "No SMTP connection 'smtp_default': alert not e-mailed" in caplog.text
 
 
 @pytest.mark.integration
-def test_bigquery_down_still_alerts_people_then_raises(  # type: ignore[no-untyped-def]
-    stack, phase5_dag, slack_webhook, monkeypatch
-) -> None:
+def test_bigquery_down_still_alerts_people_then_raises(stack, phase5_dag, slack_webhook, monkeypatch) -> None:
     from nba_phase5.bigquery.clients import EmulatorUnreachableError
 
     _configure_slack(monkeypatch, slack_webhook.port)
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"127.0.0.1:{_closed_port()}")
     with pytest.raises(EmulatorUnreachableError):
-        raise_alert(task_context(phase5_dag, GATE_TASK, date(2025, 7, 7)), AlertKind.phase4_not_ready, NOT_READY)
+        send_alert(task_context(phase5_dag, GATE_TASK, date(2025, 7, 7)), AlertKind.phase4_not_ready, NOT_READY)
     [(_, body)] = slack_webhook.posts
     assert body["text"].startswith("[critical] nba_phase5_predictions 2025-07-07: ")
 
 
-def test_configured_channels_needs_a_connection_and_recipients_for_email(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_configured_channels_needs_a_connection_and_recipients_for_email(monkeypatch) -> None:
     _configure_email(monkeypatch, 2525, recipients=None)
     assert configured_channels() == []  # an SMTP connection but nobody to write to
     assert configured_channels(email_to="oncall@example.com") == ["email"]
@@ -340,7 +334,7 @@ def test_alert_title_is_one_line_and_the_body_keeps_the_message() -> None:
 
 def test_an_alert_needs_a_kind() -> None:
     with pytest.raises(TypeError, match="AlertKind"):
-        raise_alert({}, "critical", "x")  # type: ignore[arg-type]
+        send_alert({}, "critical", "x")
 
 
 #: Where each kind is raised: the task whose context raises it (``run_died``: the DAG callback's context,
@@ -382,12 +376,12 @@ def _raise(phase5_dag: Any, kind: AlertKind) -> None:
     context = task_context(phase5_dag, task_id, date(2025, 11, 28))
     context["dag_run"].run_id = context["run_id"] = RUN_ID
     context["ti"].try_number = 2
-    raise_alert(context, kind, f"a {kind.name} alert")
+    send_alert(context, kind, f"a {kind.name} alert")
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", list(AlertKind), ids=lambda kind: kind.name)
-def test_every_kind_reaches_people_with_its_runbook_section_and_the_run_links(  # type: ignore[no-untyped-def]
+def test_every_kind_reaches_people_with_its_runbook_section_and_the_run_links(
     bq, phase5_dag, slack_webhook, smtp_server, monkeypatch, kind
 ) -> None:
     smtp_port, mail = smtp_server
@@ -422,7 +416,7 @@ def test_a_failure_that_knows_its_kind_overrides_the_notifiers(monkeypatch: pyte
 
     raised: list[tuple[AlertKind, str]] = []
     monkeypatch.setattr(
-        "nba_phase5.airflow.notifications.raise_alert",
+        "nba_phase5.airflow.notifications.send_alert",
         lambda context, kind, message, **_: raised.append((kind, message)),
     )
     notifier = PipelineAlertNotifier()  # the DAG's default for every task: task_failed

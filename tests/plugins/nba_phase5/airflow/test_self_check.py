@@ -28,7 +28,7 @@ def test_the_probe_is_a_ready_feature_store_event_the_inbox_gives_back() -> None
 def test_no_prediction_run_ever_waits_for_the_probes_date() -> None:
     # The daily DAG's start_date is the earliest date the schedule or a backfill can reach.
     source = (DAGS / "nba_phase5_predictions.py").read_text()
-    year, month, day = map(int, re.search(r"start_date=pendulum\.datetime\((\d+), (\d+), (\d+)", source).groups())  # type: ignore[union-attr]
+    year, month, day = map(int, re.search(r"start_date=pendulum\.datetime\((\d+), (\d+), (\d+)", source).groups())
     assert self_check.PROBE_DATE.isoformat() < f"{year:04d}-{month:02d}-{day:02d}"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nba_phase5 import config
-from nba_phase5.airflow import notifications, sla
+from nba_phase5.airflow import sla
 from nba_phase5.core.alert_kinds import AlertKind
 
 # Game date → the scheduled run's logical date (00:00 Eastern on D) and 10:00 Eastern on D, in UTC.
@@ -51,9 +51,7 @@ def _dag_run(run_type: str, logical: str, queued: str, state: str = "running", *
 @pytest.fixture
 def raised(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, str, str]]:
     calls: list[tuple[Any, Any, str]] = []
-    monkeypatch.setattr(
-        notifications, "raise_alert", lambda context, kind, message: calls.append((context, kind, message))
-    )
+    monkeypatch.setattr(sla, "send_alert", lambda context, kind, message: calls.append((context, kind, message)))
     return calls
 
 
@@ -81,7 +79,7 @@ def _paged_at(results: dict[datetime, str]) -> list[datetime]:
 
 
 @pytest.mark.parametrize("day", NIGHTS)
-def test_the_overnight_run_still_going_pages_once_at_10_am_eastern_wall_clock(raised, dag_alerts, day) -> None:  # type: ignore[no-untyped-def]
+def test_the_overnight_run_still_going_pages_once_at_10_am_eastern_wall_clock(raised, dag_alerts, day) -> None:
     # Defect 3: on 2026-11-01 logical date + 10 h was 09:00 EST, and on 2026-03-08 11:00 EDT.
     logical, ten_am = NIGHTS[day]
     results = _miss_every_deadline(dag_alerts, _dag_run("scheduled", logical, logical))
@@ -93,7 +91,7 @@ def test_the_overnight_run_still_going_pages_once_at_10_am_eastern_wall_clock(ra
 
 
 @pytest.mark.parametrize("day", NIGHTS)
-def test_a_scheduled_run_queued_after_10_am_eastern_still_pages(raised, dag_alerts, day) -> None:  # type: ignore[no-untyped-def]
+def test_a_scheduled_run_queued_after_10_am_eastern_still_pages(raised, dag_alerts, day) -> None:
     # Defect 1: the scheduler was down over midnight and queued the run at 11:30 ET; the SLA was missed
     # all the same, so the deadline that passed before the run existed pages the moment it fires.
     logical, ten_am = NIGHTS[day]
@@ -104,7 +102,7 @@ def test_a_scheduled_run_queued_after_10_am_eastern_still_pages(raised, dag_aler
 
 
 @pytest.mark.parametrize("day", NIGHTS)
-def test_a_run_that_already_failed_and_alerted_is_not_paged_again(raised, dag_alerts, day) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_that_already_failed_and_alerted_is_not_paged_again(raised, dag_alerts, day) -> None:
     # Defect 2: the run failed at 03:00 (its failure alerted); Airflow keeps a failed run's deadline.
     logical, ten_am = NIGHTS[day]
     results = _miss_every_deadline(dag_alerts, _dag_run("scheduled", logical, logical, state="failed"))
@@ -123,13 +121,13 @@ def test_a_run_that_already_failed_and_alerted_is_not_paged_again(raised, dag_al
         _dag_run("manual", "2025-03-04T12:00:00Z", "2026-11-30T02:00:00Z", game_date="2025-03-04"),
     ],
 )
-def test_a_backfill_or_a_past_date_triggered_by_hand_does_not_page(raised, dag_alerts, dag_run) -> None:  # type: ignore[no-untyped-def]
+def test_a_backfill_or_a_past_date_triggered_by_hand_does_not_page(raised, dag_alerts, dag_run) -> None:
     results = _miss_every_deadline(dag_alerts, dag_run)
     assert raised == []
     assert {"a backfill: no alert", "created after its deadline: no alert"} & set(results.values())
 
 
-def test_a_manual_run_for_today_pages_10_hours_after_it_was_triggered(raised, dag_alerts) -> None:  # type: ignore[no-untyped-def]
+def test_a_manual_run_for_today_pages_10_hours_after_it_was_triggered(raised, dag_alerts) -> None:
     dag_run = _dag_run("manual", "2025-11-28T13:00:00Z", "2025-11-28T13:00:00Z", game_date="2025-11-28")
     results = _miss_every_deadline(dag_alerts, dag_run)
     assert _paged_at(results) == [datetime(2025, 11, 28, 23, tzinfo=UTC)]
@@ -144,7 +142,7 @@ def test_the_deadline_is_10_hours_of_eastern_wall_clock_from_the_logical_date() 
     assert sla.due_at(start, timedelta(minutes=1)) - start == timedelta(minutes=1)
 
 
-def test_the_alerts_survive_the_dag_serializer(dag_alerts) -> None:  # type: ignore[no-untyped-def]
+def test_the_alerts_survive_the_dag_serializer(dag_alerts) -> None:
     """What the DAG processor stores (DagSerialization.to_dict) and the scheduler reads back."""
     import pendulum
     from airflow.sdk import DAG

@@ -52,7 +52,7 @@ def _predictions(bq: Any, day: date) -> list[dict[str, Any]]:
     )
 
 
-def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> None:  # type: ignore[no-untyped-def]
+def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> None:
     day, batch = date(2024, 2, 3), "batch_2024-02-03_1741000000"
     stage_rows(bq, batch, "rev-1_aaaa0001", [_row(day, "p1", 25.5, points="20.0", age_s=5), _row(day, "p2", None)])
     # A redelivered request staged again by another worker: the newer row wins (BSW 558-566).
@@ -71,7 +71,7 @@ def test_staged_rows_are_merged_newest_per_key_and_the_tables_deleted(bq) -> Non
     assert consolidation.counted_tables(bq, [batch]) == []
 
 
-def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:  # type: ignore[no-untyped-def]
+def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> None:
     day, batch = date(2024, 2, 4), "batch_2024-02-04_1741100000"
     staged = [_row(day, f"p{i}", 20.5 + i) for i in range(3)]
     stage_rows(bq, batch, "w_1", staged)
@@ -89,7 +89,7 @@ def test_consolidating_the_same_staged_rows_twice_gives_the_same_rows(bq) -> Non
     assert len(_predictions(bq, day)) == 3
 
 
-def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ignore[no-untyped-def]
+def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:
     day = date(2024, 2, 5)
     old_batch, new_batch = "batch_2024-02-05_1741200000", "batch_2024-02-05_1741203600"
     stage_rows(bq, old_batch, "w_1", [_row(day, "p1", 25.5, age_s=60), _row(day, "p2", 18.5, age_s=60)])
@@ -116,7 +116,7 @@ def test_a_forced_batch_supersedes_the_older_prediction(bq) -> None:  # type: ig
     assert updated["updated_at"] is not None
 
 
-def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None:  # type: ignore[no-untyped-def]
+def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None:
     """The line moved 24.5 → 26.5 (24.5 superseded), then a forced batch predicts at 24.5 again: the MERGE
     updates the old inactive 24.5 row in place (same key), and that row, holding the newest prediction, must
     win."""
@@ -134,7 +134,7 @@ def test_a_forced_batch_back_on_an_old_line_keeps_its_own_row_active(bq) -> None
     assert rows[Decimal("26.5")]["superseded_by"] == rows[Decimal("24.5")]["prediction_id"]
 
 
-def test_the_newest_prediction_stays_active_even_when_an_older_one_updates_a_stored_row(bq) -> None:  # type: ignore[no-untyped-def]
+def test_the_newest_prediction_stays_active_even_when_an_older_one_updates_a_stored_row(bq) -> None:
     """A dead forced batch staged p1 again on the stored row's line (an older prediction: it updates that
     row in place); the batch that adopted it staged p1 on the line since moved (the newest: a new row).
     The newest prediction stays active, whichever row the MERGE touched, and a second consolidation of the
@@ -154,7 +154,7 @@ def test_the_newest_prediction_stays_active_even_when_an_older_one_updates_a_sto
         assert (replaced["is_active"], replaced["superseded_by"]) == (False, newest["prediction_id"])
 
 
-def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  # type: ignore[no-untyped-def]
+def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:
     day, batch = date(2024, 2, 6), "batch_2024-02-06_1741300000"
     # Rows of another date in the batch's table: the MERGE, pruned to the batch's date, takes none.
     stage_rows(bq, batch, "w_1", [_row(date(2024, 2, 7), "p1", 25.5)])
@@ -163,7 +163,7 @@ def test_a_merge_that_changes_nothing_fails_and_keeps_the_tables(bq) -> None:  #
     assert len(consolidation.batch_tables(bq, [batch])) == 1  # kept for a person (BSW 1059-1071)
 
 
-def test_a_consolidation_that_would_leave_active_duplicates_fails_writes_nothing_and_keeps_the_tables(  # type: ignore[no-untyped-def]
+def test_a_consolidation_that_would_leave_active_duplicates_fails_writes_nothing_and_keeps_the_tables(
     bq,
 ) -> None:
     """The platform's duplicates check (BSW 1073-1111), made inside the one MERGE: a prediction already
@@ -181,7 +181,7 @@ def test_a_consolidation_that_would_leave_active_duplicates_fails_writes_nothing
     assert len(consolidation.batch_tables(bq, [batch])) == 1
 
 
-def test_nothing_staged_for_the_date_changes_no_row_even_where_rows_would_be_superseded(bq) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_staged_for_the_date_changes_no_row_even_where_rows_would_be_superseded(bq) -> None:
     """With no staged row for the date the MERGE writes nothing at all (not even the deactivation of an
     older active row), so "changed no prediction" stays the platform's check (BSW 1059-1071)."""
     from nba_phase5.bigquery.bq import insert_rows
@@ -197,7 +197,7 @@ def test_nothing_staged_for_the_date_changes_no_row_even_where_rows_would_be_sup
     assert len(consolidation.batch_tables(bq, [batch])) == 1
 
 
-def test_a_dead_runs_staged_rows_are_adopted_and_nothing_else_is_touched(bq) -> None:  # type: ignore[no-untyped-def]
+def test_a_dead_runs_staged_rows_are_adopted_and_nothing_else_is_touched(bq) -> None:
     """A run that died before consolidating leaves its batch's tables; the date's next batch, told to adopt
     it (batch_claims.adoptable_batches), counts its players as predicted and merges them (the coordinator
     left them to a 24-hour clean-up). A batch it was not told to adopt — the coordinator's, of the same

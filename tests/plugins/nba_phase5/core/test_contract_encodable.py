@@ -68,7 +68,7 @@ def through_the_triggerer(payload: dict[str, Any]) -> dict[str, Any]:
     received = TriggerRunnerSupervisor.decoder.validate_python(request.body)
     assert isinstance(received, messages.TriggerStateChanges)
     assert received.events
-    return received.events[0].event.payload  # type: ignore[no-any-return]
+    return received.events[0].event.payload
 
 
 def holds_nul(value: object) -> bool:
@@ -89,7 +89,7 @@ def through_next_kwargs(payload: dict[str, Any]) -> dict[str, Any]:
     """The supervisor stores the payload in next_kwargs (handle_event_submit), the task reads it back."""
     from airflow.sdk.serde import deserialize, serialize
 
-    return deserialize(jsonb(serialize({"event": payload})))["event"]  # type: ignore[index,no-any-return]
+    return deserialize(jsonb(serialize({"event": payload})))["event"]
 
 
 def through_xcom(value: dict[str, Any]) -> object:
@@ -267,7 +267,7 @@ def test_a_failed_runs_error_text_keeps_its_words_and_loses_nul() -> None:
 
 
 @pytest.mark.integration
-def test_the_real_trigger_hands_on_an_event_with_every_defect(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_the_real_trigger_hands_on_an_event_with_every_defect(stack, drain) -> None:
     """Published as Phase 4 would, pulled, recorded in the inbox and yielded by the real trigger: encodable."""
     from nba_phase5 import config
     from nba_phase5.bigquery.clients import publisher_client
@@ -286,7 +286,7 @@ def test_the_real_trigger_hands_on_an_event_with_every_defect(stack, drain) -> N
 
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
-            return event.payload  # type: ignore[no-any-return]
+            return event.payload
         raise AssertionError("trigger ended without an event")
 
     payload = asyncio.run(first())

@@ -279,7 +279,7 @@ def test_invalid_envelopes_are_rejected_with_their_reason() -> None:
 
 
 @pytest.mark.integration
-def test_the_trigger_waits_through_the_other_processors_for_the_feature_store(stack, drain) -> None:  # type: ignore[no-untyped-def]
+def test_the_trigger_waits_through_the_other_processors_for_the_feature_store(stack, drain) -> None:
     """Real Pub/Sub and inbox: all five processors publish on one topic (PCB 640); only ours ends the wait."""
     import asyncio
     from datetime import UTC, datetime, timedelta
@@ -309,7 +309,7 @@ def test_the_trigger_waits_through_the_other_processors_for_the_feature_store(st
 
         async def first() -> dict[str, Any]:
             async for event in trigger.run():
-                return event.payload  # type: ignore[no-any-return]
+                return event.payload
             raise AssertionError("trigger ended without an event")
 
         return asyncio.run(first())

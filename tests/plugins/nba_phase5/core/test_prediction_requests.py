@@ -19,7 +19,7 @@ BATCH = "batch_2025-11-28_1764300000"
 
 def _body(**kwargs: object) -> dict[str, object]:
     request = PredictionRequest(
-        **{  # type: ignore[arg-type]
+        **{
             "game_date": "2025-11-28",
             "player_lookup": "lebronjames",
             "game_id": "20251128_LAL_BOS",

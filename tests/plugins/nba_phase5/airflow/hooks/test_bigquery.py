@@ -15,7 +15,7 @@ from nba_phase5.bigquery import bq
 from nba_phase5.bigquery.clients import EmulatorUnreachableError
 
 
-class Row(dict):  # type: ignore[type-arg]
+class Row(dict):
     """A result row: google-cloud-bigquery's Row has ``items()`` too."""
 
 
@@ -65,7 +65,7 @@ def use(monkeypatch: pytest.MonkeyPatch, client: FakeClient) -> None:
     monkeypatch.setattr(BigQueryHook, "get_client", lambda self, project_id=None, location=None: client)
 
 
-def test_queries_are_standard_sql_with_typed_parameters_and_the_jobs_labels(hook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_queries_are_standard_sql_with_typed_parameters_and_the_jobs_labels(hook, monkeypatch) -> None:
     client = FakeClient([{"done": True, "players_ready": 7}])
     use(monkeypatch, client)
     rows = hook.query_rows(
@@ -81,7 +81,7 @@ def test_queries_are_standard_sql_with_typed_parameters_and_the_jobs_labels(hook
     assert types == {"game_date": "DATE", "players": "STRING", "since": "TIMESTAMP"}
 
 
-def test_a_transient_error_is_retried_and_a_bad_query_is_not(hook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_error_is_retried_and_a_bad_query_is_not(hook, monkeypatch) -> None:
     from google.api_core import exceptions
 
     flaky = FakeClient(exceptions.ServiceUnavailable("503"), [{"n": 1}])
@@ -96,14 +96,14 @@ def test_a_transient_error_is_retried_and_a_bad_query_is_not(hook, monkeypatch) 
     assert len(bad.jobs) == 1
 
 
-def test_without_labels_of_its_own_it_takes_none_outside_a_task(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_labels_of_its_own_it_takes_none_outside_a_task(monkeypatch) -> None:
     client = FakeClient([])
     use(monkeypatch, client)
     Phase5BigQueryHook(gcp_conn_id="google_cloud_default").query_rows("SELECT 1")
     assert client.jobs[0][1].labels == {}
 
 
-def test_a_stopped_emulator_fails_at_once_naming_the_fix(hook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_stopped_emulator_fails_at_once_naming_the_fix(hook, monkeypatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

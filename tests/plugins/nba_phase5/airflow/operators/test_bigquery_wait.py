@@ -106,7 +106,7 @@ READY = {
 
 def first_try(try_number: int = 1) -> XComTI:
     ti = XComTI("wait", {})
-    ti.try_number = try_number  # type: ignore[attr-defined]
+    ti.try_number = try_number
     return ti
 
 

@@ -42,7 +42,7 @@ def _fan_out(day: date, batch: str, **kwargs: Any) -> PredictionFanOutOperator:
     )
 
 
-def test_requests_carry_the_coordinators_body_with_each_players_line(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_requests_carry_the_coordinators_body_with_each_players_line(stack, bq, drain) -> None:
     day, batch = date(2025, 7, 1), "batch_2025-07-01_1751328000"
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=20, ready_pct=100)
@@ -69,7 +69,7 @@ def test_requests_carry_the_coordinators_body_with_each_players_line(stack, bq, 
     assert bodies[third]["line_source"] == "NO_PROP_LINE"
 
 
-def test_a_staged_player_is_not_requested_again(stack, bq, drain) -> None:  # type: ignore[no-untyped-def]
+def test_a_staged_player_is_not_requested_again(stack, bq, drain) -> None:
     day, batch = date(2025, 7, 2), "batch_2025-07-02_1751414400"
     drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)
     seed_day(bq, day, players=10, ready_pct=100)
@@ -121,7 +121,7 @@ class LeaseTI:
         return sum(1 for run in run_ids if run in self.live and "running" in states)
 
 
-def test_the_first_fan_out_judges_the_claims_it_read_with_the_players_in_one_query(  # type: ignore[no-untyped-def]
+def test_the_first_fan_out_judges_the_claims_it_read_with_the_players_in_one_query(
     stack, bq, drain, monkeypatch
 ) -> None:
     """The fan-out's one-batch guard (nba_phase5.airflow.batch_claims) reads the date's claims in the players'

@@ -114,11 +114,11 @@ def test_late_events_of_a_finished_date_are_warned_about_once_each(monkeypatch: 
 
     warned: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        "nba_phase5.airflow.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg))
+        "nba_phase5.airflow.operators.phase4_event_wait.warn", lambda ctx, kind, msg: warned.append((kind.name, msg))
     )
     finished = {"2025-11-27": datetime(2025, 11, 27, 15, 0, tzinfo=UTC)}
-    monkeypatch.setattr("nba_phase5.bigquery.late_events.finished_at", lambda hook, dates: finished)
-    monkeypatch.setattr("nba_phase5.airflow.tasks.batch.bq_hook", lambda: None)
+    monkeypatch.setattr("nba_phase5.airflow.operators.phase4_event_wait.finished_at", lambda hook, dates: finished)
+    monkeypatch.setattr("nba_phase5.airflow.operators.phase4_event_wait.bigquery_hook", lambda: None)
     late = [
         {"message_id": "1", "game_date": "2025-11-27", "players": 460, "at": "2025-11-27T19:00:00+00:00"},
         {"message_id": "2", "game_date": "2025-11-27", "players": 450, "at": "2025-11-27T10:00:00+00:00"},
@@ -138,7 +138,7 @@ def test_late_events_of_a_finished_date_are_warned_about_once_each(monkeypatch: 
 def test_unusable_events_are_one_warning_of_their_own_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     warned: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        "nba_phase5.airflow.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg))
+        "nba_phase5.airflow.operators.phase4_event_wait.warn", lambda ctx, kind, msg: warned.append((kind.name, msg))
     )
     rejected = [{"message_id": "7", "reason": "not JSON"}, {"message_id": "8", "reason": "no game_date"}]
     sensor()._report_rejected({}, rejected)

@@ -195,7 +195,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every alert raised, as (kind name, message), instead of writing it to BigQuery."""
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        "nba_phase5.airflow.notifications.raise_alert",
+        "nba_phase5.airflow.notifications.send_alert",
         lambda context, kind, message, **kwargs: calls.append((kind.name, message)),
     )
     return calls

@@ -1,5 +1,5 @@
-"""batch's first tasks with fake BigQuery: one query each for resolve_game_day and check_batch_status, the
-claim before the holder is read, and when this run's batch began."""
+"""batch's tasks with fake BigQuery: check_batch_status is one query, after a cleared run's claim, and hands
+Phase 4's readiness on; the degraded verdict warns."""
 
 from __future__ import annotations
 
@@ -25,67 +25,20 @@ class Hook:
         return object()
 
 
-@pytest.fixture
-def claimed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    made: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(batch_claims, "claim", lambda client, day, run_id, at: made.append((day, run_id, at)))
-    monkeypatch.setattr(batch_claims, "adoptable_batches", lambda context, day, rows, **kwargs: ["batch_dead"])
-    return made
-
-
-def claim_row(run_id: str, first: str) -> dict[str, Any]:
-    """A run's first claim as _date_batches.sql returns it (game_day.sql's ``batches``)."""
-    return {"kind": "claim", "name": run_id, "happened_at": datetime.fromisoformat(first)}
-
-
-def context(try_number: int) -> dict[str, Any]:
-    ti = XComTI("resolve_game_day", {})
-    ti.try_number = try_number  # type: ignore[attr-defined]
-    return {"ti": ti, "run_id": "run_a", "params": {"in_flight_minutes": 10}}
-
-
-def test_a_first_try_begins_the_batch_now(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ctx = context(try_number=1)
-    # An earlier claim of this run id (another life of the id, say) does not move a first try's start.
-    batch.claim_batch(ctx, Hook(), "2026-12-01", T2, [claim_row("run_a", T0)])
-    assert claimed == [("2026-12-01", "run_a", T2)]
-    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T2
-    # The coordinator's batch id, minted from the first claim, then the dead batches it adopts.
-    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_id") == "batch_2026-12-01_1796102400"
-    assert ctx["ti"].xcom_pull("resolve_game_day", "staged_batches") == ["batch_2026-12-01_1796102400", "batch_dead"]
-
-
-def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    rows = [claim_row("run_b", T1), claim_row("run_a", T0), {"kind": "batch", "name": "run_a", "happened_at": T1}]
-    ctx = context(try_number=3)
-    batch.claim_batch(ctx, Hook(), "2026-12-01", T2, rows)
-    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T0  # a forced generation survives
-    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_id") == "batch_2026-12-01_1796101200"  # so does the batch
-
-
-def test_a_retry_whose_claim_never_landed_begins_now(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ctx = context(try_number=2)
-    batch.claim_batch(ctx, Hook(), "2026-12-01", T2, [claim_row("run_b", T0)])
-    assert ctx["ti"].xcom_pull("resolve_game_day", "batch_started_at") == T2
-
-
 def test_a_degraded_verdict_warns_with_its_own_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     warned: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        "nba_phase5.airflow.notifications.warn", lambda context, kind, msg: warned.append((kind.name, msg))
-    )
-    ti = XComTI(batch.READINESS_VERDICT, {(batch.GAME_DAY, "game_date"): "2025-11-28"})
-    context = {"ti": ti, "params": {"phase4_wait_minutes": 30}}
+    monkeypatch.setattr(batch, "warn", lambda context, kind, msg: warned.append((kind.name, msg)))
+    context = {"ti": XComTI(config.TASKS.readiness_verdict), "params": {"phase4_wait_minutes": 30}}
     readiness = {"done": False, "players_ready": 70, "players_total": 200}
-    assert batch.proceed_with_ready_players(readiness, context)["degraded"] is True
+    assert batch.proceed_with_ready_players(readiness, "2025-11-28", context)["degraded"] is True
     words = "Phase 4 not fully ready for 2025-11-28 after 30 min: proceeding with 70/200 ready (35.0 %)"
     assert warned == [("phase4_degraded", words)]
-    assert batch.proceed_with_ready_players({**readiness, "done": True}, context)["degraded"] is False
+    assert batch.proceed_with_ready_players({**readiness, "done": True}, "2025-11-28", context)["degraded"] is False
     assert len(warned) == 1
 
 
 class QueryHook(Hook):
-    """The package's hook as the first two tasks use it: every query answers ``row``; each is recorded."""
+    """The package's hook as check_batch_status uses it: every query answers ``row``; each is recorded."""
 
     def __init__(self, row: dict[str, Any], events: list[str]) -> None:
         self.row, self.events = row, events
@@ -95,43 +48,13 @@ class QueryHook(Hook):
         return [dict(self.row)]
 
 
-def resolve_context() -> dict[str, Any]:
-    ctx = context(try_number=1)
-    ctx["params"] = {"game_date": "2026-12-01", "in_flight_minutes": 10}
-    ctx["dag_run"] = SimpleNamespace(run_after=datetime.fromisoformat(T2))
-    return ctx
-
-
-def test_resolve_game_day_is_one_query_and_an_off_day_claims_nothing(claimed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from nba_phase5.airflow.tasks import run_history
-
-    events: list[str] = []
-    adopted_from: list[Any] = []
-    monkeypatch.setattr(run_history, "record", lambda context, running: events.append("running row"))
-    monkeypatch.setattr(
-        batch_claims, "adoptable_batches", lambda context, day, rows, **kwargs: adopted_from.append(rows) or []
-    )
-    rows = [claim_row("run_dead", T0)]
-    monkeypatch.setattr(batch, "bq_hook", lambda: QueryHook({"games": 0, "games_around": 9, "batches": rows}, events))
-    assert batch.resolve_game_day(resolve_context()) is False
-    assert (events, claimed, adopted_from) == (["query game_day"], [], [])  # an off day: no claim, no row
-    events.clear()
-    monkeypatch.setattr(batch, "bq_hook", lambda: QueryHook({"games": 7, "games_around": 90, "batches": rows}, events))
-    assert batch.resolve_game_day(resolve_context()) is True
-    # One query (the games and the date's batches), the claim, the running row; adoption judged the query's rows.
-    assert events == ["query game_day", "running row"]
-    assert [(day, run) for day, run, _at in claimed] == [("2026-12-01", "run_a")]
-    assert adopted_from == [rows]
-
-
 class StatusTI(XComTI):
     """check_batch_status's task instance: this run's XComs; Airflow says which runs are live, none yielded."""
 
     try_number = 1
 
     def __init__(self, live: set[str]) -> None:
-        super().__init__(batch.BATCH_STATUS, {(batch.GAME_DAY, "game_date"): "2026-12-01"})
-        self.xcoms[(batch.GAME_DAY, "batch_started_at")] = T0
+        super().__init__(config.TASKS.batch_status, {})
         self.live = live
 
     def xcom_pull(self, task_ids: Any, key: str = "return_value", **other_run: Any) -> Any:
@@ -141,6 +64,8 @@ class StatusTI(XComTI):
         return sum(run in self.live for run in run_ids)
 
 
+GAME_DAY = {"game_date": "2026-12-01", "started_at": T0, "games": 7, "schedule_outage": False, "batches": []}
+CLAIM = {"batch_started_at": T0, "batch_id": "batch_2026-12-01_1796101200", "staged_batches": []}
 PHASE4 = {"phase4_ran": True, "players_ready": 400, "done": True, "can_proceed": True, "phase4_processed_at": None}
 THRESHOLDS = {"min_ready_players": 100, "min_ready_pct": 80.0, "degraded_min_players": 50}
 
@@ -161,10 +86,10 @@ def claims_row(run_id: str, at: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("claims", "coverage", "branch"),
     [
-        ([claims_row("run_b", T0), claims_row("run_a", T1)], {"done": False}, batch.CONCURRENT),
-        ([claims_row("run_a", T1)], {"done": True}, batch.ALREADY_COMPLETE),
-        ([claims_row("run_b", T0), claims_row("run_a", T1)], {"done": True}, batch.CONCURRENT),
-        ([claims_row("run_dead", T0), claims_row("run_a", T1)], {"done": False}, batch.EVENT),
+        ([claims_row("run_b", T0), claims_row("run_a", T1)], {"done": False}, config.TASKS.concurrent_run),
+        ([claims_row("run_a", T1)], {"done": True}, config.TASKS.already_complete),
+        ([claims_row("run_b", T0), claims_row("run_a", T1)], {"done": True}, config.TASKS.concurrent_run),
+        ([claims_row("run_dead", T0), claims_row("run_a", T1)], {"done": False}, config.TASKS.event),
     ],
     ids=["held", "complete", "held-beats-complete", "dead-holder"],
 )
@@ -175,18 +100,19 @@ def test_check_batch_status_claims_first_then_reads_holder_and_coverage_in_one_q
     monkeypatch.setattr(batch_claims, "claim_again_if_cleared", lambda context, day: events.append("claim if cleared"))
     counts = {"players_ready": 5, "players_complete": 5 if coverage["done"] else 0, "players_missing": 0}
     row = {**counts, "players_in_flight": 0, **coverage, "claims": claims, "phase4": PHASE4}
-    monkeypatch.setattr(batch, "bq_hook", lambda: QueryHook(row, events))
+    monkeypatch.setattr(batch, "bigquery_hook", lambda: QueryHook(row, events))
     ti = StatusTI(live={"run_a", "run_b"})
     ctx = status_context(ti, skip_event_wait=False)
-    assert batch.check_batch_status(ctx) == branch
+    assert batch.check_batch_status(GAME_DAY, CLAIM, ctx) == branch
     # A cleared run's new claim lands before the one job that reads the claims (the one-batch race).
     assert events == ["claim if cleared", "query batch_status"]
-    status = ti.xcom_pull(batch.BATCH_STATUS, "batch_status")
+    status = ti.xcom_pull(config.TASKS.batch_status, batch.BATCH_STATUS_KEY)
     assert "claims" not in status
     assert "phase4" not in status
-    assert status["state"] == {batch.CONCURRENT: "held", batch.ALREADY_COMPLETE: "fully_complete"}.get(
-        branch, "not_started"
-    )
+    assert status["state"] == {
+        config.TASKS.concurrent_run: "held",
+        config.TASKS.already_complete: "fully_complete",
+    }.get(branch, "not_started")
 
 
 @pytest.mark.parametrize(
@@ -209,13 +135,13 @@ def test_check_batch_status_hands_the_readiness_row_to_the_wait_only_when_no_eve
             sent.append(params)
             return super().query_rows(sql, params)
 
-    monkeypatch.setattr(batch, "bq_hook", lambda: ParamsHook({**row, "phase4": PHASE4}, events))
+    monkeypatch.setattr(batch, "bigquery_hook", lambda: ParamsHook({**row, "phase4": PHASE4}, events))
     ti = StatusTI(live={"run_a"})
-    assert batch.check_batch_status(status_context(ti, skip_event_wait=skip_event_wait, run_type=run_type)) == (
-        batch.EVENT
-    )
+    assert batch.check_batch_status(
+        GAME_DAY, CLAIM, status_context(ti, skip_event_wait=skip_event_wait, run_type=run_type)
+    ) == (config.TASKS.event)
     assert events == ["query batch_status"]  # one job: no readiness query of its own
-    assert ti.xcom_pull(batch.BATCH_STATUS, batch.PHASE4_READINESS_KEY) == pushed
+    assert ti.xcom_pull(config.TASKS.batch_status, batch.PHASE4_READINESS_KEY) == pushed
     [params] = sent
     # The thresholds as values of the run's params, never formatted into the SQL.
     assert {name: params[name]["value"] for name in THRESHOLDS} == THRESHOLDS

@@ -112,8 +112,8 @@ def test_a_batch_phase6_would_drop_is_not_announced_and_a_warning_says_why(
         assert kind is AlertKind.handoff_refused
         warnings.append(message)
 
-    monkeypatch.setattr("nba_phase5.airflow.notifications.warn", warn)
-    monkeypatch.setattr("nba_phase5.airflow.tasks.batch.bq_hook", lambda: None)
+    monkeypatch.setattr("nba_phase5.airflow.tasks.handoff.warn", warn)
+    monkeypatch.setattr("nba_phase5.airflow.tasks.handoff.bigquery_hook", lambda: None)
     monkeypatch.setattr(handoff, "prediction_rows", lambda hook, day: 9)
     message = handoff.completion_message(_row(status, **figures), now=NOW)
     assert why in (handoff.phase6_refusal(message, lambda: 9) or "")
@@ -168,7 +168,7 @@ def _context(run_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.integration
-def test_one_message_per_batch_however_often_the_task_runs(stack) -> None:  # type: ignore[no-untyped-def]
+def test_one_message_per_batch_however_often_the_task_runs(stack) -> None:
     drain_subscription(config.PHASE5_COMPLETE_LOCAL_SUBSCRIPTION)
     day = date(2025, 8, 21).isoformat()
     first = _context("manual__1")

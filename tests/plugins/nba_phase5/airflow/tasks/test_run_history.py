@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpers import alerts, run_history, task_context
+from helpers import alerts, run_history
 from nba_phase5.airflow.tasks import run_history as recorder
+from nba_phase5.core.run_facts import RunFacts
+from nba_phase5.core.states import RunStatus, TriggeredBy, triggered_by_run_type
 
 
 def test_the_rows_season_year_is_the_platforms() -> None:
@@ -18,8 +20,8 @@ def test_the_rows_season_year_is_the_platforms() -> None:
     row = recorder.production_row(
         run_id="r",
         day=date(2026, 9, 15),
-        status="running",
-        triggered_by="manual",
+        status=RunStatus.RUNNING,
+        triggered_by=TriggeredBy.MANUAL,
         started=started,
         finished=None,
         force=False,
@@ -43,13 +45,16 @@ def dead_run(day: date, run_id: str) -> dict[str, object]:
 
 
 @pytest.mark.integration
-def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq, phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq, phase5_dag) -> None:
     day = date(2025, 5, 20)
-    context = task_context(phase5_dag, "resolve_game_day", day)
-    context["ti"].xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
-    context["ti"].xcoms[("resolve_game_day", "batch_id")] = "batch_2025-05-20_1747717200"
-    context["run_id"] = "scheduled__timeout"
-    recorder.record(context, running=True)
+    facts = RunFacts(
+        run_id="scheduled__timeout",
+        triggered_by=TriggeredBy.SCHEDULER_BACKUP,
+        force=False,
+        game_day={"game_date": day.isoformat(), "started_at": datetime.now(UTC).isoformat()},
+        claim={"batch_id": "batch_2025-05-20_1747717200"},
+    )
+    recorder.record(facts, running=True)
     assert [r["status"] for r in run_history(bq, day)] == ["running"]  # a hung run is visible
 
     recorder.on_run_failure(dead_run(day, "scheduled__timeout"))
@@ -70,7 +75,7 @@ def test_a_run_that_times_out_while_running_is_recorded_failed_with_one_alert(bq
 
 
 @pytest.mark.integration
-def test_a_run_that_died_before_its_first_row_still_gets_one(bq) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_that_died_before_its_first_row_still_gets_one(bq) -> None:
     day = date(2025, 5, 21)
     recorder.on_run_failure(dead_run(day, "scheduled__killed"))
     [row] = run_history(bq, day)
@@ -82,38 +87,34 @@ def test_the_trigger_of_a_run_that_never_waited_reads_airflows_run_type_enum() -
     from airflow.sdk.api.datamodels._generated import DagRunType  # what a task sees as dag_run.run_type
 
     # str(DagRunType.BACKFILL) is "DagRunType.BACKFILL": a substring test on it labelled backfills wrongly.
-    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.BACKFILL)}) == "backfill"
-    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.MANUAL)}) == "manual"
-    assert recorder.run_trigger({"dag_run": SimpleNamespace(run_type=DagRunType.SCHEDULED)}) == "scheduler_backup"
+    assert triggered_by_run_type(DagRunType.BACKFILL) is TriggeredBy.BACKFILL
+    assert triggered_by_run_type(DagRunType.MANUAL) is TriggeredBy.MANUAL
+    assert triggered_by_run_type(DagRunType.SCHEDULED) is TriggeredBy.SCHEDULER_BACKUP
 
 
-def _finished_run_context(phase5_dag, day: date) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """A context whose XComs are those of a run that fanned out, consolidated and verified."""
-    context = task_context(phase5_dag, "record_batch_run", day)
-    xcoms = context["ti"].xcoms  # type: ignore[attr-defined]
+def _finished_run(day: date) -> RunFacts:
+    """The facts of a run that fanned out, consolidated and verified."""
     batch = f"batch_{day}_1764306003"
-    xcoms[("resolve_game_day", "games")] = 7
-    xcoms[("resolve_game_day", "batch_id")] = batch
-    xcoms[("resolve_game_day", "started_at")] = datetime.now(UTC).isoformat()
     event = {"game_date": day.isoformat(), "processor_name": "MLFeatureStoreProcessor", "correlation_id": "4f2a9c1e"}
-    waited = {"triggered_by": "pubsub", "event": event, "message_id": "9", "correlation_id": "4f2a9c1e"}
-    xcoms[("wait_for_phase4_event", "return_value")] = waited
-    readiness = {"players_ready": 120, "players_total": 130}
-    xcoms[("phase4_readiness.proceed_with_ready_players", "return_value")] = readiness
-    xcoms[("fan_out_requests", "return_value")] = {"published": 120, "batch_id": batch}
-    xcoms[("retry_stragglers.consolidate_predictions", "return_value")] = {"rows_affected": 118, "staging_tables": 3}
-    verify = {"players_ready": 120, "players_complete": 118, "players_missing": 2, "completion_pct": 98.33}
-    xcoms[("retry_stragglers.verify_completion", "return_value")] = verify
-    return context
+    return RunFacts(
+        run_id="scheduled__finished",
+        triggered_by=TriggeredBy.SCHEDULER_BACKUP,
+        force=False,
+        game_day={"game_date": day.isoformat(), "games": 7, "started_at": datetime.now(UTC).isoformat()},
+        claim={"batch_id": batch},
+        event={"triggered_by": "pubsub", "event": event, "message_id": "9", "correlation_id": "4f2a9c1e"},
+        verdict={"players_ready": 120, "players_total": 130},
+        fan_out={"published": 120, "batch_id": batch},
+        consolidation={"rows_affected": 118, "staging_tables": 3},
+        verify={"players_ready": 120, "players_complete": 118, "players_missing": 2, "completion_pct": 98.33},
+    )
 
 
-@pytest.mark.integration
-def test_the_row_is_the_coordinators_as_the_platforms_monitoring_reads_it(phase5_dag, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_row_is_the_coordinators_as_the_platforms_monitoring_reads_it() -> None:
     """predictions/coordinator/run_history.py 52-57, 132-165, 217-259 (docs/platform.md §4): the names the
     daily health e-mail filters on (processor_name LIKE 'Prediction%'), the counts and the summary keys."""
-    monkeypatch.setattr("nba_phase5.core.run_summary._alert_channels", lambda: [])
     day = date(2025, 5, 22)
-    row = recorder.build_row(_finished_run_context(phase5_dag, day))
+    row = recorder.build_row(_finished_run(day))
     assert (row["processor_name"], row["phase"]) == ("PredictionCoordinator", "phase_5_predictions")
     assert (row["output_dataset"], row["output_table"]) == ("nba_predictions", "player_prop_predictions")
     assert (row["status"], row["records_processed"], row["records_skipped"]) == ("partial", 118, 2)
@@ -133,10 +134,9 @@ def test_the_row_is_the_coordinators_as_the_platforms_monitoring_reads_it(phase5
     assert json.loads(str(row["upstream_dependencies"])) == ["MLFeatureStoreProcessor"]
 
 
-@pytest.mark.integration
-def test_the_start_row_says_starting_with_the_batch_and_correlation_ids(phase5_dag) -> None:  # type: ignore[no-untyped-def]
+def test_the_start_row_says_starting_with_the_batch_and_correlation_ids() -> None:
     day = date(2025, 5, 23)
-    row = recorder.build_row(_finished_run_context(phase5_dag, day), running=True)
+    row = recorder.build_row(_finished_run(day), running=True)
     assert (row["status"], row["processed_at"]) == ("running", None)
     summary = json.loads(str(row["summary"]))
     assert (summary["status"], summary["batch_id"], summary["correlation_id"]) == (

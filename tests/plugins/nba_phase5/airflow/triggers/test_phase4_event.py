@@ -106,7 +106,7 @@ def _run(
 
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
-            return event.payload  # type: ignore[no-any-return]
+            return event.payload
         raise AssertionError("no event")
 
     payload = asyncio.run(first())
