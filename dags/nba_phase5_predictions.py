@@ -300,7 +300,9 @@ def nba_phase5_predictions() -> None:
         {
             "game_day": game_day,
             "claim": claim,
-            "batch_status": [already_complete, concurrent_run],
+            # The branch's figures on the path it took this time (a path skipped by a rerun keeps old ones).
+            "branch": status,
+            "batch_status": {TASKS.already_complete: already_complete, TASKS.concurrent_run: concurrent_run},
             "event": wait_for_phase4_event.output,
             "readiness": readiness["readiness"],
             "verdict": readiness["verdict"],

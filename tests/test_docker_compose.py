@@ -101,3 +101,16 @@ def test_same_variables_and_ports_as_the_local_stack(compose: dict[str, Any]) ->
     ports = {p for service in services.values() for p in service.get("ports", [])}
     defaults = {8085, 9050, 9060, 8080}  # localstack.py up and local_airflow.py up
     assert ports == {f"127.0.0.1:{p}:{p}" for p in defaults}
+
+
+def test_every_python_module_a_service_runs_has_a_main(compose: dict[str, Any]) -> None:
+    """A module moved (``python -m nba_phase5`` became ``nba_phase5_local``) must not leave a service behind."""
+    import re
+
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    text = json.dumps(compose)
+    modules = set(re.findall(r'python(?:3)?\\?"?,?\s*\\?"?-m\\?"?,?\s*\\?"?([A-Za-z_][\w.]*)', text))
+    ours = {module for module in modules if module.startswith("nba_phase5")}
+    assert ours, modules
+    for module in ours:
+        assert (plugins / module.replace(".", "/") / "__main__.py").is_file(), module

@@ -1,7 +1,7 @@
 -- check_batch_status in one job: the dedup coverage (prediction_coverage.sql), the runs that claimed
 -- the date (batch_claims.sql's rows, ordered as it orders them) and Phase 4's readiness (phase4_readiness.sql's
 -- row, as one STRUCT: its players_ready is not the coverage's). The task runs it only after this run's
--- claim has landed (resolve_game_day's, or a cleared run's new one), so the holder is judged from claims
+-- claim has landed (claim_batch's, or a cleared run's new one), so the holder is judged from claims
 -- that include this run's: the one-batch-per-date race needs the claim inserted before it is read. A run that
 -- skips the event wait hands the readiness row to the readiness wait as its first poll (no job of its own).
 WITH coverage AS (

@@ -44,6 +44,7 @@ EXPECTED_EDGES = {
     ],
     "check_batch_status": [
         "phase4_readiness.wait_for_phase4_ready",
+        "record_batch_run",
         "skip_already_complete",
         "skip_concurrent_run",
         "wait_for_phase4_event",
@@ -195,6 +196,7 @@ DATA_EDGES = {
         ("retry_stragglers.wait_for_predictions_3", "return_value"),
     ],
     "record_batch_run": [
+        ("check_batch_status", "return_value"),
         ("claim_batch", "return_value"),
         ("fan_out_requests", "return_value"),
         ("phase4_readiness.proceed_with_ready_players", "return_value"),
@@ -284,7 +286,6 @@ def test_data_flows_only_as_xcomargs_and_the_recorder_takes_every_result(dagbag)
         "retry_stragglers.wait_for_predictions_2",
         "retry_stragglers.wait_for_predictions_3",
         "phase4_readiness.check_phase4_ready",
-        "check_batch_status",
     }
 
 

@@ -46,7 +46,7 @@ def check_batch_id(batch_id: str) -> str:
     """``batch_id`` if the workers can name staging tables after it; :class:`InvalidBatchIdError` otherwise."""
     if batch_id in ("None", ""):
         # A template of a missing XCom renders "None": a run that never claimed its date has no batch.
-        raise InvalidBatchIdError("no batch id: the run has not claimed its game date (resolve_game_day)")
+        raise InvalidBatchIdError("no batch id: the run has not claimed its game date (claim_batch)")
     if not isinstance(batch_id, str) or not BATCH_ID_RE.fullmatch(batch_id):
         raise InvalidBatchIdError(
             f"batch id {str(batch_id)[:60]!r} is not 1-960 letters, digits, '_' or '-' (a staging table name)"

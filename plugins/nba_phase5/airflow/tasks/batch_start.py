@@ -68,20 +68,22 @@ def claim_batch(game_day: dict[str, Any], context: Any) -> dict[str, Any]:
 
     Returns when this run's batch began (its first claim, kept across clears: a cleared forced run keeps
     its generation), the coordinator's batch id minted from it, and the batches whose staged rows the run
-    counts: its own, then the dead batches of the date it adopts. A first try's batch begins when the game
-    day was resolved; a retry or a clear finds the first claim among the date's claims, or (when only this
-    task was cleared, and the claims were read before its first claim) the same resolve time.
+    counts: its own, then the dead batches of the date it adopts. A first try's batch begins with the
+    claim it makes now. A retry or a clear reads the date's claims again (resolve_game_day's were read
+    before this run's first claim unless it was cleared too), finds the run's first claim among them, and
+    claims again now, behind any live holder; a run whose earlier tries never claimed begins now.
     """
     day = str(game_day["game_date"])
     if is_off_day(game_day):
         raise AirflowSkipException(f"No games on {day}: nothing to predict, the run ends here")
-    batches = [_with_times(batch) for batch in game_day["batches"]]
-    resolved = str(game_day["started_at"])
-    first = resolved if context["ti"].try_number == 1 else batch_claims.first_claim(batches, context["run_id"])
-    claimed_at = resolved if context["ti"].try_number == 1 else datetime.now(UTC).isoformat()
     hook = bigquery_hook()
-    batch_claims.claim_for_run(context, hook.get_client(project_id=hook.project_id), day, claimed_at)
-    first = first or resolved
+    now = datetime.now(UTC).isoformat()
+    if context["ti"].try_number == 1:
+        batches, first = [_with_times(batch) for batch in game_day["batches"]], now
+    else:
+        batches = list(hook.query_rows(sql.render("game_day.sql"), {"game_date": day})[0]["batches"] or [])
+        first = batch_claims.first_claim(batches, context["run_id"]) or now
+    batch_claims.claim_for_run(context, hook.get_client(project_id=hook.project_id), day, now)
     own = mint_batch_id(day, datetime.fromisoformat(first))
     window = query_params.in_flight_seconds(context["params"]["in_flight_minutes"])
     adopted = batch_claims.adoptable_batches(context, day, batches, in_flight_seconds=window, now=datetime.now(UTC))

@@ -50,9 +50,10 @@ def run_facts(context: Any, results: dict[str, Any], *, channels: bool = True) -
     ``channels``: whether to look up the configured alert channels (Airflow connections), which only the
     finished row reports.
     """
-    status = results.pop("batch_status", None)
-    if isinstance(status, (list, tuple)):  # the skip path taken returns the branch's facts; the other is None
-        status = next((value for value in status if value), None)
+    # The skip path the branch took returns its figures. Only that one counts: a path a cleared run skips
+    # keeps the result of an earlier try (Airflow clears a task's XComs only when it runs again).
+    paths, branch = results.pop("batch_status", None) or {}, results.pop("branch", None)
+    status = paths.get(branch) if isinstance(paths, dict) else None
     return RunFacts(
         run_id=str(context["run_id"]),
         triggered_by=triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")),

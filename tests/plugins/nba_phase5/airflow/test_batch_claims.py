@@ -82,7 +82,7 @@ def test_a_dead_runs_published_batch_is_adopted_once_its_requests_are_no_longer_
 
 def test_a_holder_that_claims_again_keeps_its_place_over_runs_that_yielded_to_it() -> None:
     # "holder" took the date (claim at 0) and "second" yielded to it (claim at 60); then the holder's
-    # resolve_game_day was retried (its latest claim: 600). "second" is still live (recording itself).
+    # claim_batch was retried (its latest claim: 600). "second" is still live (recording itself).
     day = rows(("second", 60, "running"), ("holder", 600, "running"))
     live = {"holder", "second"}.__contains__
     yielded = {"second": "holder"}.get
@@ -138,7 +138,7 @@ def test_a_run_cleared_after_its_latest_claim_claims_again_before_it_asks(monkey
     batch_claims.claim_again_if_cleared(_context(ti, clears=1), "2025-03-04")
     assert appended == [("2025-03-04", "mine")]
     assert ti.pushed[batch_claims.CLAIM_KEY]["clear_number"] == 1
-    # Claimed in this life already (resolve_game_day ran again after the clear): nothing more.
+    # Claimed in this life already (claim_batch ran again after the clear): nothing more.
     appended.clear()
     ti = FakeTI(
         states={}, yields={}, claims=[{"claimed_at": "t0", "clear_number": 0}, {"claimed_at": "t1", "clear_number": 1}]

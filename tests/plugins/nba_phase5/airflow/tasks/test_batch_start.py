@@ -15,6 +15,7 @@ from nba_phase5 import config
 from nba_phase5.airflow import batch_claims
 from nba_phase5.airflow.tasks import batch_start
 from nba_phase5.bigquery.sql import render
+from nba_phase5.core.staging import mint_batch_id
 
 T0, T1, T2 = "2026-12-01T05:00:00+00:00", "2026-12-01T05:10:00+00:00", "2026-12-01T05:20:00+00:00"
 
@@ -40,8 +41,12 @@ def claimed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     made: list[tuple[str, str, str]] = []
     monkeypatch.setattr(batch_claims, "claim", lambda client, day, run_id, at: made.append((day, run_id, at)))
     monkeypatch.setattr(batch_claims, "adoptable_batches", lambda context, day, rows, **kwargs: ["batch_dead"])
-    monkeypatch.setattr(batch_start, "bigquery_hook", Hook)
+    monkeypatch.setattr(batch_start, "bigquery_hook", lambda: Hook({"batches": READ_AGAIN}))
     return made
+
+
+#: The date's claims as a retry or a clear reads them again (game_day.sql's ``batches``).
+READ_AGAIN: list[dict[str, Any]] = []
 
 
 @pytest.fixture
@@ -49,6 +54,11 @@ def running_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, Any], 
     rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
     monkeypatch.setattr(batch_start.run_history, "record_running", lambda ctx, day, claim: rows.append((day, claim)))
     return rows
+
+
+def _timed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as BigQuery returns it (its time a datetime), not as it comes back from an XCom."""
+    return {**row, "happened_at": datetime.fromisoformat(row["happened_at"])}
 
 
 def claim_row(run_id: str, first: str) -> dict[str, Any]:
@@ -66,23 +76,23 @@ def context(try_number: int) -> dict[str, Any]:
     return {"ti": ti, "run_id": "run_a", "params": {"in_flight_minutes": 10, "game_date": "2026-12-01"}}
 
 
-def test_a_first_try_begins_the_batch_when_the_day_was_resolved(claimed, running_rows) -> None:
+def test_a_first_try_begins_the_batch_with_its_claim(claimed, running_rows) -> None:
     # An earlier claim of this run id (another life of the id, say) does not move a first try's start.
     day = game_day([claim_row("run_a", T0)])
     claim = batch_start.claim_batch(day, context(try_number=1))
-    assert claimed == [("2026-12-01", "run_a", T2)]
+    [(_, run, at)] = claimed
+    assert (run, claim["batch_started_at"]) == ("run_a", at)  # the batch begins with the claim's own time
     # The coordinator's batch id, minted from the first claim, then the dead batches it adopts.
-    assert claim == {
-        "batch_started_at": T2,
-        "batch_id": "batch_2026-12-01_1796102400",
-        "staged_batches": ["batch_2026-12-01_1796102400", "batch_dead"],
-    }
+    batch_id = mint_batch_id("2026-12-01", datetime.fromisoformat(at))
+    assert claim == {"batch_started_at": at, "batch_id": batch_id, "staged_batches": [batch_id, "batch_dead"]}
     assert running_rows == [(day, claim)]  # the running row, once the batch is claimed
 
 
-def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, running_rows) -> None:
+def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, running_rows, monkeypatch) -> None:
+    # The claims read again: resolve_game_day's (read before this run's first claim) do not have it.
     rows = [claim_row("run_b", T1), claim_row("run_a", T0), {"kind": "batch", "name": "run_a", "happened_at": T1}]
-    claim = batch_start.claim_batch(game_day(rows), context(try_number=3))
+    monkeypatch.setattr(batch_start, "bigquery_hook", lambda: Hook({"batches": [_timed(r) for r in rows]}))
+    claim = batch_start.claim_batch(game_day([]), context(try_number=3))
     assert claim["batch_started_at"] == T0  # a forced generation survives
     assert claim["batch_id"] == "batch_2026-12-01_1796101200"  # so does the batch
     # A clear claims again now, so it queues behind a live holder instead of overtaking it with an old time.
@@ -90,10 +100,12 @@ def test_a_cleared_run_keeps_the_batch_its_first_claim_began(claimed, running_ro
     assert at > T2
 
 
-def test_a_claim_cleared_alone_keeps_the_batch_of_the_resolve_it_follows(claimed, running_rows) -> None:
-    # resolve_game_day read the claims before this run's first claim and was not cleared: its time is the first's.
+def test_a_retry_whose_first_try_never_claimed_begins_with_its_own_claim(claimed, running_rows) -> None:
+    # The first try failed before its claim landed: the batch begins with this try's claim, so a later clear
+    # (which finds that claim first among the date's claims) mints the same batch id.
     claim = batch_start.claim_batch(game_day([claim_row("run_b", T0)]), context(try_number=2))
-    assert claim["batch_started_at"] == T2
+    [(_, _, at)] = claimed
+    assert claim["batch_started_at"] == at > T2
 
 
 def test_an_off_day_claims_nothing_and_writes_no_row(claimed, running_rows) -> None:

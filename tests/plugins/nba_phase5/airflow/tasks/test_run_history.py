@@ -144,3 +144,22 @@ def test_the_start_row_says_starting_with_the_batch_and_correlation_ids() -> Non
         f"batch_{day}_1764306003",
         "4f2a9c1e",
     )
+
+
+def test_only_the_path_the_branch_took_this_time_counts() -> None:
+    """A cleared run that the branch now sends on to the event keeps its earlier try's skip result (Airflow
+    clears a task's XComs only when it runs again): that stale yield must not make the run ``skipped``."""
+    from nba_phase5.config import TASKS
+
+    context = {"run_id": "r", "dag_run": SimpleNamespace(run_type="manual"), "params": {"force": False}}
+    stale = {TASKS.already_complete: None, TASKS.concurrent_run: {"state": "held", "held_by": "other"}}
+    day = {"game_date": "2025-05-24", "games": 7}
+    went_on = recorder.run_facts(
+        context, {"game_day": day, "branch": TASKS.event, "batch_status": stale}, channels=False
+    )
+    assert went_on.batch_status is None
+    held = recorder.run_facts(
+        context, {"game_day": day, "branch": TASKS.concurrent_run, "batch_status": stale}, channels=False
+    )
+    assert held.batch_status == {"state": "held", "held_by": "other"}
+    assert held.triggered_by is TriggeredBy.MANUAL
