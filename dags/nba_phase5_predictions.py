@@ -64,25 +64,13 @@ def claim_batch(game_day: dict, **context) -> dict:  # type: ignore[no-untyped-d
     return batch_start.claim_batch(game_day, context)
 
 
-@task.branch(task_id=TASKS.batch_status)
+# Its figures and Phase 4's readiness are keyed XComs: multiple_outputs makes each key an input that reads
+# None when the branch did not run (an off day), instead of failing the task that takes it. (A branch ends
+# by skipping the paths it did not take, before any return value is pushed.)
+@task.branch(task_id=TASKS.batch_status, multiple_outputs=True)
 def check_batch_status(game_day: dict, claim: dict, **context) -> str:  # type: ignore[no-untyped-def,type-arg]
     """One batch per date, then dedup: a day already complete is skipped at once (unless `force`)."""
     return batch.check_batch_status(game_day, claim, context)
-
-
-@task(task_id=TASKS.already_complete, doc_md=dag_docs.ALREADY_COMPLETE_DOC)
-def skip_already_complete(batch_status: dict) -> dict:  # type: ignore[type-arg]
-    """The day is done: the branch's figures go to the run's record."""
-    return batch_status
-
-
-@task(
-    task_id=TASKS.concurrent_run,
-    doc_md=dag_docs.CONCURRENT_RUN_DOC,
-)
-def skip_concurrent_run(batch_status: dict) -> dict:  # type: ignore[type-arg]
-    """Another run holds the batch: to whom this run yielded goes to the run's record."""
-    return batch_status
 
 
 @task(task_id=TASKS.readiness_verdict)
@@ -265,8 +253,8 @@ def nba_phase5_predictions() -> None:
     }
     # The branch; what it found, and what it read of Phase 4's readiness (XComArgs by key).
     status: Any = check_batch_status(game_day, claim)
-    already_complete = skip_already_complete(status[batch.BATCH_STATUS_KEY])
-    concurrent_run = skip_concurrent_run(status[batch.BATCH_STATUS_KEY])
+    already_complete = EmptyOperator(task_id=TASKS.already_complete, doc_md=dag_docs.ALREADY_COMPLETE_DOC)
+    concurrent_run = EmptyOperator(task_id=TASKS.concurrent_run, doc_md=dag_docs.CONCURRENT_RUN_DOC)
     wait_for_phase4_event = Phase4EventWaitOperator(
         task_id=TASKS.event,
         game_date=day["game_date"],
@@ -294,15 +282,13 @@ def nba_phase5_predictions() -> None:
         doc_md=dag_docs.BATCH_DONE_DOC,
     )
     status >> wait_for_phase4_event >> readiness_group >> fan_out_requests >> stragglers_group >> batch_done
-    [already_complete, concurrent_run] >> batch_done
+    status >> [already_complete, concurrent_run] >> batch_done
     # Every task's result, as the run's facts: the recorder pulls nothing (the edges are these inputs).
     recorded = record_batch_run(
         {
             "game_day": game_day,
             "claim": claim,
-            # The branch's figures on the path it took this time (a path skipped by a rerun keeps old ones).
-            "branch": status,
-            "batch_status": {TASKS.already_complete: already_complete, TASKS.concurrent_run: concurrent_run},
+            "batch_status": status[batch.BATCH_STATUS_KEY],
             "event": wait_for_phase4_event.output,
             "readiness": readiness["readiness"],
             "verdict": readiness["verdict"],

@@ -238,7 +238,7 @@ def prepare_day(args: argparse.Namespace, env: dict[str, str]) -> None:
         [
             python,
             "-m",
-            "nba_phase5",
+            "nba_phase5_local",
             "seed",
             "--date",
             day,

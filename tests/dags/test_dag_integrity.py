@@ -125,12 +125,6 @@ DATA_EDGES = {
         ("claim_batch", "return_value"),
         ("resolve_game_day", "return_value"),
     ],
-    "skip_already_complete": [
-        ("check_batch_status", "batch_status"),
-    ],
-    "skip_concurrent_run": [
-        ("check_batch_status", "batch_status"),
-    ],
     "wait_for_phase4_event": [
         ("resolve_game_day", "game_date"),
     ],
@@ -196,7 +190,7 @@ DATA_EDGES = {
         ("retry_stragglers.wait_for_predictions_3", "return_value"),
     ],
     "record_batch_run": [
-        ("check_batch_status", "return_value"),
+        ("check_batch_status", "batch_status"),
         ("claim_batch", "return_value"),
         ("fan_out_requests", "return_value"),
         ("phase4_readiness.proceed_with_ready_players", "return_value"),
@@ -206,8 +200,6 @@ DATA_EDGES = {
         ("retry_stragglers.republish_round_1", "return_value"),
         ("retry_stragglers.republish_round_2", "return_value"),
         ("retry_stragglers.verify_completion", "return_value"),
-        ("skip_already_complete", "return_value"),
-        ("skip_concurrent_run", "return_value"),
         ("wait_for_phase4_event", "return_value"),
     ],
     "hand_off_to_phase6": [
@@ -286,6 +278,8 @@ def test_data_flows_only_as_xcomargs_and_the_recorder_takes_every_result(dagbag)
         "retry_stragglers.wait_for_predictions_2",
         "retry_stragglers.wait_for_predictions_3",
         "phase4_readiness.check_phase4_ready",
+        "skip_already_complete",
+        "skip_concurrent_run",
     }
 
 

@@ -25,8 +25,7 @@ class RunFacts:
     :param force: the ``force`` param, parsed once.
     :param game_day: ``resolve_game_day``: ``game_date``, ``started_at``, ``games``, ``schedule_outage``.
     :param claim: ``claim_batch``: ``batch_id``, ``batch_started_at``, ``staged_batches``.
-    :param batch_status: ``check_batch_status``'s facts on the path taken (``skip_already_complete`` or
-        ``skip_concurrent_run`` return them; ``None`` on the path that goes on to the event wait).
+    :param batch_status: ``check_batch_status``'s figures: the batch's state, its coverage, the holder.
     :param event: ``wait_for_phase4_event``: the event (or the backup path) and its timing.
     :param readiness: the readiness wait's last row.
     :param verdict: ``proceed_with_ready_players``: the row it let through (``None``: the gate stopped it).
@@ -35,6 +34,8 @@ class RunFacts:
     :param consolidation: ``consolidate_predictions``' result.
     :param verify: ``verify_completion``'s figures (kept when it failed the run).
     :param alert_channels: the alert channels configured where the run ran.
+    :param run_date: the game date by the run's own clock and params: the row's date when
+        ``resolve_game_day`` did not finish (so the run is still recorded, ``failed``).
     """
 
     run_id: str
@@ -51,6 +52,7 @@ class RunFacts:
     consolidation: Result | None = None
     verify: Result | None = None
     alert_channels: Sequence[str] = field(default_factory=tuple)
+    run_date: str | None = None
 
     def get(self, name: str) -> Result:
         """A task's result, ``{}`` when it has none (the summary reads missing figures as absent)."""
@@ -59,7 +61,8 @@ class RunFacts:
 
     @property
     def game_date(self) -> str | None:
-        value = self.get("game_day").get("game_date")
+        """The resolved game date, else the run's own (``run_date``)."""
+        value = self.get("game_day").get("game_date") or self.run_date
         return str(value) if value else None
 
     @property

@@ -25,8 +25,8 @@ OUTCOME_WORDS = {
 def outcome(facts: RunFacts) -> tuple[RunStatus, SkipReason | None, str]:
     """(status, skip_reason, message) of the run from what its tasks returned."""
     day = facts.get("game_day")
-    if not facts.game_date:
-        return RunStatus.FAILED, None, "the game date could not be resolved"
+    if not day:
+        return RunStatus.FAILED, None, "resolve_game_day did not finish (see its log)"
     if day.get("games") == 0 and not day.get("schedule_outage"):
         return RunStatus.SKIPPED, SkipReason.NO_DATA, "no games scheduled"
     if facts.get("batch_status").get("state") == BatchState.FULLY_COMPLETE and not facts.force:

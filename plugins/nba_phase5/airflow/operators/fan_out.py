@@ -179,7 +179,7 @@ class PredictionFanOutOperator(BaseOperator):
 
         batch = check_batch_id(str(self.batch_id))
         lines = self.bigquery_hook.points_lines(self.line_table, self.game_date, [r["player_lookup"] for r in wanted])
-        backfill = triggered_by_run_type(context["dag_run"].run_type) is TriggeredBy.BACKFILL
+        backfill = triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")) is TriggeredBy.BACKFILL
         mode = "BACKFILL" if backfill else "OVERNIGHT"
         # Naive, as the coordinator writes it (datetime.now().isoformat()); one stamp for the whole batch.
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat()

@@ -50,18 +50,23 @@ def run_facts(context: Any, results: dict[str, Any], *, channels: bool = True) -
     ``channels``: whether to look up the configured alert channels (Airflow connections), which only the
     finished row reports.
     """
-    # The skip path the branch took returns its figures. Only that one counts: a path a cleared run skips
-    # keeps the result of an earlier try (Airflow clears a task's XComs only when it runs again).
-    paths, branch = results.pop("batch_status", None) or {}, results.pop("branch", None)
-    status = paths.get(branch) if isinstance(paths, dict) else None
     return RunFacts(
         run_id=str(context["run_id"]),
+        run_date=_run_date(context),
         triggered_by=triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")),
         force=parse_flag(context["params"].get("force")),
-        batch_status=status,
         alert_channels=tuple(_configured(configured_channels)) if channels else (),
         **results,
     )
+
+
+def _run_date(context: Any) -> str | None:
+    """The game date by the run's clock and params (as ``resolve_game_day`` would resolve it), or None."""
+    run_time = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+    try:
+        return game_date_for_run(run_time, context["params"].get("game_date")).isoformat() if run_time else None
+    except ValueError:  # a game_date param that is not a date: resolve_game_day said so
+        return None
 
 
 def _configured(channels: Any) -> list[str]:
@@ -186,7 +191,7 @@ def record_running(context: Any, game_day: dict[str, Any], claim: dict[str, Any]
 def record_batch_run(facts: RunFacts, context: Any) -> dict[str, Any] | None:
     """The DAG's last task (ALL_DONE): finish this run's row from its facts, whatever happened."""
     if not facts.game_date:
-        log.error("No game date resolved: nothing to record")
+        log.error("No game date, resolved or by the run's clock: nothing to record")
         return None
     recorded = record(facts)
     alert_if_orphaned(facts, context)

@@ -146,20 +146,13 @@ def test_the_start_row_says_starting_with_the_batch_and_correlation_ids() -> Non
     )
 
 
-def test_only_the_path_the_branch_took_this_time_counts() -> None:
-    """A cleared run that the branch now sends on to the event keeps its earlier try's skip result (Airflow
-    clears a task's XComs only when it runs again): that stale yield must not make the run ``skipped``."""
-    from nba_phase5.config import TASKS
-
-    context = {"run_id": "r", "dag_run": SimpleNamespace(run_type="manual"), "params": {"force": False}}
-    stale = {TASKS.already_complete: None, TASKS.concurrent_run: {"state": "held", "held_by": "other"}}
-    day = {"game_date": "2025-05-24", "games": 7}
-    went_on = recorder.run_facts(
-        context, {"game_day": day, "branch": TASKS.event, "batch_status": stale}, channels=False
-    )
-    assert went_on.batch_status is None
-    held = recorder.run_facts(
-        context, {"game_day": day, "branch": TASKS.concurrent_run, "batch_status": stale}, channels=False
-    )
-    assert held.batch_status == {"state": "held", "held_by": "other"}
-    assert held.triggered_by is TriggeredBy.MANUAL
+def test_a_run_whose_game_day_never_resolved_is_still_recorded_failed_on_its_own_date() -> None:
+    """resolve_game_day failed (BigQuery down): the recorder still writes the run's row, ``failed``, on the date
+    the run's clock gives, so a dead BigQuery fails the recorder too instead of letting it succeed silently."""
+    run = SimpleNamespace(run_type="scheduled", run_after=datetime(2025, 11, 28, 5, tzinfo=UTC))
+    context = {"run_id": "r", "dag_run": run, "params": {"force": False, "game_date": None}, "logical_date": None}
+    facts = recorder.run_facts(context, {}, channels=False)
+    assert facts.game_date == "2025-11-28"
+    row = recorder.build_row(facts)
+    assert (row["status"], row["data_date"]) == ("failed", date(2025, 11, 28))
+    assert json.loads(str(row["summary"]))["message"] == "resolve_game_day did not finish (see its log)"
