@@ -13,12 +13,13 @@ Streaming inserts (the request ledger, the batch claims) are not jobs and carry 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 from airflow.sdk import get_current_context
 
-from nba_phase5.core.game_day import game_date_for_run
+from nba_phase5.core.game_day import game_date_of_run
 
 #: The label keys, in one place: dashboards and cost queries group by them.
 DAG, TASK, GAME_DATE = "airflow-dag", "airflow-task", "game_date"
@@ -60,11 +61,8 @@ def labels_for(context: Any) -> dict[str, str]:
     dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None)
     task_id = getattr(ti, "task_id", None)
     labels = airflow_labels(dag_id=dag_id, task_id=task_id) if dag_id and task_id else {}
-    try:
-        run_time = context.get("logical_date") or dag_run.run_after
-        labels[GAME_DATE] = game_date_for_run(run_time, context["params"].get("game_date")).isoformat()
-    except (AttributeError, KeyError, TypeError, ValueError):
-        pass
+    with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+        labels[GAME_DATE] = game_date_of_run(context).isoformat()
     return labels
 
 

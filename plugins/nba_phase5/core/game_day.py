@@ -17,7 +17,9 @@ Asset-triggered runs have no logical date: their ``run_after`` is used instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from nba_phase5.config import BACKUP_START, BACKUP_TIMEZONE, DAG_TIMEZONE, WAIT_LIMITS
@@ -45,6 +47,17 @@ def game_date_for_run(
         raise ValueError("run_time must be timezone-aware")
     local = run_time.astimezone(ZoneInfo(tz))
     return (local + timedelta(hours=24 - ROLLOVER_HOUR)).date()
+
+
+def game_date_of_run(context: Mapping[str, Any]) -> date:
+    """The game date of the run a task's context describes: its ``game_date`` param, else its logical
+    date (``run_after`` for a run without one) by :func:`game_date_for_run`.
+
+    Raises ``ValueError`` for a ``game_date`` param that is not a date, and ``AttributeError`` /
+    ``TypeError`` / ``KeyError`` for a context without a run.
+    """
+    run_time = context.get("logical_date") or context["dag_run"].run_after
+    return game_date_for_run(run_time, context["params"].get("game_date"))
 
 
 def parse_clock(value: str) -> time:

@@ -22,7 +22,7 @@ from nba_phase5.airflow.tasks import run_history
 from nba_phase5.bigquery import query_params, sql
 from nba_phase5.core.alert_kinds import AlertKind
 from nba_phase5.core.coverage import plain_row
-from nba_phase5.core.game_day import game_date_for_run
+from nba_phase5.core.game_day import game_date_of_run
 from nba_phase5.core.staging import mint_batch_id
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def resolve_game_day(context: Any) -> dict[str, Any]:
     schedule itself is missing (an outage upstream), so the run warns and lets the Phase 4 gates decide
     instead of ending as a silent off day.
     """
-    dag_run = context["dag_run"]
-    day = game_date_for_run(context.get("logical_date") or dag_run.run_after, context["params"].get("game_date"))
+    day = game_date_of_run(context)
     started = datetime.now(UTC).isoformat()
     row = bigquery_hook().query_rows(sql.render("game_day.sql"), {"game_date": day})[0]
     games, around = int(row["games"]), int(row["games_around"])

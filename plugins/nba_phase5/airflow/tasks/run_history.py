@@ -34,7 +34,7 @@ from nba_phase5.airflow.notifications import send_alert
 from nba_phase5.bigquery import sql
 from nba_phase5.bigquery.bq import parameter_types
 from nba_phase5.core.alert_kinds import AlertKind
-from nba_phase5.core.game_day import game_date_for_run, season_year
+from nba_phase5.core.game_day import game_date_for_run, game_date_of_run, season_year
 from nba_phase5.core.run_facts import RunFacts
 from nba_phase5.core.run_summary import correlation_id, held_by, outcome, summary
 from nba_phase5.core.states import RunStatus, TriggeredBy, parse_flag, triggered_by_run_type
@@ -62,10 +62,9 @@ def run_facts(context: Any, results: dict[str, Any], *, channels: bool = True) -
 
 def _run_date(context: Any) -> str | None:
     """The game date by the run's clock and params (as ``resolve_game_day`` would resolve it), or None."""
-    run_time = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
     try:
-        return game_date_for_run(run_time, context["params"].get("game_date")).isoformat() if run_time else None
-    except ValueError:  # a game_date param that is not a date: resolve_game_day said so
+        return game_date_of_run(context).isoformat()
+    except (AttributeError, KeyError, TypeError, ValueError):  # no run, or a game_date param resolve refused
         return None
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from nba_phase5.core.game_day import event_deadline, game_date_for_run, season_year
+from nba_phase5.core.game_day import event_deadline, game_date_for_run, game_date_of_run, season_year
 
 ET = ZoneInfo("America/New_York")
 
@@ -87,3 +88,13 @@ def test_the_night_daylight_saving_ends_still_waits_until_six_pacific() -> None:
 )
 def test_season_year_is_the_platforms_october_rule(day: date, season: int) -> None:
     assert season_year(day) == season
+
+
+def test_a_runs_game_date_comes_from_its_param_else_its_logical_date_else_run_after() -> None:
+    run = SimpleNamespace(run_after=datetime(2025, 11, 29, 5, tzinfo=UTC))  # 00:00 Eastern on 11-29
+    assert game_date_of_run({"params": {}, "dag_run": run, "logical_date": None}) == date(2025, 11, 29)
+    scheduled = {"params": {}, "dag_run": run, "logical_date": datetime(2025, 11, 28, 5, tzinfo=UTC)}
+    assert game_date_of_run(scheduled) == date(2025, 11, 28)
+    assert game_date_of_run({**scheduled, "params": {"game_date": "2025-11-20"}}) == date(2025, 11, 20)
+    with pytest.raises(ValueError, match=r"params\.game_date"):
+        game_date_of_run({**scheduled, "params": {"game_date": "not a date"}})
