@@ -14,9 +14,7 @@ from typing import Any
 
 from nba_phase5 import config
 from nba_phase5.bigquery import sql
-
-#: A batch counts as finished when its run-history row has one of these statuses.
-FINISHED_STATUSES = ("success", "partial")
+from nba_phase5.core.states import FINISHED_STATUSES
 
 
 def finished_at(hook: Any, dates: list[str]) -> dict[str, datetime]:
@@ -28,7 +26,7 @@ def finished_at(hook: Any, dates: list[str]) -> dict[str, datetime]:
         {
             "dates": {"type": "ARRAY<DATE>", "value": sorted(set(dates))},
             "processor_name": config.PHASE5_PROCESSOR,
-            "finished_statuses": {"type": "ARRAY<STRING>", "value": list(FINISHED_STATUSES)},
+            "finished_statuses": {"type": "ARRAY<STRING>", "value": [str(status) for status in FINISHED_STATUSES]},
         },
     )
     return {str(row["data_date"]): row["finished_at"] for row in rows if row["finished_at"] is not None}

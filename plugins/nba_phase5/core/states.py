@@ -29,6 +29,10 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+#: A batch is finished when its run ended so: its date is done, and Phase 6 hears of it.
+FINISHED_STATUSES = (RunStatus.SUCCESS, RunStatus.PARTIAL)
+
+
 class SkipReason(StrEnum):
     """Why a ``skipped`` run did nothing (the platform's ``skip_reason`` words)."""
 

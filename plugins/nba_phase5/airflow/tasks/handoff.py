@@ -33,8 +33,8 @@ from nba_phase5.airflow.notifications import warn
 from nba_phase5.airflow.tasks.run_history import OUTPUT_DATASET, OUTPUT_TABLE
 from nba_phase5.bigquery import sql
 from nba_phase5.core.alert_kinds import AlertKind
+from nba_phase5.core.states import FINISHED_STATUSES
 
-ANNOUNCED_STATUSES = ("success", "partial")
 #: Phase 6's own gates (docs/platform.md §9.2): a partial batch below this completion is not exported ...
 PHASE6_MIN_COMPLETION_PCT = 80.0
 #: ... nor a date with fewer predictions than this.
@@ -169,7 +169,7 @@ def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
 
     status = (row or {}).get("status")
-    if row is None or status not in ANNOUNCED_STATUSES:
+    if row is None or status not in FINISHED_STATUSES:
         raise AirflowSkipException(f"Nothing to hand off to Phase 6: the run ended {status or 'unrecorded'}")
     if row.get("backfill_mode"):
         # The platform's publisher skips downstream in backfill mode: a backfilled date starts no export.
