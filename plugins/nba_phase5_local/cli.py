@@ -61,7 +61,6 @@ def _count(value: str) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-
     project = config.project_id(args.project)
     if not args.check:
         print(provision(project).summary())
@@ -77,7 +76,6 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-
     client = clients.bigquery_client(config.project_id(args.project))
     report = seed_day(
         client,
@@ -93,7 +91,6 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_publish_phase4(args: argparse.Namespace) -> int:
-
     project = config.project_id(args.project)
     try:  # what no feature store can make valid is refused before one is read
         if (args.players_ready is None) != (args.players_total is None):
@@ -144,7 +141,6 @@ def _rate(value: str) -> float:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-
     options = WorkerOptions(
         project=config.project_id(args.project),
         drop_rate=args.drop_rate,
@@ -168,7 +164,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-
     if args.date and (args.date_from or args.date_to):
         print("error: give --date, or --from and --to", file=sys.stderr)
         return 2
@@ -284,7 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("google", "urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

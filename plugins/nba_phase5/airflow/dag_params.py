@@ -22,7 +22,6 @@ def trigger_form() -> dict[str, Any]:
 
 
 def _param(default: Any, section: str, title: str, description: str, **schema: Any) -> Any:
-
     return Param(default, title=title, description=description, section=section, **schema)
 
 

@@ -85,7 +85,6 @@ class Phase4EventWaitOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-
         skipped = skipped_wait(context["dag_run"].run_type, self.skip_wait)
         if skipped:
             self.log.info("Not waiting for a Phase 4 event (%s run): going straight to the readiness gates", skipped)

@@ -132,7 +132,6 @@ class Phase4GateOperator(BaseOperator):
         return {column: row[column] for column in GATE_COLUMNS}
 
     def execute(self, context: Any) -> dict[str, Any]:
-
         reused = self.reused_row(context)
         if reused is not None:
             self.log.info("Readiness gate: judging the readiness wait's last row, no query: %s", reused)

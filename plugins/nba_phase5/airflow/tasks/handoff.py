@@ -164,7 +164,6 @@ def predictions_asset_alias() -> Any:
 
 def announce(context: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     """Announce this run's batch to Phase 6, once; skip (no message, no asset event) otherwise."""
-
     # Imported here to keep the DAG file's parse light (a cloud client or a provider hook).
     from nba_phase5.airflow.hooks.pubsub import BatchPublishHook
 

@@ -175,7 +175,6 @@ class Phase4EventTrigger(BaseTrigger):
         return sort_messages(self.log, messages, target, rejected, others, late)
 
     async def _find(self, target: date) -> InboxEntry | None:
-
         return await asyncio.to_thread(inbox.find, self.bigquery_hook, target)
 
     async def _pull_and_record(
