@@ -194,7 +194,6 @@ def _add_publish_phase4(sub: Any) -> None:
 
     :param sub: the parser's sub-command registry.
     """
-
     p = sub.add_parser("publish-phase4", help="publish Phase 4's completion message, as Phase 4 does")
     p.add_argument("--date", required=True, type=_game_date, help="game date YYYY-MM-DD")
     p.add_argument("--players-ready", type=_count, help="default: counted in the feature store")

@@ -113,7 +113,6 @@ def enforce(args: argparse.Namespace, prog: str, environ: Mapping[str, str] = os
     :param prog: the program's name, for the argparse-style ``prog command: error: ...`` line.
     :param environ: the environment (the emulator variables and ``GCP_PROJECT``).
     """
-
     action = action_for(args)
     if action is None:
         return

@@ -145,7 +145,6 @@ class PredictionWorker:
 
     def run(self) -> WorkerStats:
         """Pull and answer until stopped (``max_messages``, ``idle_exit`` or :attr:`stop`); returns the stats."""
-
         options = self.options
         client = clients.bigquery_client(options.project)
         writer = StagingWriter(client)

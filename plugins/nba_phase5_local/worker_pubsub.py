@@ -29,7 +29,6 @@ class RequestSubscription:
         :param subscription: the pull subscription on the request topic.
         :param ready_topic: where prediction-ready messages go.
         """
-
         self.subscriber = clients.subscriber_client()
         self.publisher = clients.publisher_client()
         self.path = self.subscriber.subscription_path(project, subscription)

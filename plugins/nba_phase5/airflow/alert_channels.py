@@ -27,7 +27,6 @@ TITLE_MESSAGE_CHARS = 120
 
 def _connection_exists(conn_id: str) -> bool:
     """Whether ``conn_id`` resolves the way a task resolves it (env var, secrets backend, metadata DB)."""
-
     try:
         BaseHook.get_connection(conn_id)
     except (AirflowNotFoundException, AirflowRuntimeError):

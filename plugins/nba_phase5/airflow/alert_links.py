@@ -30,7 +30,6 @@ class Link:
 
 def airflow_base_url() -> str:
     """Airflow's ``[api] base_url``, as the task instance's ``log_url`` reads it, without a trailing ``/``."""
-
     base = conf.get("api", "base_url", fallback="") or AIRFLOW_DEFAULT_BASE_URL
     return str(base).rstrip("/")
 

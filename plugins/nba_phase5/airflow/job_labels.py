@@ -68,7 +68,6 @@ def labels_for(context: Any) -> dict[str, str]:
 
 def current_labels() -> dict[str, str]:
     """The running task's labels; none outside a task (the CLI, the triggerer: it is given its own)."""
-
     try:
         context = get_current_context()
     except RuntimeError:

@@ -80,7 +80,6 @@ def probe_event() -> Phase4CompletionEvent:
 
 def record_probe(hook: Any) -> None:
     """MERGE the probe into the inbox (a no-op after the first check, but the job runs: Data Editor)."""
-
     entry = inbox.InboxEntry(PROBE_MESSAGE_ID, probe_event(), datetime.now(UTC))
     inbox.record(hook, [entry], pulled_for=PROBE_DATE)
 

@@ -70,7 +70,6 @@ def deadline_alerts() -> list[Any] | None:
     the end it looks the alert definitions up as if they were database ids), so the local runs through
     it (``make run``, ``make bench``, the in-process DAG tests) turn the alert off. The scheduler (Composer,
     ``make up``, the e2e tests) always has it."""
-
     return None if os.environ.get(config.DEADLINE_ALERTS_ENV) == "off" else deadline_alert_set()
 
 
@@ -82,7 +81,6 @@ def deadline_alert_set(after: timedelta = config.SLA_AFTER_RUN_START) -> list[An
     interval that would not be after the logical date is left out: a span of an hour or less (the e2e
     probe's minute) never needs the spring one (:func:`due_at`).
     """
-
     span = f"{after // HOUR}h" if after % HOUR == timedelta(0) else f"{after.total_seconds():g}s"
     return [
         DeadlineAlert(
@@ -133,7 +131,6 @@ def alert_missed_deadline(
     ``deadline``) unless :func:`no_page_reason` says otherwise; returns what it did, which Airflow keeps
     as the callback's result. ``interval`` is the firing alert's own; None (an alert from before there
     were three) counts as the run's."""
-
     dag_run = context.get("dag_run") or {}
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id")
     started = _instant(dag_run.get("logical_date") or dag_run.get("run_after"))

@@ -77,7 +77,6 @@ def check_emulators() -> None:
     calls it once at start; the hooks call it each time a task builds a client, so a stack that stopped
     mid-run fails the task at once instead of after ten minutes of retries.
     """
-
     for variable in ("PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST"):
         value = os.environ.get(variable)
         if not value:

@@ -84,14 +84,12 @@ class Phase5BigQueryHook(BigQueryHook):
         """``template`` (a query over ``_prediction_state.sql``) rendered with the staging tables of
         ``batch_ids`` whose staged players count as predicted (a ``force`` batch: its own only), so the
         staged players are read in the query's own job (:func:`nba_phase5.bigquery.consolidation.counted_tables`)."""
-
         client = self.get_client(project_id=self.project_id)
         tables = counted_tables(client, batch_ids, own_batch_only=force)
         return sql.render(template, staging_tables=tables, staging_dataset=staging.STAGING_DATASET, **names)
 
     def consolidate(self, game_date: str, batch_id: str, adopted: Sequence[str] = ()) -> Any:
         """Merge the batch's (and the adopted batches') staging tables (:mod:`nba_phase5.bigquery.consolidation`)."""
-
         client = self.get_client(project_id=self.project_id)
         return consolidate(client, game_date=game_date, batch_id=batch_id, adopted=adopted, labels=self._labels())
 

@@ -188,7 +188,6 @@ class BigQueryWaitOperator(BaseOperator):
 
     def _pause(self, interval: float) -> None:
         """Wait ``interval`` seconds before the next poll: deferred (``execute_complete`` polls next) when long."""
-
         if interval >= MIN_DEFERRAL_S:
             self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=interval)), method_name="execute_complete")
         # A deferral shorter than a task's own start-up and teardown races the scheduler (the trigger

@@ -152,7 +152,6 @@ class PredictionFanOutOperator(BaseOperator):
 
     def state_rows(self) -> list[dict[str, Any]]:
         """``sql``'s rows, in one job: the players to request and, with ``check_holder``, the date's claims."""
-
         params = query_params.prediction_state(
             self.game_date,
             force=self.forced,
@@ -176,7 +175,6 @@ class PredictionFanOutOperator(BaseOperator):
 
     def wanted_requests(self, context: Any, wanted: list[dict[str, Any]]) -> list[PredictionRequest]:
         """The requests for the ``wanted`` rows (``sql``'s players) in the coordinator's format."""
-
         batch = check_batch_id(str(self.batch_id))
         lines = self.bigquery_hook.points_lines(self.line_table, self.game_date, [r["player_lookup"] for r in wanted])
         backfill = triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")) is TriggeredBy.BACKFILL
@@ -205,7 +203,6 @@ class PredictionFanOutOperator(BaseOperator):
 
     def players_to_request(self, context: Any) -> list[dict[str, Any]]:
         """The players still to request; skips the task when another live run holds the date's batch."""
-
         if self.check_holder:
             batch_claims.claim_again_if_cleared(context, self.game_date)
         elif covered(self.coverage):

@@ -165,7 +165,6 @@ class Phase4EventWaitOperator(BaseOperator):
         Going on to the readiness gates at once would judge Phase 4 hours before it normally finishes;
         the backup path belongs at the deadline, as on any day without an event.
         """
-
         warn(
             context,
             AlertKind.phase4_events_unreadable,

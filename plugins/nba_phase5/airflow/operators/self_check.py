@@ -61,5 +61,4 @@ class Phase4EventTriggerCheckOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resumed after the trigger: the probe, found without a pull, or an error saying what went wrong."""
-
         return event_verdict(event)

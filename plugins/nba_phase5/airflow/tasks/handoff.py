@@ -43,7 +43,6 @@ PHASE6_MIN_PREDICTIONS = 10
 
 def completion_message(row: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     """The platform's completion envelope for the run-history ``row`` ``record_batch_run`` wrote."""
-
     figures = json.loads(row["summary"]) if isinstance(row.get("summary"), str) else dict(row.get("summary") or {})
     batch = figures.get("batch_id") or row["run_id"]
     predicted, missing = int(figures.get("completed") or 0), int(figures.get("failed") or 0)
@@ -150,7 +149,6 @@ def predictions_asset(*, project: str) -> Any:
 
     :param project: the project the hand-off's BigQuery connection works in.
     """
-
     return Asset(name=config.PREDICTIONS_ASSET_NAME, uri=predictions_asset_uri(project=project))
 
 
@@ -158,7 +156,6 @@ def predictions_asset_alias() -> Any:
     """The stable name a finished batch is announced under: the hand-off's ``outlets`` and Phase 6's
     ``schedule``. Each announcement adds an event for :func:`predictions_asset` through it (Airflow's
     pattern for an asset whose URI is only known at run time)."""
-
     return AssetAlias(name=config.PREDICTIONS_ASSET_NAME)
 
 

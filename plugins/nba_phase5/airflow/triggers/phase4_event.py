@@ -186,7 +186,6 @@ class Phase4EventTrigger(BaseTrigger):
         late: list[dict[str, Any]] | None = None,
     ) -> Sorted:
         """One pull: record ready feature-store events in the inbox, then ack them; ack the rest at once."""
-
         messages = await self._pull(timeout=max(1.0, min(self.pull_timeout, remaining)))
         sorted_ = self.sort_messages(messages, target, rejected, others, late)
         where = {"project_id": self.project_id, "subscription": self.subscription}

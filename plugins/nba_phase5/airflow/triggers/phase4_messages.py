@@ -57,7 +57,6 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
     :param game_date: the awaited game date.
     :param today: today's date (Eastern) for tests; default now.
     """
-
     try:
         event = Phase4CompletionEvent.from_json(data, today=today)
     except InvalidEventError as exc:
@@ -72,7 +71,6 @@ def classify(data: bytes, game_date: date, *, today: date | None = None) -> tupl
 
 def rerun_of_its_day(event: Phase4CompletionEvent) -> bool:
     """Whether a ready event was published within ``RERUN_WINDOW_DAYS`` of its game date (Eastern)."""
-
     if event.timestamp is None:
         return False
     published = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
