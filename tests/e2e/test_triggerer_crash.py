@@ -32,23 +32,31 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 DAY = date(2025, 3, 18)
 RUN_ID = "e2e_triggerer_crash_2025-03-18"
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
-# Pull once, record in the inbox, ack — then die by SIGKILL before yielding anything.
+# Pull until the event comes, record it in the inbox, ack it, then die by SIGKILL before yielding anything.
+# One event loop for every pull, as in the triggerer: the hook's async client is bound to the loop that made
+# it. The killed triggerer's own pull may have leased the message first, so keep pulling for longer than the
+# subscription's 60 s ack deadline, after which Pub/Sub redelivers it.
 PULL_ACK_AND_DIE = textwrap.dedent(
     """
-    import asyncio, os, signal, sys
+    import asyncio, os, signal, sys, time
     from datetime import UTC, date, datetime, timedelta
     from nba_phase5.airflow.triggers.phase4_event import Phase4EventTrigger
 
     trigger = Phase4EventTrigger(
         project_id=sys.argv[1], subscription=sys.argv[2], game_date=sys.argv[3],
-        deadline=(datetime.now(UTC) + timedelta(seconds=60)).isoformat(), pull_timeout=5,
+        deadline=(datetime.now(UTC) + timedelta(seconds=150)).isoformat(), pull_timeout=5,
     )
-    for _ in range(10):
-        pulled = asyncio.run(trigger._pull_and_record(date.fromisoformat(sys.argv[3]), 5, []))
-        if pulled.entries:
-            print("acked", len(pulled.ack_after_record), flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-    sys.exit(2)
+
+    async def pull_until_acked():
+        give_up = time.monotonic() + 100
+        while time.monotonic() < give_up:
+            pulled = await trigger._pull_and_record(date.fromisoformat(sys.argv[3]), 5, [])
+            if pulled.entries:
+                print("acked", len(pulled.ack_after_record), flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return 2
+
+    sys.exit(asyncio.run(pull_until_acked()))
     """
 )
 
@@ -57,7 +65,7 @@ def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, ap
     client = bigquery_client(stack.project)
     seed_day(client, DAY, players=60, ready_pct=90)
     drain_subscription(config.PHASE5_TRIGGER_SUBSCRIPTION)
-    trigger(api, RUN_ID, DAY, event_wait_seconds=240)
+    trigger(api, RUN_ID, DAY, event_wait_seconds=300)
     wait_deferred(api, RUN_ID)
     local_airflow.kill_component(airflow, "triggerer")
     publish_completion_event(
@@ -69,7 +77,7 @@ def test_event_acked_by_a_killed_trigger_still_drives_the_run(stack, airflow, ap
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=150,
         check=False,
     )
     assert doomed.returncode == -signal.SIGKILL, doomed.stdout + doomed.stderr
