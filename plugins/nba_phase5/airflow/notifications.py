@@ -67,22 +67,10 @@ def send_alert(
 
     if not isinstance(kind, AlertKind):
         raise TypeError(f"kind must be an AlertKind (nba_phase5.core.alert_kinds), got {kind!r}")
-    severity = kind.severity
-    ti = context.get("ti")
-    dag_run = context.get("dag_run")
-    row = {
-        "alert_id": str(uuid.uuid4()),
-        "created_at": datetime.now(UTC),
-        "severity": severity,
-        "game_date": _game_date(context),
-        "dag_id": getattr(dag_run, "dag_id", None),
-        "run_id": getattr(dag_run, "run_id", None),
-        "task_id": getattr(ti, "task_id", None),
-        "message": message,
-    }
-    log_level = logging.CRITICAL if severity == "critical" else logging.WARNING
+    row = alert_row(context, kind, message)
+    log_level = logging.CRITICAL if kind.severity == "critical" else logging.WARNING
     where = (row["game_date"], row["run_id"])
-    log.log(log_level, "[%s alert %s] %s (game date %s, run %s)", severity, kind.name, message, *where)
+    log.log(log_level, "[%s alert %s] %s (game date %s, run %s)", kind.severity, kind.name, message, *where)
     links = alert_links(context, row, kind)
     send = partial(
         deliver, context, row, links=links, slack_conn_id=slack_conn_id, smtp_conn_id=smtp_conn_id, email_to=email_to
@@ -102,6 +90,22 @@ def send_alert(
     delivered = ["bigquery", *send()]
     log.info("Alert %s delivered to %s", row["alert_id"], ", ".join(delivered))
     return {**row, "delivered": delivered}
+
+
+def alert_row(context: Any, kind: AlertKind, message: str) -> dict[str, Any]:
+    """The ``pipeline_alerts`` row for one alert of the run in ``context``."""
+    ti = context.get("ti")
+    dag_run = context.get("dag_run")
+    return {
+        "alert_id": str(uuid.uuid4()),
+        "created_at": datetime.now(UTC),
+        "severity": kind.severity,
+        "game_date": _game_date(context),
+        "dag_id": getattr(dag_run, "dag_id", None),
+        "run_id": getattr(dag_run, "run_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "message": message,
+    }
 
 
 def warn(context: Any, kind: AlertKind, message: str) -> None:
