@@ -1,14 +1,9 @@
 """The local stand-in worker's model: transparent, deterministic, points only (the platform predicts points).
 
-Not the production model. It reads a feature-store row by feature *name* (``features`` zipped with
-``feature_names``, docs/platform.md §5), never by position, so a reordered or longer feature vector works:
-
-* points = ``0.5·points_avg_last_5 + 0.3·points_avg_last_10 + 0.2·points_avg_season``, scaled by
-  ``opponent_def_rating`` relative to a league-average rating of 112;
-* confidence (0–1) = feature quality (``feature_quality_score`` / 100) × (1 − the spread between recent
-  and season form, capped at 0.8), clamped to 0.05–0.95;
-* recommendation against the first line value: ``OVER`` / ``UNDER`` when the prediction is at least
-  :data:`RECOMMENDATION_MARGIN` points away from it, else ``PASS``; ``NO_LINE`` with no line.
+Not the production model: it reads a feature-store row by feature *name* (docs/platform.md §5), never by
+position, and predicts points from recent and season form scaled by the opponent's defence, with a confidence
+and an ``OVER``/``UNDER``/``PASS``/``NO_LINE`` recommendation (:data:`RECOMMENDATION_MARGIN`). The formulas:
+docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

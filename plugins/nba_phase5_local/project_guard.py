@@ -1,17 +1,10 @@
 """The local tools' safety catch: ``seed``, ``publish-phase4`` and ``worker`` refuse a real project.
 
-Why: the same client factories (:mod:`nba_phase5.bigquery.clients`) talk to the emulators when
-``BIGQUERY_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST`` are set and to real GCP otherwise. A shell that
-forgot ``source .local/stack.env`` but still has a real ``GCP_PROJECT`` would then let ``seed`` delete a
-real date's schedule, feature-store and Phase 4 run-history rows and insert synthetic players,
-``publish-phase4`` announce a fake Phase 4 completion that starts the real prediction batch, and the
-stand-in worker consume the real workers' requests. ``provision`` is meant for real GCP and ``status``
-only reads, so they are not guarded.
-
-The rule: a guarded command runs only when every service it touches has its emulator variable set,
-or when ``--allow-real-project PROJECT_ID`` names the very project it would act on. A flag naming
-another project is always refused: it means the operator believes they are somewhere they are not.
-The check reads only arguments and the environment, so a refusal happens before any client exists.
+A guarded command runs only when every service it touches has its emulator variable set, or when
+``--allow-real-project PROJECT_ID`` names the very project it would act on; a flag naming another project is
+always refused. It reads only arguments and the environment, so it refuses before any client exists. Why these
+three commands, and not ``provision`` or ``status``: docs/architecture.md, *Why each module is built as it
+is*.
 """
 
 from __future__ import annotations

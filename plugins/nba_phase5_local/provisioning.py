@@ -1,10 +1,8 @@
 """Idempotent provisioning of every topic, subscription, dataset and table this package uses.
 
-Replaces the plan's ``deploy_pubsub_infrastructure.sh``: the same code runs against the emulators and
-against real GCP. A resource that already exists is left exactly as it is: in production the run
-history, the feature store, the schedule and the predictions table belong to the platform (docs/platform.md).
-
-``check`` is the read-only counterpart: it lists what the DAG needs and the project lacks.
+Replaces the plan's ``deploy_pubsub_infrastructure.sh`` with the same code for the emulators and real GCP. A
+resource that already exists is left exactly as it is (in production the platform owns most of them,
+docs/platform.md); ``check`` is the read-only counterpart, listing what the DAG needs and the project lacks.
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """A local prediction worker: the stand-in for the platform's Phase 5 workers.
 
-It accepts and refuses exactly what the real worker does (docs/platform.md §7.4-§7.7): it pulls the
-requests (one JSON body per player, no attributes needed) from the local pull subscription, answers each
-one as :func:`nba_phase5_local.worker_answers.answer` says, and acts on the answer:
-
-* **204** (ack): the request's rows, if any, are staged first; then its prediction-ready message, if any,
-  is published on ``prediction-ready-prod``; only then is the message acked;
-* **500** (nack): redelivered at once; after 5 deliveries the subscription's dead-letter policy moves it
-  to ``prediction-request-dlq`` (the Pub/Sub emulator honours the policy). No ready message.
-
-Like the real worker it never writes ``player_prop_predictions`` and never supersedes anything: rows go
-to staging tables ``nba_predictions._staging_{batch_id}_{worker_id}`` (:mod:`nba_phase5.core.staging`), loaded
-with a load job; the DAG's consolidation merges them. The real worker draws a worker id per request (one
-table per request); the stand-in draws one **per pull**, so it loads one table per (pull, batch) with one
-load job. A load that fails answers its requests 500; a load refused for a value (not a systemic fault) is
-split in halves until the failing requests stand alone, so one poison request never holds back the good
-ones of its pull. A redelivered request is simply staged again (fresh ``prediction_id`` and
-``created_at``): consolidation keeps the newest row per line.
-
-Fault knobs for demos and tests (:mod:`nba_phase5_local.worker_faults`): ``drop_rate``, ``seed``,
-``delay_ms``, ``crash_after``; ``max_messages`` and ``idle_exit`` end the loop.
+It pulls the requests from the local pull subscription, answers each as
+:func:`nba_phase5_local.worker_answers.answer` says (docs/platform.md §7.4-§7.7), stages the rows of a 204 in
+``_staging_{batch_id}_{worker_id}`` tables with one load job per (pull, batch), publishes the prediction-ready
+message, then acks; a 500 is nacked. Fault knobs: :mod:`nba_phase5_local.worker_faults`. How it differs from
+the real worker, and why: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The stand-in worker's answer to each request: the platform worker's acceptance rules, as a pure function.
 
 :func:`answer` takes a message's data, the worker's UTC date and the feature rows, and returns the
-:class:`~nba_phase5_local.worker_requests.Answer` the real worker would give (docs/platform.md §7.4): 204 or 500,
-the rows to stage and the prediction-ready message. Nothing here touches Pub/Sub or BigQuery, so the
-contract tests drive every rule through it; :mod:`nba_phase5_local.worker` stages the rows and acts on the answer.
-
-The rows themselves are :mod:`nba_phase5_local.worker_rows`.
+:class:`~nba_phase5_local.worker_requests.Answer` the real worker would give (docs/platform.md §7.4): 204 or
+500, the rows to stage (:mod:`nba_phase5_local.worker_rows`) and the prediction-ready message. Nothing here
+touches Pub/Sub or BigQuery; :mod:`nba_phase5_local.worker` acts on the answer.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The workers' request body, read as the platform's worker reads it (docs/platform.md §7.2, §7.4).
 
-The coordinator publishes one JSON object per player and no attributes. The worker requires three keys,
-``player_lookup``, ``game_date`` and ``game_id`` (a missing one is answered 204: acked and dropped), reads
-a few more with defaults and ignores the rest. Every message ends in an :class:`Answer`: 204 (acked) or
-500 (nacked: Pub/Sub redelivers it, and after 5 deliveries its dead-letter policy moves it to
-``prediction-request-dlq``). This module answers what can be told from the bytes alone;
-:mod:`nba_phase5_local.worker_answers` answers the rest.
-
-Attributes are never read, but ``request_id``: the stand-in uses it for its logs and its ``deliveries``
-counter, else derives one as the fan-out does.
+The worker requires ``player_lookup``, ``game_date`` and ``game_id`` (a missing one: 204, dropped), reads a
+few more with defaults and ignores the rest; every message ends in an :class:`Answer`, 204 (acked) or 500
+(nacked, dead-lettered after 5 deliveries). What the bytes alone can tell is answered here, the rest in
+:mod:`nba_phase5_local.worker_answers`; of the attributes only ``request_id`` is read, for the logs.
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
 """One live batch per game date: which run, if not this one, holds the date's batch.
 
-A manual trigger beside the scheduled run, a backfill given the date, or a cleared run all resolve to
-the same game date, and ``max_active_runs`` lets them run together. Every try of ``claim_batch``
-appends a claim ``(game_date, run_id, claimed_at)`` to this package's own table
-``nba_reference.phase5_batch_claims`` before anything is asked; then the candidates are the runs that
-claimed the date, and Airflow says which of them are still live (queued or running). The live run
-whose latest claim is the earliest (ties: run id) holds the batch; the others record themselves
-``skipped``, say to whom they yielded (an XCom, and ``held_by`` in their run-history row) and publish
-nothing. Three rules keep that from skipping a day in silence:
-
-* a run that has yielded holds nothing: a holder whose ``claim_batch`` is retried or cleared
-  claims again, and the runs that yielded to it meanwhile are passed over, so it keeps its place;
-* a run that was cleared (Airflow's ``clear_number`` grew) claims again before it asks, even when only
-  its fan-out was cleared: an old finished run queues behind the live holder instead of overtaking it;
-* a run that yielded to a run which, in the end, neither finished nor holds (it yielded too, or it
-  died) says so with an alert: nobody is left running the date's batch.
-
-Liveness comes from Airflow, not from a heartbeat: a run that died (failed, timed out, deleted) no
-longer blocks the date. Claims whose run id is not a run of this DAG in this Airflow (another
-environment) are not candidates.
-
-Because every run orders the same claims the same way, two runs that both read after both claims
-exist agree on the holder. ``check_batch_status`` asks first (the claims come in the same job as its
-dedup coverage, ``batch_status.sql``, read after this run's claim landed); the fan-out asks again just
-before it publishes (the claims read in the same query as the players to request), which settles the
-one interleaving the first question can miss (a run that read before the other's claim landed).
+Every try of ``claim_batch`` appends a claim ``(game_date, run_id, claimed_at)`` to
+``nba_reference.phase5_batch_claims``; of the runs that claimed the date and that Airflow says are still live,
+the one whose latest claim is earliest (ties: run id) holds the batch, and the others record themselves
+``skipped`` and publish nothing. ``check_batch_status`` asks, and the fan-out asks again before it publishes.
+The three rules that keep a day from being skipped in silence, and why: docs/architecture.md, *Why each module
+is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,28 +1,10 @@
 """The post-deploy self-check (``dags/nba_phase5_self_check.py``): what it proves, and the probe it uses.
 
-One manual run after a deploy proves, in the environment it runs in (docs/deploy.md, *After a deploy*):
-
-1. **the triggerer imports this package's triggers**: both tasks defer, on ``BigQueryJobTrigger`` and on
-   ``Phase4EventTrigger``, even when the job is already done at insert (``always_defer``);
-2. **BigQuery answers in the configured location** (:func:`nba_phase5.config.bigquery_location`,
-   docs/platform.md §0): ``self_check.sql`` reads one partition of a table in each of the package's
-   datasets, so a job created in another location fails ("Not found: Dataset … was not found in location
-   …"), and the trigger looks the job up there (a lookup elsewhere is a 404);
-3. **the permissions the DAG needs**: a query job (Job User, Data Viewer) and the inbox's MERGE (Data Editor).
-
-**It never takes a Phase 4 message.** ``Phase4EventTrigger`` looks in the durable inbox before it pulls
-(:mod:`nba_phase5.bigquery.inbox`) and ends its wait at the first ready feature-store event it finds there. So the
-check first records its own probe, a feature-store ready event for :data:`PROBE_DATE`, under the fixed
-message id :data:`PROBE_MESSAGE_ID` (the inbox MERGE keeps one row per id, however many checks run), and
-the trigger's first look ends the wait with zero pulls. No prediction run ever waits for that date: it is
-before the DAG's ``start_date`` (2024-10-01), so neither the schedule nor a backfill reaches it. And the
-trigger is handed :data:`UNUSED_SUBSCRIPTION`, which nothing creates, never ``nba-phase5-trigger-sub``:
-should it ever pull, it finds no subscription and the check fails, instead of acking a real message.
-
-Pulling the real subscription would keep the feature store's ready events (the trigger records each in
-the inbox before it acks it, and their run finds it at its next inbox look, up to 5 minutes later), but
-not the rest: the other processors' messages and unusable ones would be acked without the run that
-waits reporting them (``phase4_other_messages``, the unusable-event warning).
+One manual run after a deploy proves that the triggerer imports this package's triggers, that BigQuery answers
+in the configured location, and that the DAG's permissions hold; it ends its event wait on its own probe
+(:data:`PROBE_DATE`, :data:`PROBE_MESSAGE_ID`, recorded in the inbox) and hands the trigger
+:data:`UNUSED_SUBSCRIPTION`, so it never takes a Phase 4 message. Why: docs/architecture.md, *Why each module
+is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,41 +1,10 @@
 """The plan's SLA as Airflow deadline alerts: the run for D must finish by 10:00 Eastern (wall clock) on D.
 
-Airflow (3.1+) gives a run a deadline when it creates the run: a reference plus a fixed interval
-(``_process_dagrun_deadline_alerts`` in ``airflow/serialization/definitions/dag.py``). The run for D ticks
-at 00:00 Eastern on D (``CronTriggerTimetable``, America/New_York), and 10:00 Eastern is 10 hours later on
-most days, but 9 on the night daylight saving time begins (2026-03-08: 00:00 EST → 10:00 EDT) and 11 on
-the night it ends (2026-11-01: 00:00 EDT → 10:00 EST). One fixed interval cannot follow that. A custom
-``DeadlineReference`` could, but Airflow resolves one only through an ``AirflowPlugin``'s
-``deadline_references``, in the DAG processor and the scheduler alike
-(``find_registered_custom_deadline_reference`` in ``airflow/serialization/helpers.py``), and this package
-has no plugin: Composer gets it under ``dags/``, its ``plugins/`` is empty. So the DAG carries three
-built-in alerts on the run's logical date, 9, 10 and 11 hours after it
-(:func:`deadline_alert_set`); the callback of each knows its interval, and only the one that lands on the
-run's 10:00 Eastern alerts: exactly one of them does, whatever the night, since Eastern time is UTC-5
-or UTC-4. When a run succeeds, the scheduler prunes its deadlines not yet passed; each one that passes
-with the run unfinished gets :func:`deadline_missed` run in the triggerer, which raises one **critical**
-alert, when it is the run's own and the run's to page for, through the same channels as every other
-alert (the ``pipeline_alerts`` row, Slack, e-mail).
-
-Which runs page:
-
-* **every scheduled run** still going at 10:00 Eastern on its date, a late one included: a run the
-  scheduler queued after 10:00 (an outage over midnight) has missed the SLA all the same, and pages the
-  moment it exists (Airflow fires a deadline already past at once);
-* a **manual** run: 10 hours of Eastern wall clock after its logical date (triggered now: 10 hours
-  later, an hour more or less across a clock change). One queued after that instant (a past date's
-  logical date, given by hand) could never have met it and does not page;
-* a **backfill** never pages (its dates are past; nobody waits for it at 10:00);
-* a run that has **already failed** does not page again: its failure already alerted (the DAG's
-  ``on_run_failure``, or the failing task's notifier). Airflow keeps a failed run's deadline (it prunes
-  deadlines only on success, ``DagRun.update_state``), so without this a failure at 03:00 paged twice.
-
-The UI marks a deadline "missed" when its instant passes with the run still going, whatever the
-callback then decides: a run still going at 09:00 Eastern on an ordinary day (the backup path starts
-then) shows ``…_if_clocks_went_forward`` missed although it raised nothing. The ``pipeline_alerts`` row
-is the page; the callback's result (kept by Airflow) says why a deadline raised nothing.
-
-Docs: https://airflow.apache.org/docs/apache-airflow/stable/howto/deadline-alerts.html
+Three built-in deadline alerts on the run's logical date, 9, 10 and 11 hours after it
+(:func:`deadline_alert_set`); the callback of each, :func:`deadline_missed`, raises one critical alert only
+when its instant is the run's 10:00 Eastern and the run is one to page for (scheduled or manual, not a
+backfill, not already failed). Why three, and which runs page: docs/architecture.md, *Why each module is built
+as it is*.
 """
 
 from __future__ import annotations

@@ -1,31 +1,10 @@
 """Consolidation: the batch's staging tables merged into ``player_prop_predictions`` (docs/platform.md §8.2).
 
-The platform's workers only stage (:mod:`nba_phase5.core.staging`); the coordinator this DAG replaces
-merged each finished batch's staging tables into the predictions table and deleted them. This module
-does the same, in one BigQuery job:
-
-1. find the tables whose name starts with ``_staging_{batch_id}_`` (``list_tables``); none → done, 0 rows;
-2. one MERGE (``consolidate_batch.sql``) that upserts the newest staged row per key and, in the same
-   statement, deactivates all but the newest active row per (game, player, system) of the date (the
-   deactivated row names its replacement in ``superseded_by``), where the coordinator ran two;
-3. fail, keeping the staging tables for a person, when the MERGE changed no row (the job's DML count) or
-   would leave active rows sharing a key (the statement raises ``ERROR()`` and writes nothing): the
-   platform's two checks, the second made before writing instead of by a query after;
-4. delete the batch's staging tables.
-
-Rerunning it is safe: a second run over the same tables updates the same rows (same values), and a run
-after the tables are gone finds nothing to do. Table and column names reach the SQL only after
-matching :data:`NAME_RE`; every value is a query parameter.
-
-**Nothing a worker staged is lost.** A run that fails after its fan-out still consolidates (the task
-runs unless its upstream was skipped). A run that dies before consolidating (killed, timed out) leaves
-its batch's tables; the coordinator left such tables to a 24-hour clean-up, with the predictions in them.
-Here the date's next batch adopts them: ``check_batch_status`` lists the date's batches this package
-published (its claims and its publish ledger) whose run is over and whose last request is older than
-the in-flight window (:func:`nba_phase5.airflow.batch_claims.adoptable_batches`); the run counts their staged
-players as predicted and merges their tables with its own, the newest row per key winning. Only this
-package's own batches are adopted, never the coordinator's (its ids have the same form). A ``force``
-batch counts only its own staged rows (it is a new generation) but still merges the adopted tables.
+Finds the batch's staging tables (and the adopted batches'), runs one MERGE (``consolidate_batch.sql``) that
+upserts the newest staged row per key and deactivates all but the newest active row per (game, player,
+system), fails (keeping the tables) when it changed nothing or would leave active duplicates, then deletes the
+tables. Safe to rerun; names reach the SQL only after matching :data:`NAME_RE`. Why, and how nothing a worker
+staged is lost: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The durable inbox of Phase 4's completion events (``nba_reference.phase5_event_inbox``).
 
-A Pub/Sub ack is final, and the trigger that acks runs in a shared triggerer that can die at any
-moment. So the feature store's ready event (docs/platform.md §1.3) is written here first, keyed by its
-message id, and acked only after the write: the run for its game date is satisfied by an inbox row,
-whichever run pulled it. That makes a triggerer crash between ack and the trigger's event, a run waiting
-for another date, and a clear-and-rerun of the sensor all find the event again instead of losing or
-stealing it. The other Phase 4 processors' messages are never written here (the trigger counts them).
-
-Only this package writes the table; it is not part of the platform (docs/architecture.md, *What the DAG
-reads and writes on the platform*).
+The feature store's ready event is written here, keyed by its message id, before it is acked; the run for its
+game date is satisfied by an inbox row, whichever run pulled it. Only this package writes the table; the other
+Phase 4 processors' messages are never written here. Why: docs/architecture.md, *Why each module is built as
+it is*.
 """
 
 from __future__ import annotations

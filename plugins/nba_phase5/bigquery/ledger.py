@@ -1,14 +1,9 @@
 """The publish ledger (``nba_reference.phase5_request_ledger``, this package's own table).
 
-Every request Pub/Sub accepted is recorded here (player, date, batch, message id, time) before the
-publishing task can finish. ``missing_requests.sql`` and ``prediction_coverage.sql`` read it: a
-player with a request younger than the in-flight window is not requested again, so a retried or
-cleared fan-out, or a straggler round, never re-sends a request that may still be on its way.
-
-Rows go in by streaming insert (``insertAll``: visible to queries at once, no DML quota), with the
-request and message ids as the insert id, so a retried insert does not record a message twice. A
-publish still unanswered at the hook's timeout is recorded too (message id ``unconfirmed``): it may
-yet be accepted, so it is in flight like the others.
+Every request Pub/Sub accepted (and every publish still unanswered at the hook's timeout, as ``unconfirmed``)
+is streamed in, keyed by request and message id, before the publishing task can finish;
+``missing_requests.sql`` and ``prediction_coverage.sql`` do not request again a player whose request is
+younger than the in-flight window. Why: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
 """The Phase 4 completion event: the only way any code here reads or writes one.
 
-Every Phase 4 processor publishes the platform's unified envelope on the same topic (docs/platform.md
-§1.1-§1.2); the feature store's looks like::
-
-    {"processor_name": "MLFeatureStoreProcessor", "phase": "phase_4_precompute", "execution_id": "3f9c1a2b",
-     "correlation_id": "3f9c1a2b", "game_date": "2025-11-28", "output_table": "ml_feature_store_v2",
-     "output_dataset": "nba_predictions", "status": "success", "record_count": 450, "records_failed": 0,
-     "timestamp": "2025-11-28T07:17:00.123456+00:00", "duration_seconds": 2820.5, "trigger_source": "manual",
-     "metadata": {"total_runtime": 2820.5, "rows_processed": 450, "rows_skipped": 0}}
-
-The planning guide's shapes (§1.5), which no production code publishes, are still accepted for manual
-tests: ``{event_type: "phase4_complete", processor, game_date, players_processed, players_ready,
-players_failed, timestamp, run_id}`` and the scripts' ``{event_type, game_date, players_ready[, players_total]}``.
-
-Only :attr:`~Phase4CompletionEvent.is_feature_store` and :attr:`~Phase4CompletionEvent.is_ready` events
-start predictions (§1.3). Known fields are strictly typed and bounded; unknown fields are kept, bounded, in
-:attr:`~Phase4CompletionEvent.extras` and never used for a decision. What the contract accepts, every hop
-can encode: a known field holding what no encoder writes is refused; unknown fields and the
-metadata are made safe by :mod:`~nba_phase5.core.json_safe` (a huge integer kept as its digits, NaN as a string,
-a lone surrogate as U+FFFD), since refusing them would drop the real event over a field nobody reads.
-:meth:`~Phase4CompletionEvent.to_dict` gives back the shape that was parsed (the inbox stores it and parses it
-again). Anything unusable raises :class:`InvalidEventError`, whose ``reason`` says why.
+Parses the platform's unified envelope (docs/platform.md §1.1-§1.2) and the plan's two shapes into
+:class:`Phase4CompletionEvent`; only its :attr:`~Phase4CompletionEvent.is_feature_store` and
+:attr:`~Phase4CompletionEvent.is_ready` events start predictions, and anything unusable raises
+:class:`InvalidEventError` with a ``reason``. The shapes, and what is kept or refused and why:
+docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

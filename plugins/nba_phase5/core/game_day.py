@@ -1,18 +1,9 @@
 """Which NBA game date a DAG run is for, and when its Phase 4 event is due.
 
-NBA dates are Eastern. A run belongs to the game date whose Phase 4 precompute it waits for; that
-precompute runs overnight, after the previous evening's games. So the game day "rolls over" at 18:00
-Eastern: any run time from 18:00 on D-1 up to 17:59 on D means game date D. This makes the three ways
-a user starts a run agree:
-
-* the scheduled run (cron 00:00 Eastern on D: the run opens as the game day begins) → D;
-* ``airflow dags test nba_phase5_predictions D`` (logical date D 00:00 UTC, i.e. 19:00 or 20:00
-  Eastern on D-1) → D;
-* a backfill over D (one run per schedule tick, 00:00 Eastern on D) → D.
-
-The event wait ends at the platform's backup time, 06:00 Pacific on D (09:00 Eastern).
-
-Asset-triggered runs have no logical date: their ``run_after`` is used instead.
+NBA dates are Eastern and the game day rolls over at 18:00 Eastern, so a scheduled run (00:00 Eastern on D),
+``airflow dags test … D`` and a backfill over D all mean game date D; an asset-triggered run uses its
+``run_after``. The event wait ends at the platform's backup time, 06:00 Pacific on D. Why:
+docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,26 +1,9 @@
 """JSON values that every hop of a Phase 4 event can carry, made from whatever ``json.loads`` returned.
 
-Phase 4 writes its message with Python's ``json.dumps`` (docs/platform.md §1.1), which also writes NaN,
-Infinity, integers of any size and lone surrogates (as ``\\ud800``); ``json.loads`` reads them all back.
-An accepted event then travels far: the inbox row (a STRING, parsed again), the trigger event (msgpack
-frames from the triggerer's runner to its supervisor, then the task instance's ``next_kwargs``, JSONB on
-PostgreSQL), XCom (JSONB too), and the run history's ``trigger_message_data`` (``PARSE_JSON`` into a JSON
-column). One value that a hop cannot encode would kill the triggerer's runner on every restart (the inbox
-hands it the same row again). So the unknown fields and the metadata that the contract keeps are made safe here:
-
-* an integer outside INT64 becomes its decimal string: msgpack stops at 64 bits and ``PARSE_JSON`` in its
-  default ``exact`` mode refuses what INT64/UINT64/FLOAT64 cannot hold;
-* NaN and ±Infinity (``json.loads`` reads ``NaN``, ``Infinity`` and ``1e400``) become the strings
-  ``"NaN"``, ``"Infinity"``, ``"-Infinity"``: strict JSON, ``PARSE_JSON`` and PostgreSQL's JSONB (XCom,
-  ``next_kwargs``) refuse them, and a string keeps what was sent;
-* a lone surrogate (``"\\ud800"`` is valid JSON) and NUL become U+FFFD: UTF-8 (msgpack, BigQuery) cannot
-  encode the one, JSONB refuses both; a valid surrogate pair becomes its one character;
-* a key Airflow's serde reserves for its own objects (``__classname__``, ``__type`` …) gains a leading
-  ``_``: serde refuses such dicts, or reads them back as something else;
-* containers nested deeper than :data:`MAX_DEPTH` are cut to :data:`TOO_DEEP`, so nothing here recurses
-  far (``json.loads`` nests up to the interpreter's recursion limit).
-
-Every function is idempotent, so an event stored and parsed again is equal to itself.
+Integers beyond INT64 become their digits, NaN and ±Infinity strings, lone surrogates and NUL U+FFFD, serde's
+reserved keys gain a leading ``_``, and nesting deeper than :data:`MAX_DEPTH` is cut to :data:`TOO_DEEP`;
+every function is idempotent. Which hop refuses what, and why: docs/architecture.md, *Why each module is built
+as it is*.
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
 """Prediction requests: one Pub/Sub message per ready player, in the coordinator's format (docs/platform.md §7).
 
-The body is the JSON object the platform's coordinator publishes and its workers parse, field by field
-(docs/platform.md §7.2): the 29 fields it always sends (the player and game, the line fields, Kalshi's
-market fields, ``batch_id``, ``timestamp``, ``correlation_id`` and ``prediction_run_mode``). A field the
-DAG has no source for is sent as the coordinator sends it when its own source has nothing (``None``,
-``False`` or ``0.0``). The workers read ``batch_id`` and ``correlation_id`` from the body: they name the
-staging tables (:mod:`nba_phase5.core.staging`) and travel on in the workers' prediction-ready messages.
-
-Lines are built as the coordinator builds them (docs/platform.md §7.3): a real line is sent as
-``[round(line, 1)]``; a player without one as ``line_values=[None]`` with ``line_source='NO_PROP_LINE'``
-and ``has_prop_line=False`` (never ``[]``, which the workers answer with 500 until the message is
-dead-lettered). A line that rounds to 20.0 is nudged to 20.5 (19.5 when it was below 20), as the
-coordinator nudges it; unlike the
-coordinator, ``actual_prop_line`` is nudged too, because the workers refuse a row whose line is 20.0
-(their validation check 1) and would send the request to the dead-letter topic.
-
-One attribute travels beside the body for tracing only: ``request_id``, a UUID5 of (game_date,
-player_lookup), plus the batch id for a ``force`` batch (a new generation). The workers ignore it; the
-publish ledger keys on it.
+The body is the coordinator's JSON object, field by field (docs/platform.md §7.2-§7.3): the 29 fields it
+always sends, its line rules (``[round(line, 1)]``, or ``[None]`` with ``NO_PROP_LINE``; 20.0 nudged off),
+``batch_id`` and ``correlation_id``. Beside it travels one attribute, ``request_id`` (UUID5), for the publish
+ledger. Why each choice: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

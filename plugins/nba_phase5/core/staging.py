@@ -1,13 +1,9 @@
 """Batch ids and the workers' per-batch staging tables (docs/platform.md §7.6, §8.2).
 
-The platform's workers never write ``player_prop_predictions``: each request's rows are loaded into a
-staging table ``nba_predictions._staging_{batch_id}_{worker_id}`` (``-`` becomes ``_`` in both parts),
-and the coordinator, which this DAG replaces, merges every table whose name starts with
-``_staging_{batch_id}_`` into the predictions table and deletes them. This module is the one place
-that spells those names, for the DAG's consolidation and for the local stand-in worker alike.
-
-A batch id is minted here as the coordinator mints it, ``batch_{YYYY-MM-DD}_{epoch seconds}``, from
-the run's first claim on its date: a cleared run keeps its batch (and so its staging tables).
+The one place that spells the workers' staging-table names,
+``nba_predictions._staging_{batch_id}_{worker_id}`` (``-`` becomes ``_``), for the DAG's consolidation and the
+local stand-in worker, and mints a batch id as the coordinator does, ``batch_{YYYY-MM-DD}_{epoch seconds}``,
+from the run's first claim on its date. Why: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations

@@ -31,21 +31,11 @@ class BigQueryWaitOperator(BaseOperator):
     """Runs ``sql`` until its first row has ``done = TRUE``, progress stalls, or ``max_wait_minutes`` pass (see the
     module docstring for why this is not a ``BaseSensorOperator``).
 
-    Between polls 30 s or more apart the task defers on a timer, so a 30-minute wait costs no worker slot (shorter
-    polls, as in tests and demos, wait in the task: a deferral that short races the scheduler). It does not
-    fail when it stops waiting: it returns the last row with ``timed_out`` (or ``settled``) set and
-    leaves the verdict to the gate or verification downstream. Each rerun (clear) polls at least once.
-
-    With ``progress_column`` and ``settle_polls``, the wait also ends once that column has not moved
-    for ``settle_polls`` polls in a row: workers have gone quiet, so waiting longer only delays the
-    straggler round. With ``settle_blocked_by``, quiet polls count only while that column is 0: while
-    requests are in flight (a worker slow to start), a quiet poll is not a sign the workers are done.
-    With ``earlier_result``, an earlier poll's result (its XComArg) that was already ``done`` is
-    reused without a query: nothing was republished since, so nothing can have changed. With
-    ``delay_first_poll``, the first poll comes one interval after the task starts, not at once: a wait
-    right after a fan-out would only find the answers not yet written (a wasted query). With
-    ``first_poll``, a poll of this task's query already made upstream (its XComArg) that was ``done`` is
-    returned on the task's first try without a query; a retry or a clear (try 2 and later) always polls.
+    Between polls 30 s or more apart it defers on a timer (no worker slot held). It never fails for waiting:
+    it returns the last row with ``timed_out`` or ``settled`` set and leaves the verdict downstream. The
+    optional arguments end or skip polls: ``settle_polls`` (progress stalled), ``earlier_result`` and
+    ``first_poll`` (a ``done`` poll already made), ``delay_first_poll``. Why each: docs/architecture.md, *Why
+    each module is built as it is*.
 
     :param sql: standard SQL or a ``.sql`` template returning a ``done`` column (templated).
     :param query_params: name → value or ``{"type": T, "value": v}`` query parameters (templated).

@@ -25,27 +25,14 @@ from nba_phase5.core.states import TriggeredBy, parse_flag, triggered_by_run_typ
 class PredictionFanOutOperator(BaseOperator):
     """Publishes one prediction request for every ready player still missing its prediction.
 
-    The players come from ``sql`` (``missing_requests.sql``, with the batch's staging tables): ready,
-    without an active prediction or rows the batch's workers staged (with ``force``: without one made
-    by this batch), and with no request in flight (in the publish ledger less than ``in_flight_minutes``
-    ago). So a retried or cleared fan-out, or a straggler round, sends only what was never accepted or
-    is presumed lost, and never a player whose rows wait in a staging table for consolidation.
-
-    Each message is the coordinator's request body (:mod:`nba_phase5.core.prediction_requests`): the batch id
-    and Phase 4's correlation id in the body, the player's line from ``line_table`` when one is set (else
-    the coordinator's no-line request), the run mode (``BACKFILL`` for a backfill run, else
-    ``OVERNIGHT``). Requests go out ``chunk_size`` at a time through
-    :class:`~nba_phase5.airflow.hooks.pubsub.BatchPublishHook` (batched, asynchronous, flow-controlled); what
-    Pub/Sub accepted is recorded in the ledger while the next chunk publishes, and the task finishes
-    only once every accepted request is recorded. Refused publishes are retried; the task fails if any
-    request is still unpublished.
-
-    With ``check_holder``, the task also asks whether another live run holds the date's batch
-    (:mod:`nba_phase5.airflow.batch_claims`), in the same query as the players, and if so publishes nothing and
-    is skipped.
-
-    Returns ``{"requested", "published", "failed", "retried", "players", "first_published_at", "batch_id",
-    "correlation_id"}``.
+    The players are those ``sql`` (``missing_requests.sql``) finds ready and still missing: no active
+    prediction, no rows staged by the batch's workers, no request in flight (the publish ledger); each gets
+    the coordinator's request body (:mod:`nba_phase5.core.prediction_requests`), ``chunk_size`` at a time
+    through :class:`~nba_phase5.airflow.hooks.pubsub.BatchPublishHook`, and the task finishes only once every
+    accepted request is in the ledger; it fails if any request is still unpublished. With ``check_holder`` it
+    publishes nothing, and is skipped, when another live run holds the date's batch. Returns ``{"requested",
+    "published", "failed", "retried", "players", "first_published_at", "batch_id", "correlation_id"}``. Why:
+    docs/architecture.md, *Why each module is built as it is*.
 
     :param game_date: ISO game date (templated).
     :param batch_id: the run's batch id, minted when the run claimed its date (templated: an XComArg).

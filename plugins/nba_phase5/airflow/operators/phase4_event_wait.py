@@ -35,15 +35,13 @@ class Phase4EventWaitOperator(BaseOperator):
     """Waits in the triggerer for a valid Phase 4 completion event for this run's game date.
 
     Completes on the event (``triggered_by='pubsub'``) or, at the event deadline, goes on without it
-    (``'scheduler_backup'``): the readiness gates downstream decide whether Phase 4 really finished.
-    Backfill runs (``'backfill'``) and ``skip_event_wait`` (``'manual'``) do not wait at all.
-
-    Returns ``{"triggered_by"}`` alone when it did not wait; after a wait, also ``rejected`` (unusable
-    messages, ``[{message_id, reason}]``) and ``others`` (messages of the other Phase 4 processors, or the
-    feature store's non-ready ones, per sender: ``{"PlayerDailyCacheProcessor": 1}``); on the event path
-    also ``event`` (the message as received: the envelope, or a plan shape), ``message_id``,
-    ``event_received_at``, ``correlation_id`` (the envelope's, or the plan's ``run_id``) and
-    ``execution_id`` (the envelope's; None for a plan shape).
+    (``'scheduler_backup'``): the readiness gates downstream decide whether Phase 4 really finished. Backfill
+    runs (``'backfill'``) and ``skip_event_wait`` (``'manual'``) do not wait at all. Returns
+    ``{"triggered_by"}`` alone when it did not wait; after a wait, also ``rejected`` (unusable messages,
+    ``[{message_id, reason}]``) and ``others`` (messages of the other Phase 4 processors, or the feature
+    store's non-ready ones, per sender: ``{"PlayerDailyCacheProcessor": 1}``); on the event path also
+    ``event`` (the message as received), ``message_id``, ``event_received_at``, ``correlation_id`` (the
+    envelope's, or the plan's ``run_id``) and ``execution_id`` (the envelope's; None for a plan shape).
 
     :param game_date: ISO game date to wait for (templated).
     :param deadline_clock: time of day ``HH:MM`` in ``timezone`` on the game date when the wait ends (templated).

@@ -1,24 +1,10 @@
 """The Phase 4 readiness gate: a definite "not ready" fails at once; "could not ask BigQuery" is retried.
 
-The gate judges one row (``phase4_gate.sql``'s: every column must be true) and tells two failures apart
-by exception type:
-
-* the row is missing or has a falsy value → :class:`Phase4NotReady`, an ``AirflowFailException``: no
-  retries, and the failure callback raises the critical not-ready alert;
-* anything else (an error at insert, while the triggerer looks the job up, or a job that ends in
-  ``backendError``) is an ordinary failure, retried with the task's (exponential, jittered) retries; if
-  the last try still fails, the callback raises an ``error`` alert, never the critical one.
-
-On its first try the gate judges the readiness wait's last row (``readiness``, which carries the same
-columns: ``phase4_gate.sql`` selects them from ``phase4_readiness.sql``) without a query: the wait has just
-read it, and asking BigQuery again a moment later costs a job for the same answer. A retry or a clear
-(try 2 and later) always asks BigQuery again: the failure it retries may have been in judging that row.
-
-It is this package's own operator rather than the provider's ``BigQueryCheckOperator``: that one's
-trigger looks the job up without its location, which in a single-region location (docs/platform.md §0)
-is a 404 on every poll, and telling the two failures apart meant overriding its private methods.
-
-:class:`Phase4GateNotifier` is the one place that picks the alert from the exception.
+The gate judges one row (``phase4_gate.sql``'s: every column must be true): a missing or falsy row raises
+:class:`Phase4NotReady` (no retries, the critical alert); any other error is retried, and its last failure
+raises an ``error`` alert (:class:`Phase4GateNotifier` picks which). A first try judges the readiness wait's
+last row without a query. Why not the provider's check operator: docs/architecture.md, *Why each module is
+built as it is*.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """The hand-off to Phase 6: one completion message per batch, and the asset event Airflow DAGs run on.
 
-A batch that ends ``success`` or ``partial`` is announced once on ``nba-phase5-predictions-complete``
-in the coordinator's completion envelope (docs/platform.md §9.1), which the platform's Phase 5→6
-function reads: ``processor_name='PredictionCoordinator'``, ``execution_id`` the batch id,
-``correlation_id`` Phase 4's (from its completion message; the batch id when the run took the backup
-path), an honest ``status`` (the coordinator always said ``success``) and ``metadata`` with
-``batch_id``, ``expected_players``, ``completed_players``, ``completed_predictions``,
-``total_predictions`` and ``completion_pct``.
-
-Phase 6 drops a ``partial`` batch under 80 % and a date with fewer than 10 predictions
-(docs/platform.md §9.2). Such a batch is not announced as if Phase 6 would export it: a warning alert
-says why Phase 6 will not, and the task is skipped (no message, no asset event). Backfill runs announce
-nothing, as the platform's publisher skips downstream in backfill mode. An announced batch is written
-to this package's ``phase5_handoffs`` table, which every later try reads first: a dedup rerun or a
-cleared hand-off skips instead of announcing again. Killed between Pub/Sub accepting the message and
-that row being written, a retry announces the batch a second time (the platform's consumer is
-idempotent per date); that window is one streaming insert long.
+A ``success`` or ``partial`` batch is announced once on ``nba-phase5-predictions-complete`` in the
+coordinator's envelope (docs/platform.md §9.1) and recorded in ``phase5_handoffs``, which every later try
+reads first; one Phase 6 would drop (docs/platform.md §9.2) is skipped with a warning, and a backfill
+announces nothing. Why, and the one window in which it can announce twice: docs/architecture.md, *Why each
+module is built as it is*.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """This DAG's row in the platform's shared ``processor_run_history`` (docs/platform.md §4).
 
-The row is the coordinator's: ``processor_name='PredictionCoordinator'``, ``phase='phase_5_predictions'``,
-the predictions table as output, ``records_processed`` the players predicted and ``records_skipped`` the
-players still missing, and ``summary`` with the coordinator's keys (expected, completed, failed,
-total_predictions, completion_percentage, batch_id, correlation_id, …), so the platform's monitoring
-(which filters ``processor_name LIKE 'Prediction%'``) reads it as it read the coordinator's. Phase 5's
-own figures (requests per round, latencies, degradation) travel in ``summary`` too.
-
-Four differences, all deliberate (docs/platform.md §4): ``run_id`` is the Airflow run id (how a person
-finds the run; the coordinator's was ``PredictionCoordinator_{date}_{8 hex}`` of its process);
-``records_skipped`` counts the players still missing after the straggler rounds (the coordinator's
-counted failed players and was always 0); ``triggered_by`` / ``trigger_source`` keep this DAG's
-vocabulary (the coordinator wrote ``api`` or ``scheduler``); and the row is written ``running`` when the
-batch starts and finished at the end through one MERGE keyed on (processor_name, data_date, run_id),
-where the coordinator appended two rows: a hung run stays visible as ``running``, and rerunning the
-recorder updates the row instead of adding one.
+The row is the coordinator's (``processor_name='PredictionCoordinator'``, its ``summary`` keys), so the
+platform's monitoring reads it as it read the coordinator's; it is written ``running`` when the batch starts
+and finished at the end by one MERGE keyed on (processor_name, data_date, run_id). The four deliberate
+differences from the coordinator's row: docs/architecture.md, *Why each module is built as it is*.
 """
 
 from __future__ import annotations
