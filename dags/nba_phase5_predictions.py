@@ -124,10 +124,7 @@ def fan_out(task_id: str, day: dict[str, Any], phase4_event: Any, **kwargs: Any)
 
 
 def phase4_readiness(game_date: Any, first_poll: Any) -> tuple[TaskGroup, dict[str, Any]]:
-    """Wait (deferred) until Phase 4 is ready, gate on it, then proceed fully or degraded.
-
-    Returns the group and its results: the wait's last row and the verdict.
-    """
+    """Wait (deferred) until Phase 4 is ready, gate on it, proceed fully or degraded; the group, its results."""
     readiness = query_params.readiness(game_date)
     with TaskGroup(
         group_id=TASKS.readiness_group, tooltip="Wait for Phase 4 to be ready, gate on it, proceed fully or degraded"
@@ -174,10 +171,7 @@ def phase4_readiness(game_date: Any, first_poll: Any) -> tuple[TaskGroup, dict[s
 def retry_stragglers(
     day: dict[str, Any], game_day: Any, claim: Any, phase4_event: Any
 ) -> tuple[TaskGroup, dict[str, Any]]:
-    """Wait for predictions, republish only the missing players, N rounds, consolidate, then verify.
-
-    Returns the group and its results: each round's republish, the consolidation and the verdict.
-    """
+    """Republish only the missing players, N rounds, consolidate, verify; the group and each step's result."""
     coverage = query_params.templated_prediction_state(day["game_date"], day["batch_started_at"])
     previous, earlier, rounds = None, None, []
     with TaskGroup(
