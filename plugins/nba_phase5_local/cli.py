@@ -25,7 +25,8 @@ from nba_phase5_local.phase4_publisher import (
     latest_run,
     publish_completion_event,
 )
-from nba_phase5_local.provisioning import check, provision
+from nba_phase5_local.provisioning import provision
+from nba_phase5_local.provisioning_check import check
 from nba_phase5_local.seeding import seed_day
 from nba_phase5_local.status import COMPLETION_GOAL_PCT, render, report
 from nba_phase5_local.status_html import render_html
