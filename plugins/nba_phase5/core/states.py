@@ -90,6 +90,11 @@ def triggered_by_run_type(run_type: object) -> TriggeredBy:
     return TriggeredBy.SCHEDULER_BACKUP
 
 
+def triggered_by_of_run(dag_run: object) -> TriggeredBy:
+    """:func:`triggered_by_run_type` of a run (Airflow's ``DagRun``, or None outside a run)."""
+    return triggered_by_run_type(getattr(dag_run, "run_type", ""))
+
+
 def parse_flag(value: object) -> bool:
     """A param flag as a bool, whether it came native (``True``) or rendered by Jinja (``"True"``, ``"true"``)."""
     if isinstance(value, bool):

@@ -19,7 +19,7 @@ from nba_phase5.bigquery.ledger import UNCONFIRMED, LedgerEntry, record
 from nba_phase5.core.coverage import covered
 from nba_phase5.core.prediction_requests import PredictionRequest
 from nba_phase5.core.staging import check_batch_id
-from nba_phase5.core.states import TriggeredBy, parse_flag, triggered_by_run_type
+from nba_phase5.core.states import TriggeredBy, parse_flag, triggered_by_of_run
 
 
 class PredictionFanOutOperator(BaseOperator):
@@ -164,7 +164,7 @@ class PredictionFanOutOperator(BaseOperator):
         """The requests for the ``wanted`` rows (``sql``'s players) in the coordinator's format."""
         batch = check_batch_id(str(self.batch_id))
         lines = self.bigquery_hook.points_lines(self.line_table, self.game_date, [r["player_lookup"] for r in wanted])
-        backfill = triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")) is TriggeredBy.BACKFILL
+        backfill = triggered_by_of_run(context.get("dag_run")) is TriggeredBy.BACKFILL
         mode = "BACKFILL" if backfill else "OVERNIGHT"
         # Naive, as the coordinator writes it (datetime.now().isoformat()); one stamp for the whole batch.
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat()

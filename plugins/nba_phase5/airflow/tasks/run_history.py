@@ -26,7 +26,7 @@ from nba_phase5.core.alert_kinds import AlertKind
 from nba_phase5.core.game_day import game_date_for_run, game_date_of_run, season_year
 from nba_phase5.core.run_facts import RunFacts
 from nba_phase5.core.run_summary import correlation_id, held_by, outcome, summary
-from nba_phase5.core.states import RunStatus, TriggeredBy, parse_flag, triggered_by_run_type
+from nba_phase5.core.states import RunStatus, TriggeredBy, parse_flag, triggered_by_of_run
 
 log = logging.getLogger(__name__)
 PHASE = config.PHASE5_PHASE
@@ -42,7 +42,7 @@ def run_facts(context: Any, results: dict[str, Any], *, channels: bool = True) -
     return RunFacts(
         run_id=str(context["run_id"]),
         run_date=_run_date(context),
-        triggered_by=triggered_by_run_type(getattr(context.get("dag_run"), "run_type", "")),
+        triggered_by=triggered_by_of_run(context.get("dag_run")),
         force=parse_flag(context["params"].get("force")),
         alert_channels=tuple(_configured(configured_channels)) if channels else (),
         **results,
@@ -243,7 +243,7 @@ def on_run_failure(context: Any) -> None:
         run_id=dag_run.run_id,
         day=day,
         status=RunStatus.FAILED,
-        triggered_by=triggered_by_run_type(getattr(dag_run, "run_type", "")),
+        triggered_by=triggered_by_of_run(dag_run),
         started=getattr(dag_run, "start_date", None) or datetime.now(UTC),
         finished=datetime.now(UTC),
         force=parse_flag(conf.get("force")),
