@@ -21,6 +21,7 @@ from helpers import (
     alerts,
     coverage_params,
     ready_players,
+    requested_for,
     run_dag,
     run_history,
     task_context,
@@ -58,7 +59,7 @@ def test_partial_publish_failure_retries_only_the_failed_and_duplicates_nothing(
     )
     assert (result.published, result.failed, result.retried, result.attempts) == (300, [], len(failing), 2)
     assert {rid for rid, n in publisher.attempts.items() if n > 1} == failing
-    delivered = [m.attributes["request_id"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    delivered = [m.attributes["request_id"] for m in requested_for(date(2025, 6, 1))]
     assert sorted(delivered) == sorted(r.request_id for r in requests)
 
 
@@ -86,7 +87,7 @@ def test_publish_that_never_succeeds_fails_the_task_loudly(stack, bq, phase5_dag
     )
     with pytest.raises(RuntimeError, match="5 of 60 prediction requests are still unpublished after 3 attempts"):
         operator.execute({"run_id": "fault_run", "ti": None})
-    assert len(drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)) == 55
+    assert len(requested_for(day)) == 55
 
 
 def test_transient_bigquery_errors_are_retried_with_backoff(bq, monkeypatch) -> None:
@@ -159,7 +160,7 @@ def test_cleared_fan_out_after_success_publishes_nothing_new(stack, bq, phase5_d
     # Cleared and rerun once they are older than the in-flight window: only those 12 go out again.
     operator.in_flight_minutes = 0
     assert operator.execute(context)["published"] == 12
-    delivered = [json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION)]
+    delivered = [json.loads(m.data)["player_lookup"] for m in requested_for(day)]
     assert len(delivered) == 84
     assert sorted(set(delivered[72:])) == ready_players(bq, day)[60:]
 
@@ -225,5 +226,5 @@ def test_cleared_retry_group_republishes_only_the_still_missing(stack, bq, phase
     )
     result = republish.execute({"run_id": "cleared", "ti": XComTI(REPUBLISH_1, xcoms)})
     assert result["published"] == 7
-    delivered = sorted(json.loads(m.data)["player_lookup"] for m in drain(config.PREDICTION_REQUESTS_SUBSCRIPTION))
+    delivered = sorted(json.loads(m.data)["player_lookup"] for m in requested_for(day))
     assert delivered == ready[65:]

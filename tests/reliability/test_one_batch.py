@@ -200,7 +200,7 @@ def test_the_game_day_job_brings_the_dates_batches_a_dead_run_published(stack, b
     from nba_phase5.core.coverage import plain_row
     from nba_phase5.core.staging import mint_batch_id
 
-    day = date(2025, 8, 14)
+    day = date(2025, 8, 19)
     now = datetime.now(UTC).replace(microsecond=0)
     first = now - timedelta(minutes=30)
     claims = {"dead": first, "live": first + timedelta(minutes=1), "recent": first + timedelta(minutes=2)}
