@@ -31,6 +31,7 @@ from airflow_api import AirflowAPI, AirflowAPIError
 from local_airflow_config import USERNAME, admin_password, airflow_env, shared_secrets
 from local_postgres import remove_cluster, start_postgres
 from localstack import LOCAL, ROOT, shown
+from ports import ports_left
 from supervise import (
     Server,
     StackError,
@@ -256,7 +257,8 @@ def cmd_down(_: argparse.Namespace) -> int:
     left = stop_airflow(airflow)
     _state_file(airflow.home).unlink(missing_ok=True)
     ENV_FILE.unlink(missing_ok=True)
-    if left or port_open(airflow.port):
+    ours, _ = ports_left(airflow.servers, [airflow.port])
+    if left or ours:
         print(f"Airflow stopped, but {left or [f'port {airflow.port}']} still alive.", file=sys.stderr)
         return 1
     print(f"Airflow stopped: {len(airflow.servers)} process groups ended, port {airflow.port} freed.")

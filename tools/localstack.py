@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 # Re-exported: the tools and the tests reach the supervision helpers through this module too.
+from ports import ports_left
 from supervise import (  # noqa: F401
     Server,
     StackError,
@@ -51,8 +52,7 @@ def settings() -> Any:
 
 
 STATE_FILE = LOCAL / "stack.json"
-# `make stack-up` and `make run` keep BigQuery's tables here, so a second run of a date sees the
-# first one's predictions (dedup) and `status` can report a range; tests use in-memory stacks.
+# `make stack-up`/`make run` keep BigQuery's tables here: a second run of a date sees the first's (dedup).
 DATA_DIR = LOCAL / "bigquery-data"
 ENV_FILE = LOCAL / "stack.env"
 BQEMU_PYTHON = ROOT / ".local" / "bqemu-venv" / "bin" / "python"  # built by `make venv`, wherever LOCAL is
@@ -263,11 +263,11 @@ def cmd_down(_: argparse.Namespace) -> int:
     stop_stack(stack)
     STATE_FILE.unlink(missing_ok=True)
     ENV_FILE.unlink(missing_ok=True)
-    busy = [p for p in (stack.pubsub.port, stack.bigquery.port, stack.bigquery_grpc_port) if port_open(p)]
-    if busy:
-        print(f"Stack stopped, but ports {busy} still answer: something else holds them.", file=sys.stderr)
+    ours, strangers = ports_left((stack.pubsub, stack.bigquery), [stack.bigquery_grpc_port])
+    if ours:
+        print(f"Stack stopped, but its processes still listen on ports {ours}.", file=sys.stderr)
         return 1
-    print("Stack stopped; ports freed.")
+    print(f"Stack stopped; ports freed{f' (since taken by another program: {strangers})' if strangers else ''}.")
     return 0
 
 
